@@ -23,7 +23,9 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS_REQUIRE = {
-    'test': ['pytest>=8', 'pytest-xdist>=3.5'],
+    # grpcio-tools lets the test suite check the committed protobuf modules
+    # against protos/*.proto.
+    'test': ['pytest>=8', 'pytest-xdist>=3.5', 'grpcio-tools>=1.75'],
     # grpcio-tools regenerates the protobuf modules after a .proto edit.
     'dev': ['pytest>=8', 'pytest-xdist>=3.5', 'grpcio-tools>=1.75'],
 }
@@ -43,7 +45,7 @@ setup(
     long_description_content_type='text/markdown',
     python_requires='>=3.10,<3.13',
     packages=find_packages(include=['deepmac_tf', 'deepmac_tf.*']),
-    package_data={'deepmac_tf': ['data/fixtures/*', 'configs/*.config']},
+    package_data={'deepmac_tf': ['py.typed']},
     include_package_data=True,
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
