@@ -25,9 +25,7 @@ import sys
 from absl import app
 from absl import flags
 
-from deepmac_tf.data import coco_conversion
 from deepmac_tf.data import label_map_util
-from deepmac_tf.data import tf_example_encoder
 from deepmac_tf.errors import DataError
 from deepmac_tf.errors import DeepMacError
 
@@ -104,6 +102,13 @@ def _merge_categories(merged, categories, annotations_file):
 
 
 def _convert(splits):
+  """Converts every split, then writes the merged label map."""
+  # Imported here so that --help and flag mistakes answer without the
+  # seconds-long TensorFlow import.
+  # pylint: disable=g-import-not-at-top
+  from deepmac_tf.data import coco_conversion
+  from deepmac_tf.data import tf_example_encoder
+  # pylint: enable=g-import-not-at-top
   merged = {}
   patterns = []
   for split, annotations_file, image_dir, prefix, num_shards in splits:
@@ -128,6 +133,23 @@ def _convert(splits):
     print(f'{split} input_path: "{pattern}"')
 
 
+_HELP_FLAGS = ('help', '?', 'helpshort', 'helpfull', 'helpxml')
+
+
+def _parse_flags(argv):
+  """absl's flag parsing, except that asking for help exits with status 0.
+
+  absl's help flags print the usage and exit with status 1.
+  """
+  try:
+    return app.parse_flags_with_usage(argv)
+  except SystemExit as e:
+    if e.code == 1 and any(
+        arg.lstrip('-').split('=')[0] in _HELP_FLAGS for arg in argv[1:]):
+      sys.exit(0)
+    raise
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
@@ -138,4 +160,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)

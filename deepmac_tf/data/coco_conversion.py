@@ -1,25 +1,18 @@
 """Converts one COCO-format split (json + image folder) to OD API TFRecords.
 
-Each image of the json becomes one ``tf.train.Example`` (see
-``tf_example_encoder``), written round-robin to
-``<output_path_prefix>-?????-of-<num_shards:05d>``. Images without annotations
-are written with zero instances; a test-dev json (no ``annotations`` key)
-converts to images only.
+Each image of the json becomes one ``tf.train.Example`` (``tf_example_encoder``)
+in ``<output_path_prefix>-?????-of-<num_shards:05d>``; images without
+annotations get zero instances, so a test-dev json (no ``annotations``)
+converts to images only. Category ids are written as they are (COCO ids are
+1-based label-map ids) with the category name as class text; crowd
+annotations are kept with ``is_crowd = 1``; with ``include_masks``, masks are
+decoded like pycocotools' ``COCO.annToMask`` (polygons, uncompressed or
+compressed RLE) and written as ``PNG_MASKS``. A box overshooting the image by
+at most ``BOX_CLIP_TOLERANCE_PIXELS`` (annotation-tool rounding) is clipped.
 
-Annotations:
-
-* category ids are written as they are (COCO ids are 1-based label-map ids);
-  the class text is the category name;
-* crowd annotations (``iscrowd: 1``) are kept with ``is_crowd = 1``;
-* with ``include_masks``, masks are decoded like pycocotools'
-  ``COCO.annToMask`` from polygons, uncompressed RLE or compressed RLE, and
-  written as ``PNG_MASKS``;
-* a box that overshoots the image by at most ``BOX_CLIP_TOLERANCE_PIXELS`` is
-  clipped to it (annotation-tool rounding); worse ones are skipped.
-
-Bad annotations are skipped and counted by reason (``SKIP_*`` constants) in
-the returned ``ConversionStats``; unreadable image files are skipped and named.
-Structural problems of the json itself raise ``DataError``.
+Bad annotations are skipped and counted by reason (``SKIP_*``) in the returned
+``ConversionStats``; unreadable image files are skipped and named there. A
+structurally broken json raises ``DataError``.
 """
 
 import collections
@@ -113,14 +106,14 @@ class ConversionStats:
 
 
 def load_coco_json(annotations_file):
-  """Reads a COCO json and checks its structure.
+  """Reads a COCO json and checks its structure and ``images`` entries.
 
   Returns:
     The parsed dict; ``annotations`` and ``categories`` default to [].
 
   Raises:
     DataError: unreadable file, invalid json, missing keys, bad or duplicate
-      image / category entries.
+      image entries.
   """
   try:
     with tf.io.gfile.GFile(annotations_file, 'r') as f:
@@ -143,6 +136,9 @@ def load_coco_json(annotations_file):
         k not in image for k in ('id', 'file_name', 'height', 'width')):
       raise DataError(f'{where} needs "id", "file_name", "height" and '
                       '"width".')
+    if not isinstance(image['id'], (int, str)):
+      raise DataError(f'{where}: "id" must be an integer or a string; got '
+                      f'{image["id"]!r}.')
     if not _is_positive_int(image['height']) or not _is_positive_int(
         image['width']):
       raise DataError(f'{where} (file {image["file_name"]}): height and width '
@@ -151,18 +147,6 @@ def load_coco_json(annotations_file):
     if image['id'] in seen:
       raise DataError(f'{where}: image id {image["id"]} is used twice.')
     seen.add(image['id'])
-  seen = set()
-  for index, category in enumerate(data['categories']):
-    where = f'{annotations_file}: categories[{index}]'
-    if not isinstance(category, dict) or 'id' not in category or (
-        'name' not in category):
-      raise DataError(f'{where} needs "id" and "name".')
-    if not _is_positive_int(category['id']) and category['id'] != 0:
-      raise DataError(f'{where} ({category["name"]!r}): category ids must be '
-                      f'integers >= 1; got {category["id"]!r}.')
-    if category['id'] in seen:
-      raise DataError(f'{where}: category id {category["id"]} is used twice.')
-    seen.add(category['id'])
   return data
 
 
@@ -220,6 +204,26 @@ def _read_image(path):
     return buffer.getvalue(), 'png', size
 
 
+def _load_image(image, image_dir, annotations_file, stats):
+  """Returns (encoded, format), or None after recording why it is skipped."""
+  path = os.path.join(image_dir, image['file_name'])
+  try:
+    encoded, image_format, size = _read_image(path)
+  except Exception as e:  # pylint: disable=broad-except
+    # PIL raises OSError, SyntaxError, ValueError, ...; TF raises OpError.
+    logging.warning('Skipping image %s: cannot read or decode it (%s: %s).',
+                    path, type(e).__name__, e)
+    stats.images_skipped_corrupt.append(image['file_name'])
+    return None
+  if size != (image['width'], image['height']):
+    logging.warning('Skipping image %s: it is %dx%d (width x height) but %s '
+                    'says %dx%d.', path, size[0], size[1], annotations_file,
+                    image['width'], image['height'])
+    stats.images_skipped_size_mismatch.append(image['file_name'])
+    return None
+  return encoded, image_format
+
+
 def _checked_box(annotation, height, width):
   """Returns ((ymin, xmin, ymax, xmax) normalized, None) or (None, reason)."""
   bbox = annotation.get('bbox')
@@ -262,8 +266,9 @@ def _build_example(image, encoded, image_format, annotations, names,
         masks.append(decode_segmentation(annotation['segmentation'], height,
                                          width))
       except DataError as e:
-        logging.warning('Annotation %s of image %s: %s; skipped.',
-                        annotation_id, image['file_name'], e)
+        logging.log_first_n(logging.WARNING,
+                            'Annotation %s of image %s: %s; skipped.', 20,
+                            annotation_id, image['file_name'], e)
         stats.skip_annotation(SKIP_INVALID_SEGMENTATION, annotation_id)
         continue
     boxes.append(box)
@@ -289,25 +294,33 @@ def _build_example(image, encoded, image_format, annotations, names,
 
 
 def _label_map_categories(data, annotations_file):
-  """The json's categories as sorted {'id', 'name'} dicts, without id 0.
+  """Checks the json's categories; returns sorted {'id', 'name'} dicts.
 
   Some exporters add an unused placeholder category 0; the OD API reserves
   id 0 for the background, so it is dropped when no annotation uses it.
   """
-  categories = []
-  for category in sorted(data['categories'], key=lambda c: c['id']):
-    if category['id'] == 0:
-      if any(isinstance(a, dict) and a.get('category_id') == 0
-             for a in data['annotations']):
-        raise DataError(
-            f'{annotations_file}: category {category["name"]!r} has id 0, '
-            'which the OD API reserves for the background, and annotations '
-            'use it; renumber the categories to start at 1.')
-      logging.warning('%s: ignoring unused category %r with id 0 (the '
-                      'background id).', annotations_file, category['name'])
-      continue
-    categories.append({'id': category['id'], 'name': str(category['name'])})
-  return categories
+  categories = {}
+  for index, category in enumerate(data['categories']):
+    where = f'{annotations_file}: categories[{index}]'
+    if not isinstance(category, dict) or 'id' not in category or (
+        'name' not in category):
+      raise DataError(f'{where} needs "id" and "name".')
+    if not _is_positive_int(category['id']) and category['id'] != 0:
+      raise DataError(f'{where} ({category["name"]!r}): category ids must be '
+                      f'integers >= 1; got {category["id"]!r}.')
+    if category['id'] in categories:
+      raise DataError(f'{where}: category id {category["id"]} is used twice.')
+    categories[category['id']] = str(category['name'])
+  if 0 in categories:
+    if any(isinstance(a, dict) and a.get('category_id') == 0
+           for a in data['annotations']):
+      raise DataError(
+          f'{annotations_file}: category {categories[0]!r} has id 0, which '
+          'the OD API reserves for the background, and annotations use it; '
+          'renumber the categories to start at 1.')
+    logging.warning('%s: ignoring unused category %r with id 0 (the '
+                    'background id).', annotations_file, categories.pop(0))
+  return [{'id': i, 'name': name} for i, name in sorted(categories.items())]
 
 
 def _group_annotations(data, stats):
@@ -316,7 +329,7 @@ def _group_annotations(data, stats):
   for annotation in data['annotations']:
     image_id = (annotation.get('image_id')
                 if isinstance(annotation, dict) else None)
-    if image_id not in image_ids:
+    if not isinstance(image_id, (int, str)) or image_id not in image_ids:
       annotation_id = (annotation.get('id')
                        if isinstance(annotation, dict) else None)
       stats.skip_annotation(SKIP_UNKNOWN_IMAGE_ID, annotation_id)
@@ -351,12 +364,13 @@ def convert_coco_split(annotations_file,
     DataError: unreadable or malformed json, missing image folder, bad
       ``num_shards``.
   """
+  tf_example_encoder.sharded_record_paths(output_path_prefix, num_shards)
   data = load_coco_json(annotations_file)
   if not tf.io.gfile.isdir(image_dir):
     raise DataError(f'Image folder {image_dir} (for {annotations_file}) does '
                     'not exist.')
-  stats = ConversionStats(categories=_label_map_categories(data,
-                                                          annotations_file))
+  stats = ConversionStats(
+      categories=_label_map_categories(data, annotations_file))
   names = {c['id']: c['name'] for c in stats.categories}
   by_image = _group_annotations(data, stats)
   logging.info('Converting %s: %d images, %d annotations -> %s',
@@ -365,36 +379,20 @@ def convert_coco_split(annotations_file,
   with tf_example_encoder.ShardedTFRecordWriter(output_path_prefix,
                                                 num_shards) as writer:
     stats.output_files = list(writer.paths)
-    progress = tqdm.tqdm(data['images'], unit='img', disable=not show_progress,
-                         desc=os.path.basename(output_path_prefix))
-    for image in progress:
+    for image in tqdm.tqdm(data['images'], unit='img',
+                           disable=not show_progress,
+                           desc=os.path.basename(output_path_prefix)):
       annotations = by_image.get(image['id'], [])
-      path = os.path.join(image_dir, image['file_name'])
-      try:
-        encoded, image_format, size = _read_image(path)
-      except Exception as e:  # pylint: disable=broad-except
-        # PIL raises OSError, SyntaxError, ValueError, ...; TF raises OpError.
-        logging.warning('Skipping image %s: cannot read or decode it (%s: '
-                        '%s).', path, type(e).__name__, e)
-        stats.images_skipped_corrupt.append(image['file_name'])
+      loaded = _load_image(image, image_dir, annotations_file, stats)
+      if loaded is None:
         for annotation in annotations:
           stats.skip_annotation(SKIP_IMAGE_NOT_WRITTEN, annotation.get('id'))
         continue
-      if size != (image['width'], image['height']):
-        logging.warning('Skipping image %s: it is %dx%d (width x height) but '
-                        '%s says %dx%d.', path, size[0], size[1],
-                        annotations_file, image['width'], image['height'])
-        stats.images_skipped_size_mismatch.append(image['file_name'])
-        for annotation in annotations:
-          stats.skip_annotation(SKIP_IMAGE_NOT_WRITTEN, annotation.get('id'))
-        continue
-      example, num_written = _build_example(image, encoded, image_format,
-                                            annotations, names, include_masks,
-                                            stats)
+      example, num_written = _build_example(image, *loaded, annotations, names,
+                                            include_masks, stats)
       writer.write(example)
       stats.images_written += 1
       stats.annotations_written += num_written
-    progress.close()
   for line in stats.summary().splitlines():
     logging.info('%s: %s', os.path.basename(output_path_prefix), line)
   return stats

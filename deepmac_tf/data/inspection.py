@@ -6,196 +6,36 @@ file, record index and source id, and counts what the model will learn from:
 instances per class, instances with and without masks, crowd instances, and
 how many instances give mask supervision under ``allowed_masked_classes_ids``.
 
-Issues are grouped by kind: a report keeps every count but only the first few
-examples of each kind, so 10k identical errors cost 10k counter increments.
+Entry points: ``inspect_records`` (explicit settings) and ``inspect_pipeline``
+(the input readers of a pipeline config). Results are ``InspectionReport``s;
+``format_report`` turns one into the text ``scripts/inspect_dataset.py``
+prints. Per-record checks live in ``inspection_checks``.
 """
 
-import collections
-import dataclasses
-import io
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence
 
-import numpy as np
-from PIL import Image
+from google.protobuf import message as protobuf_message
 import tensorflow as tf
 
 from deepmac_tf.data import label_map_util
-from deepmac_tf.data.fields import TfExampleFields as F
+from deepmac_tf.data.inspection_checks import check_record
+from deepmac_tf.data.inspection_checks import RecordContext
+from deepmac_tf.data.inspection_report import ClassStats  # pylint: disable=unused-import
+from deepmac_tf.data.inspection_report import ERROR  # pylint: disable=unused-import
+from deepmac_tf.data.inspection_report import format_report  # pylint: disable=unused-import
+from deepmac_tf.data.inspection_report import format_reports  # pylint: disable=unused-import
+from deepmac_tf.data.inspection_report import InspectionReport
+from deepmac_tf.data.inspection_report import Issue  # pylint: disable=unused-import
+from deepmac_tf.data.inspection_report import ISSUE_KINDS  # pylint: disable=unused-import
+from deepmac_tf.data.inspection_report import NUMERICAL_MASKS
+from deepmac_tf.data.inspection_report import PNG_MASKS
+from deepmac_tf.data.inspection_report import WARNING  # pylint: disable=unused-import
 from deepmac_tf.errors import LabelMapError
 from deepmac_tf.protos import input_reader_pb2
 from deepmac_tf.protos import string_int_label_map_pb2
 
-PNG_MASKS = 'PNG_MASKS'
-NUMERICAL_MASKS = 'NUMERICAL_MASKS'
-ERROR = 'error'
-WARNING = 'warning'
-# Box coordinates may exceed [0, 1] by rounding; more means pixels were used.
-_BOX_TOLERANCE = 1e-2
-_PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
-_UNKNOWN_NAME = '<not in label map>'
-
-# kind -> (severity, one-line title shown above the examples).
-ISSUE_KINDS = {
-    'input_path_missing': (ERROR, 'no input path configured'),
-    'input_path_no_match': (ERROR, 'input path pattern matches no file'),
-    'label_map_unreadable': (ERROR, 'label map cannot be loaded'),
-    'no_label_map': (WARNING, 'no label map: class ids not checked'),
-    'allowed_class_unknown': (ERROR, 'allowed_masked_classes_ids not in the '
-                              'label map'),
-    'masks_not_loaded': (ERROR, 'model predicts masks but '
-                         'load_instance_masks is false'),
-    'file_unreadable': (ERROR, 'TFRecord file is corrupt or unreadable'),
-    'record_unparsable': (ERROR, 'record is not a tf.train.Example'),
-    'missing_key': (ERROR, 'required feature key missing'),
-    'wrong_feature_type': (ERROR, 'feature has the wrong type'),
-    'image_undecodable': (ERROR, 'image/encoded cannot be decoded'),
-    'image_size_mismatch': (ERROR, 'image/height, image/width differ from '
-                            'the encoded image'),
-    'count_mismatch': (ERROR, 'per-instance features have different lengths'),
-    'class_id_zero': (ERROR, 'class id 0 (reserved for the background)'),
-    'class_id_unknown': (ERROR, 'class id not in the label map'),
-    'class_text_unknown': (ERROR, 'class text not in the label map'),
-    'class_id_exceeds_num_classes': (ERROR, 'class id > model num_classes'),
-    'box_not_normalized': (ERROR, 'box coordinates outside [0, 1]'),
-    'box_degenerate': (ERROR, 'box with zero or negative area'),
-    'masks_absent': (ERROR, 'load_instance_masks is true but the record has '
-                     'no masks'),
-    'mask_type_mismatch': (ERROR, 'mask_type does not match the records'),
-    'mask_count_mismatch': (ERROR, 'number of masks != number of boxes'),
-    'mask_size_mismatch': (ERROR, 'mask size differs from the image size'),
-    'mask_undecodable': (ERROR, 'PNG mask cannot be decoded'),
-    'masks_ignored': (WARNING, 'records have masks but load_instance_masks '
-                      'is false: no mask supervision'),
-    'empty_mask': (WARNING, 'all-zero mask (counted as without mask)'),
-}
-
-
-@dataclasses.dataclass(frozen=True)
-class Issue:
-  """One problem, located as precisely as known."""
-  kind: str
-  message: str
-  file: Optional[str] = None
-  record_index: Optional[int] = None
-  source_id: Optional[str] = None
-
-  @property
-  def severity(self) -> str:
-    return ISSUE_KINDS[self.kind][0]
-
-  def location(self) -> str:
-    parts = [self.file] if self.file else []
-    if self.record_index is not None:
-      parts.append(f'record {self.record_index}')
-    if self.source_id:
-      parts.append(f'source_id {self.source_id!r}')
-    return ', '.join(parts)
-
-  def __str__(self):
-    where = self.location()
-    return f'{where}: {self.message}' if where else self.message
-
-
-@dataclasses.dataclass
-class ClassStats:
-  """Instance counts of one class id."""
-  class_id: int
-  name: str
-  masks_allowed: bool
-  instances: int = 0
-  crowd: int = 0
-  with_mask: int = 0
-  without_mask: int = 0
-  mask_supervised: int = 0
-
-
-@dataclasses.dataclass
-class InspectionReport:
-  """Counts and issues of one set of TFRecords (one input reader)."""
-  name: str = ''
-  files: List[str] = dataclasses.field(default_factory=list)
-  mask_type: str = NUMERICAL_MASKS
-  load_instance_masks: bool = False
-  allowed_masked_class_ids: Tuple[int, ...] = ()
-  num_records: int = 0
-  num_images_without_instances: int = 0
-  truncated: bool = False
-  classes: Dict[int, ClassStats] = dataclasses.field(default_factory=dict)
-  detected_mask_types: Dict[str, int] = dataclasses.field(
-      default_factory=collections.Counter)
-  issue_counts: Dict[str, int] = dataclasses.field(
-      default_factory=collections.Counter)
-  examples: Dict[str, List[Issue]] = dataclasses.field(default_factory=dict)
-  max_examples_per_kind: int = 20
-
-  def add_issue(self, kind, message, file=None, record_index=None,
-                source_id=None):
-    """Counts an issue and keeps it if its kind has few examples so far."""
-    if kind not in ISSUE_KINDS:
-      raise ValueError(f'Unknown issue kind {kind!r}.')
-    self.issue_counts[kind] += 1
-    kept = self.examples.setdefault(kind, [])
-    if len(kept) < self.max_examples_per_kind:
-      kept.append(Issue(kind, message, file, record_index, source_id))
-
-  def _count(self, severity):
-    return sum(n for kind, n in self.issue_counts.items()
-               if ISSUE_KINDS[kind][0] == severity)
-
-  @property
-  def num_errors(self) -> int:
-    return self._count(ERROR)
-
-  @property
-  def num_warnings(self) -> int:
-    return self._count(WARNING)
-
-  @property
-  def ok(self) -> bool:
-    return self.num_errors == 0
-
-  @property
-  def issues(self) -> List[Issue]:
-    """The kept examples of every kind, errors first."""
-    kinds = sorted(self.examples, key=lambda k: ISSUE_KINDS[k][0] != ERROR)
-    return [issue for kind in kinds for issue in self.examples[kind]]
-
-  def total(self, field_name: str) -> int:
-    """Sums a ``ClassStats`` field over classes, e.g. ``total('crowd')``."""
-    return sum(getattr(s, field_name) for s in self.classes.values())
-
-  def to_dict(self) -> dict:
-    """A JSON-serializable view of the report."""
-    return {
-        'name': self.name, 'files': list(self.files),
-        'mask_type': self.mask_type,
-        'load_instance_masks': self.load_instance_masks,
-        'allowed_masked_class_ids': list(self.allowed_masked_class_ids),
-        'num_records': self.num_records,
-        'num_images_without_instances': self.num_images_without_instances,
-        'truncated': self.truncated,
-        'classes': [dataclasses.asdict(self.classes[k])
-                    for k in sorted(self.classes)],
-        'detected_mask_types': dict(self.detected_mask_types),
-        'num_errors': self.num_errors, 'num_warnings': self.num_warnings,
-        'issues': {kind: {'severity': ISSUE_KINDS[kind][0],
-                          'title': ISSUE_KINDS[kind][1], 'count': count,
-                          'examples': [dataclasses.asdict(i) for i in
-                                       self.examples.get(kind, [])]}
-                   for kind, count in self.issue_counts.items()},
-    }
-
-
-@dataclasses.dataclass
-class _Context:
-  """What records are checked against (derived from the config)."""
-  class_names: Optional[Dict[int, str]]
-  text_to_id: Dict[str, int]
-  load_instance_masks: bool
-  mask_type: str
-  allowed: Tuple[int, ...]
-  num_classes: Optional[int]
-  decode_images: bool
+SPLITS = ('train', 'eval', 'all')
+_ALLOWED_IDS_FIELD = 'allowed_masked_classes_ids'
 
 
 def normalize_mask_type(mask_type) -> str:
@@ -219,7 +59,10 @@ def expand_file_patterns(file_patterns, report, field='input_path'):
     return []
   files = []
   for pattern in file_patterns:
-    matched = sorted(tf.io.gfile.glob(pattern)) if pattern else []
+    try:
+      matched = sorted(tf.io.gfile.glob(pattern)) if pattern else []
+    except tf.errors.OpError:
+      matched = []
     hint = ''
     if 'PATH_TO_BE_CONFIGURED' in pattern:
       hint = ' (replace the PATH_TO_BE_CONFIGURED placeholder)'
@@ -299,13 +142,13 @@ def inspect_records(file_patterns: Sequence[str], label_map,
                          f' contains {class_id}, which is not in the label '
                          f'map (ids {sorted(names)}).')
     for class_id in sorted(names):
-      report.classes[class_id] = ClassStats(
-          class_id, names[class_id], not allowed or class_id in allowed)
+      report.new_class(class_id, names[class_id])
   if model_predicts_masks and not load_instance_masks:
-    report.add_issue('masks_not_loaded', f'{name or "input reader"}: the model'
-                     ' predicts masks; set load_instance_masks: true.')
-  ctx = _Context(names, text_to_id, bool(load_instance_masks),
-                 report.mask_type, allowed, num_classes, decode_images)
+    field = f'{name}.load_instance_masks' if name else 'load_instance_masks'
+    report.add_issue('masks_not_loaded', f'{field} is false but the model '
+                     'predicts masks; set load_instance_masks: true.')
+  ctx = RecordContext(names, text_to_id, bool(load_instance_masks),
+                      report.mask_type, allowed, num_classes, decode_images)
   report.files = expand_file_patterns(file_patterns, report, input_path_field)
   _read_files(report, ctx, max_records, progress)
   return report
@@ -313,8 +156,6 @@ def inspect_records(file_patterns: Sequence[str], label_map,
 
 def _read_files(report, ctx, max_records, progress):
   """Checks every record of ``report.files``, up to ``max_records``."""
-  # Imported here: record checks live in their own module.
-  from deepmac_tf.data import inspection_checks  # pylint: disable=g-import-not-at-top
   for file_index, path in enumerate(report.files):
     index = -1
     try:
@@ -323,10 +164,107 @@ def _read_files(report, ctx, max_records, progress):
           report.truncated = True
           return
         report.num_records += 1
-        inspection_checks.check_record(raw.numpy(), path, index, ctx, report)
+        check_record(raw.numpy(), path, index, ctx, report)
         if progress:
           progress(report.num_records, file_index, len(report.files))
     except (tf.errors.OpError, OSError) as e:
       message = getattr(e, 'message', str(e)).splitlines()[0]
       report.add_issue('file_unreadable', f'cannot read past record '
                        f'{index + 1}: {message}', path, index + 1)
+
+
+def _find_allowed_ids(message):
+  """Finds ``allowed_masked_classes_ids`` anywhere inside a model message."""
+  for field, value in message.ListFields():
+    if field.name == _ALLOWED_IDS_FIELD:
+      return tuple(value)
+    if isinstance(value, protobuf_message.Message):
+      found = _find_allowed_ids(value)
+      if found:
+        return found
+  return ()
+
+
+def model_mask_settings(model_config):
+  """Reads what inspection needs from a ``DetectionModel``.
+
+  Returns:
+    ``(num_classes or None, allowed_masked_classes_ids, predicts_masks)``.
+  """
+  arch_name = model_config.WhichOneof('model') if model_config else None
+  if arch_name is None:
+    return None, (), False
+  arch = getattr(model_config, arch_name)
+  num_classes = getattr(arch, 'num_classes', 0) or None
+  predicts_masks = False
+  if arch_name == 'center_net':
+    predicts_masks = (arch.HasField('deepmac_mask_estimation') or
+                      arch.HasField('mask_estimation_task'))
+  elif arch_name == 'faster_rcnn':
+    predictor = arch.second_stage_box_predictor.mask_rcnn_box_predictor
+    predicts_masks = (arch.number_of_stages == 3 or
+                      predictor.predict_instance_masks)
+  return num_classes, _find_allowed_ids(arch), predicts_masks
+
+
+def _readers_for_split(configs, split):
+  if split not in SPLITS:
+    raise ValueError(f'split must be one of {SPLITS}, got {split!r}.')
+  readers = []
+  if split in ('train', 'all'):
+    readers.append(('train_input_reader', configs.get('train_input_config')))
+  if split in ('eval', 'all'):
+    evals = list(configs.get('eval_input_configs') or [])
+    if not evals:
+      readers.append(('eval_input_reader', None))
+    for i, reader in enumerate(evals):
+      name = 'eval_input_reader' if len(evals) == 1 else (
+          f'eval_input_reader[{i}]')
+      readers.append((name, reader))
+  return readers
+
+
+def inspect_pipeline(configs, split: str = 'train',
+                     max_records: Optional[int] = None,
+                     decode_images: bool = True,
+                     progress: Optional[Callable[[str, int, int, int],
+                                                 None]] = None
+                     ) -> Dict[str, InspectionReport]:
+  """Inspects the input readers of a pipeline config.
+
+  Args:
+    configs: the dict of ``config.get_configs_from_pipeline_file``.
+    split: ``'train'``, ``'eval'`` or ``'all'``.
+    max_records: records read per input reader at most.
+    decode_images: see ``inspect_records``.
+    progress: called as ``progress(reader_name, records_done, file_index,
+      num_files)``.
+
+  Returns:
+    ``{reader name: InspectionReport}``, e.g. ``{'train_input_reader': ...}``.
+  """
+  num_classes, allowed, predicts_masks = model_mask_settings(
+      configs.get('model'))
+  eval_config = configs.get('eval_config')
+  # Eval readers need masks only when mask metrics are asked for.
+  eval_needs_masks = bool(eval_config) and (
+      'coco_mask_metrics' in eval_config.metrics_set or
+      eval_config.eval_instance_masks)
+  reports = {}
+  for name, reader in _readers_for_split(configs, split):
+    if reader is None:
+      reader = input_reader_pb2.InputReader()
+    needs_masks = predicts_masks and (name.startswith('train') or
+                                      eval_needs_masks)
+    callback = None
+    if progress:
+      callback = lambda done, i, n, name=name: progress(name, done, i, n)
+    reports[name] = inspect_records(
+        list(reader.tf_record_input_reader.input_path),
+        reader.label_map_path or None, reader.load_instance_masks,
+        reader.mask_type, allowed, max_records, num_classes=num_classes,
+        model_predicts_masks=needs_masks,
+        use_display_name=reader.use_display_name, decode_images=decode_images,
+        name=name, input_path_field=f'{name}.tf_record_input_reader.input_path',
+        label_map_field=f'{name}.label_map_path', progress=callback)
+  return reports

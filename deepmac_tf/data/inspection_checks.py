@@ -17,10 +17,11 @@ from PIL import Image
 import tensorflow as tf
 
 from deepmac_tf.data.fields import TfExampleFields as F
+from deepmac_tf.data.inspection_report import NUMERICAL_MASKS
+from deepmac_tf.data.inspection_report import PNG_MASKS
 
-PNG_MASKS = 'PNG_MASKS'
-NUMERICAL_MASKS = 'NUMERICAL_MASKS'
 UNKNOWN_CLASS_NAME = '<not in label map>'
+BACKGROUND_CLASS_NAME = '<background: invalid>'
 # Box coordinates may exceed [0, 1] by rounding; more means pixels were used.
 BOX_TOLERANCE = 1e-2
 _PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
@@ -76,6 +77,10 @@ def _image_size(data, decode):
   except (OSError, ValueError, SyntaxError) as e:
     raise ValueError(_first_line(e)) from None
   return height, width
+
+
+def _box_text(box):
+  return '(' + ', '.join(f'{v:.4g}' for v in box.tolist()) + ')'
 
 
 def _describe_bytes(data):
@@ -217,14 +222,14 @@ class _RecordChecker:
                 'width / height')
       self._issue('box_not_normalized', f'{int(outside.sum())} of '
                   f'{len(boxes)} boxes outside [0, 1], e.g. instance {i}: '
-                  f'(ymin, xmin, ymax, xmax) = {tuple(boxes[i].round(4))}'
+                  f'(ymin, xmin, ymax, xmax) = {_box_text(boxes[i])}'
                   f'{hint}.')
     degenerate = (boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])
     if degenerate.any():
       i = int(np.argmax(degenerate))
       self._issue('box_degenerate', f'{int(degenerate.sum())} of {len(boxes)}'
                   f' boxes have no area, e.g. instance {i}: (ymin, xmin, ymax,'
-                  f' xmax) = {tuple(boxes[i].round(4))}; need ymin < ymax and '
+                  f' xmax) = {_box_text(boxes[i])}; need ymin < ymax and '
                   'xmin < xmax.')
 
   def _check_class_ids(self, labels):
@@ -343,6 +348,8 @@ class _RecordChecker:
       stats = report.classes.get(class_id)
       if stats is None:
         name = UNKNOWN_CLASS_NAME if ctx.class_names is not None else ''
+        if class_id == 0:
+          name = BACKGROUND_CLASS_NAME
         stats = report.new_class(class_id, name)
       stats.instances += 1
       stats.crowd += bool(is_crowd)

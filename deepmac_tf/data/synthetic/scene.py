@@ -168,17 +168,20 @@ def _draw_object_mask(rng, config, family):
 def _paint(rng, config, image, mask):
   """Paints a texture into ``image`` where ``mask``; returns its kind.
 
-  The texture is re-drawn (a few times at most) while its mean colour is
-  closer than ``config.min_contrast`` to the mean colour it covers.
+  The texture is rendered only over the mask's box (feature sizes still
+  follow ``image_size``) and re-drawn (a few times at most) while its mean
+  colour is closer than ``config.min_contrast`` to the mean colour it covers.
   """
-  size = config.image_size
-  covered = image[mask].mean(axis=0)
+  x, y, w, h = tight_box(mask)
+  window = mask[y:y + h, x:x + w]
+  target = image[y:y + h, x:x + w]
+  covered = target[window].mean(axis=0)
   for _ in range(_CONTRAST_TRIES):
-    kind, texture = textures.random_texture(rng, size, size, size)
-    if np.linalg.norm(texture[mask].mean(axis=0) - covered) >= (
-        config.min_contrast):
+    kind, texture = textures.random_texture(rng, h, w, config.image_size)
+    painted = texture[window]
+    if np.linalg.norm(painted.mean(axis=0) - covered) >= config.min_contrast:
       break
-  image[mask] = texture[mask]
+  target[window] = painted
   return kind
 
 

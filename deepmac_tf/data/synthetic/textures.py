@@ -34,7 +34,7 @@ def _two_colours(rng, min_distance=60.0):
 def _mix(first, second, weight):
   """Blends colours with a [H, W] weight in [0, 1] -> [H, W, 3] float32."""
   weight = weight.astype(np.float32)[..., None]
-  return first * (1.0 - weight) + second * weight
+  return first + (second - first) * weight
 
 
 def _rotated_coordinate(rng, height, width):

@@ -1,0 +1,419 @@
+"""Decodes serialized OD API ``tf.Example`` records into tensors.
+
+The on-disk keys are ``fields.TfExampleFields`` (the OD API's); the output
+dict is keyed by ``fields.InputFields`` with per-image (unbatched) shapes:
+
+  image                        [height, width, 3] uint8 (grayscale -> RGB,
+                               alpha dropped; PNG, JPEG, BMP and GIF decode)
+  original_image_spatial_shape [2] int32
+  source_id, key, filename     [] string
+  groundtruth_boxes            [num_instances, 4] float32, normalized
+                               (ymin, xmin, ymax, xmax)
+  groundtruth_classes          [num_instances] int32, 1-based label-map ids
+  groundtruth_weights          [num_instances] float32 (default 1)
+  groundtruth_is_crowd         [num_instances] bool (default False)
+  groundtruth_area             [num_instances] float32, pixels of the
+                               original image (default: box area)
+  groundtruth_instance_masks   [num_instances, height, width] float32 in
+                               {0, 1}; only with ``load_instance_masks``
+  groundtruth_instance_mask_weights
+                               [num_instances] float32: 1 where the instance
+                               has a usable mask (``image/object/mask/weight``
+                               when stored, else 1), 0 for every instance when
+                               masks are not loaded.
+
+Mask binarization: a mask pixel is foreground iff its stored value is > 0, for
+both mask types, as in the OD API. PNG masks may hold 0/1 or 0/255; numerical
+masks should hold 0/1 (soft values > 0 count as foreground).
+
+Classes: ``image/object/class/label`` when present; otherwise
+``image/object/class/text`` mapped through the label map (instances whose text
+is not in the label map are dropped, as the OD API drops unrecognized classes).
+
+Every user mistake found in a record fails with an in-graph assertion whose
+message starts with the record's source (``record 3 of file /data/x.tfrecord``)
+and says what was expected. ``TfExampleDecoder.check_record`` runs the same
+checks eagerly in Python and raises ``DataError``.
+"""
+
+import re
+
+import tensorflow as tf
+
+from deepmac_tf.data import fields
+from deepmac_tf.data.augmentation import instances
+from deepmac_tf.data import label_map_util
+from deepmac_tf.errors import ConfigError
+from deepmac_tf.errors import DataError
+from deepmac_tf.protos import input_reader_pb2
+
+TfExampleFields = fields.TfExampleFields
+InputFields = fields.InputFields
+
+# Per-instance mask availability (OD API key; not in TfExampleFields yet).
+MASK_WEIGHT_KEY = 'image/object/mask/weight'
+
+# Coordinates beyond these bounds are taken for pixel coordinates.
+_MIN_NORMALIZED_COORD = -0.1
+_MAX_NORMALIZED_COORD = 1.1
+
+_BYTES = 'bytes_list'
+_FLOAT = 'float_list'
+_INT64 = 'int64_list'
+
+
+def _mask_type_name(mask_type):
+  return input_reader_pb2.InstanceMaskType.Name(mask_type)
+
+
+class TfExampleDecoder:
+  """Decodes OD API tf.Examples (see the module docstring for the output)."""
+
+  def __init__(self,
+               load_instance_masks=False,
+               mask_type=input_reader_pb2.NUMERICAL_MASKS,
+               label_map_path=None,
+               use_display_name=False):
+    """Creates the decoder.
+
+    Args:
+      load_instance_masks: decode ``image/object/mask``; records with boxes but
+        no masks then fail.
+      mask_type: an ``InstanceMaskType`` value: ``NUMERICAL_MASKS`` (or
+        ``DEFAULT``) for a flattened float list of num_instances x height x
+        width values, ``PNG_MASKS`` for one PNG per instance.
+      label_map_path: optional label map used to map
+        ``image/object/class/text`` to ids when records carry no labels.
+      use_display_name: map text through ``display_name`` instead of ``name``.
+
+    Raises:
+      ConfigError: unknown ``mask_type``.
+      LabelMapError: unreadable or invalid label map.
+    """
+    if mask_type not in input_reader_pb2.InstanceMaskType.values():
+      raise ConfigError(
+          f'input_reader.mask_type: unknown value {mask_type!r}; expected one '
+          f'of {list(input_reader_pb2.InstanceMaskType.keys())}.')
+    self._load_instance_masks = bool(load_instance_masks)
+    self._png_masks = mask_type == input_reader_pb2.PNG_MASKS
+    self._mask_type = mask_type
+    self._label_table = None
+    if label_map_path:
+      name_to_id = label_map_util.get_label_map_dict(
+          label_map_path, use_display_name=use_display_name)
+      self._label_table = tf.lookup.StaticHashTable(
+          tf.lookup.KeyValueTensorInitializer(
+              tf.constant(list(name_to_id.keys()), tf.string),
+              tf.constant(list(name_to_id.values()), tf.int64)),
+          default_value=-1)
+
+  @classmethod
+  def from_input_reader_config(cls, input_reader_config):
+    """Builds a decoder from an ``InputReader`` proto."""
+    return cls(
+        load_instance_masks=input_reader_config.load_instance_masks,
+        mask_type=input_reader_config.mask_type,
+        label_map_path=input_reader_config.label_map_path or None,
+        use_display_name=input_reader_config.use_display_name)
+
+  @property
+  def load_instance_masks(self):
+    return self._load_instance_masks
+
+  def _features_spec(self):
+    spec = {
+        TfExampleFields.IMAGE_ENCODED: tf.io.FixedLenFeature((), tf.string, ''),
+        TfExampleFields.FILENAME: tf.io.FixedLenFeature((), tf.string, ''),
+        TfExampleFields.SOURCE_ID: tf.io.FixedLenFeature((), tf.string, ''),
+        TfExampleFields.KEY_SHA256: tf.io.FixedLenFeature((), tf.string, ''),
+        TfExampleFields.CLASS_TEXT: tf.io.VarLenFeature(tf.string),
+        TfExampleFields.CLASS_LABEL: tf.io.VarLenFeature(tf.int64),
+        TfExampleFields.IS_CROWD: tf.io.VarLenFeature(tf.int64),
+        TfExampleFields.AREA: tf.io.VarLenFeature(tf.float32),
+        TfExampleFields.WEIGHT: tf.io.VarLenFeature(tf.float32),
+    }
+    for key in _BOX_KEYS:
+      spec[key] = tf.io.VarLenFeature(tf.float32)
+    if self._load_instance_masks:
+      spec[TfExampleFields.MASK] = tf.io.VarLenFeature(
+          tf.string if self._png_masks else tf.float32)
+      spec[MASK_WEIGHT_KEY] = tf.io.VarLenFeature(tf.float32)
+    return spec
+
+  def expected_feature_kinds(self):
+    """``{key: 'bytes_list' | 'float_list' | 'int64_list'}`` this decoder reads."""
+    kinds = {}
+    for key, feature in self._features_spec().items():
+      kinds[key] = {tf.string: _BYTES, tf.float32: _FLOAT,
+                    tf.int64: _INT64}[feature.dtype]
+    return kinds
+
+  def decode(self, serialized, source=None):
+    """Decodes one serialized tf.Example.
+
+    Args:
+      serialized: scalar string tensor.
+      source: optional scalar string tensor naming the record in error
+        messages, e.g. ``record 3 of file /data/train.tfrecord``.
+
+    Returns:
+      A dict of tensors keyed by ``InputFields`` (see the module docstring).
+    """
+    source = tf.constant('record') if source is None else source
+    parsed = tf.io.parse_single_example(serialized, self._features_spec())
+    dense = {}
+    for key, value in parsed.items():
+      if isinstance(value, tf.SparseTensor):
+        value = tf.sparse.to_dense(value)
+      dense[key] = value
+
+    checks = []
+    encoded = dense[TfExampleFields.IMAGE_ENCODED]
+    checks.append(_assert(tf.strings.length(encoded) > 0, source,
+                          'has no image/encoded (or it is empty)'))
+    with tf.control_dependencies(checks):
+      image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+    image_shape = tf.shape(image)[:2]
+    height, width = image_shape[0], image_shape[1]
+
+    boxes, box_checks = _decode_boxes(dense, source)
+    checks += box_checks
+    num_boxes = tf.shape(boxes)[0]
+
+    classes, keep, class_checks = self._decode_classes(dense, num_boxes, source)
+    checks += class_checks
+
+    box_area = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) *
+                tf.cast(height * width, tf.float32))
+    weights, c1 = _per_instance(dense[TfExampleFields.WEIGHT], num_boxes,
+                                tf.ones([num_boxes]), TfExampleFields.WEIGHT,
+                                source)
+    is_crowd, c2 = _per_instance(
+        tf.cast(dense[TfExampleFields.IS_CROWD], tf.bool), num_boxes,
+        tf.zeros([num_boxes], tf.bool), TfExampleFields.IS_CROWD, source)
+    area, c3 = _per_instance(dense[TfExampleFields.AREA], num_boxes, box_area,
+                             TfExampleFields.AREA, source)
+    checks += [c1, c2, c3]
+
+    tensors = {
+        InputFields.IMAGE: image,
+        InputFields.ORIGINAL_IMAGE_SHAPE: image_shape,
+        InputFields.SOURCE_ID: dense[TfExampleFields.SOURCE_ID],
+        InputFields.KEY: dense[TfExampleFields.KEY_SHA256],
+        InputFields.FILENAME: dense[TfExampleFields.FILENAME],
+        InputFields.BOXES: boxes,
+        InputFields.CLASSES: classes,
+        InputFields.WEIGHTS: weights,
+        InputFields.IS_CROWD: is_crowd,
+        InputFields.AREA: area,
+    }
+    if self._load_instance_masks:
+      masks, mask_checks = self._decode_masks(
+          dense[TfExampleFields.MASK], num_boxes, height, width, source)
+      mask_weights, c4 = _per_instance(dense[MASK_WEIGHT_KEY], num_boxes,
+                                       tf.ones([num_boxes]), MASK_WEIGHT_KEY,
+                                       source)
+      checks += mask_checks + [c4]
+      tensors[InputFields.INSTANCE_MASKS] = masks
+      tensors[InputFields.MASK_WEIGHTS] = mask_weights
+    else:
+      tensors[InputFields.MASK_WEIGHTS] = tf.zeros([num_boxes])
+
+    with tf.control_dependencies(checks):
+      tensors = {k: tf.identity(v) for k, v in tensors.items()}
+    if keep is not None:
+      tensors = instances.gather_instances(tensors, keep)
+    return tensors
+
+  def _decode_classes(self, dense, num_boxes, source):
+    """Returns (classes [n] int32, indices to keep or None, checks)."""
+    labels = dense[TfExampleFields.CLASS_LABEL]
+    checks = [_assert(
+        tf.reduce_all(labels >= 1), source,
+        'image/object/class/label holds an id < 1; class ids start at 1 '
+        '(0 is reserved for the background)')]
+    keep = None
+    if self._label_table is not None:
+      from_text = self._label_table.lookup(dense[TfExampleFields.CLASS_TEXT])
+      use_labels = tf.size(labels) > 0
+      classes = tf.cond(use_labels, lambda: labels, lambda: from_text)
+      keep = tf.cond(
+          use_labels, lambda: tf.range(tf.size(classes)),
+          lambda: tf.cast(tf.reshape(tf.where(from_text >= 1), [-1]),
+                          tf.int32))
+      missing = ('image/object/class/label (or image/object/class/text) '
+                 'values')
+    else:
+      classes = labels
+      missing = ('image/object/class/label values (records with only '
+                 'image/object/class/text need input_reader.label_map_path)')
+    checks.append(_assert_equal(
+        tf.size(classes), num_boxes, source,
+        f'has {{b}} boxes but {{a}} {missing}', a=tf.size(classes),
+        b=num_boxes))
+    return tf.cast(classes, tf.int32), keep, checks
+
+  def _decode_masks(self, raw, num_boxes, height, width, source):
+    """Returns (masks [n, height, width] float32 in {0, 1}, checks)."""
+    count = tf.size(raw)
+    missing = _assert(
+        tf.logical_or(num_boxes == 0, count > 0), source,
+        'has no image/object/mask but load_instance_masks is set (either '
+        'write masks or set load_instance_masks: false)')
+    if self._png_masks:
+      count_check = _assert_equal(
+          count, num_boxes, source,
+          'has {a} PNG masks in image/object/mask but {b} boxes; expected one '
+          'mask per box', a=count, b=num_boxes)
+      with tf.control_dependencies([missing, count_check]):
+        masks = tf.cond(
+            count > 0,
+            lambda: _decode_png_masks(raw, height, width, source),
+            lambda: tf.zeros([0, height, width]))
+      return masks, [missing, count_check]
+    expected = num_boxes * height * width
+    size_check = _assert_equal(
+        count, expected, source,
+        'has {a} values in image/object/mask but NUMERICAL_MASKS needs '
+        'num_boxes x height x width = {b} (one image-sized mask per box)',
+        a=count, b=expected)
+    with tf.control_dependencies([missing, size_check]):
+      masks = tf.reshape(raw, tf.stack([num_boxes, height, width]))
+    return tf.cast(masks > 0.0, tf.float32), [missing, size_check]
+
+  def check_record(self, serialized, source):
+    """Checks one record eagerly and raises ``DataError`` if it is unusable.
+
+    Catches what is best said before training starts: a mask stored as the
+    other ``mask_type``, a feature of the wrong type, missing masks, counts
+    that do not match.
+
+    Args:
+      serialized: bytes of one serialized tf.Example.
+      source: description used in messages, e.g. ``record 0 of file x``.
+
+    Raises:
+      DataError: naming the record, the key and what was expected.
+    """
+    example = tf.train.Example()
+    try:
+      example.ParseFromString(serialized)
+    except Exception:  # pylint: disable=broad-except
+      raise DataError(f'{source}: is not a serialized tf.train.Example.') \
+          from None
+    features = example.features.feature
+    for key, expected in self.expected_feature_kinds().items():
+      if key not in features:
+        continue
+      kind = features[key].WhichOneof('kind')
+      if kind is None or kind == expected:
+        continue
+      message = (f'{source}: feature {key} is a {kind} but a {expected} was '
+                 'expected')
+      if key == TfExampleFields.MASK:
+        actual_type = ('NUMERICAL_MASKS' if kind == _FLOAT else
+                       'PNG_MASKS' if kind == _BYTES else None)
+        message += (f' (input reader mask_type is '
+                    f'{_mask_type_name(self._mask_type)}')
+        if actual_type:
+          message += f'; these records hold {actual_type}: set ' \
+                     f'mask_type: {actual_type}'
+        message += ')'
+      raise DataError(message + '.')
+    try:
+      self.decode(tf.constant(serialized), tf.constant(source))
+    except tf.errors.OpError as e:
+      raise DataError(_clean_message(e.message, source)) from None
+
+
+_BOX_KEYS = (TfExampleFields.BBOX_YMIN, TfExampleFields.BBOX_XMIN,
+             TfExampleFields.BBOX_YMAX, TfExampleFields.BBOX_XMAX)
+
+
+def _decode_boxes(dense, source):
+  """Returns (boxes [n, 4] float32 yxyx, checks)."""
+  coords = [dense[key] for key in _BOX_KEYS]
+  sizes = [tf.size(c) for c in coords]
+  same = tf.reduce_all(tf.equal(tf.stack(sizes), sizes[0]))
+  checks = [_assert(
+      same, source, 'image/object/bbox/ymin, xmin, ymax, xmax have different '
+      'lengths ({a}, {b}, {c}, {d}); expected one value per box',
+      a=sizes[0], b=sizes[1], c=sizes[2], d=sizes[3])]
+  with tf.control_dependencies(checks):
+    boxes = tf.stack(coords, axis=1)
+  boxes = tf.reshape(boxes, [-1, 4])
+  in_range = tf.reduce_all(
+      tf.logical_and(boxes >= _MIN_NORMALIZED_COORD,
+                     boxes <= _MAX_NORMALIZED_COORD))
+  checks.append(_assert(
+      in_range, source,
+      'has box coordinates outside [0, 1] (largest {a}); '
+      'image/object/bbox/* must be normalized by the image size, not pixels',
+      a=tf.reduce_max(tf.abs(tf.concat([boxes, [[0., 0., 0., 0.]]], 0)))))
+  return boxes, checks
+
+
+def _decode_png_masks(pngs, height, width, source):
+  """Decodes PNG masks to [n, height, width] float32 in {0, 1}."""
+  index = tf.range(tf.size(pngs))
+
+  def decode_one(args):
+    png, i = args
+    mask = tf.io.decode_image(png, channels=1, expand_animations=False)
+    shape = tf.shape(mask)
+    check = _assert(
+        tf.logical_and(tf.equal(shape[0], height), tf.equal(shape[1], width)),
+        source, 'mask {a} in image/object/mask is {b}x{c} but the image is '
+        '{d}x{e}; masks must be image-sized',
+        a=i, b=shape[0], c=shape[1], d=height, e=width)
+    with tf.control_dependencies([check]):
+      return tf.cast(mask[:, :, 0] > 0, tf.float32)
+
+  return tf.map_fn(decode_one, (pngs, index),
+                   fn_output_signature=tf.TensorSpec([None, None], tf.float32))
+
+
+def _per_instance(values, num_boxes, default, key, source):
+  """Returns (values or default when empty, check that sizes agree)."""
+  count = tf.size(values)
+  check = _assert(
+      tf.logical_or(count == 0, count == num_boxes), source,
+      f'has {{a}} values in {key} but {{b}} boxes; expected one per box',
+      a=count, b=num_boxes)
+  with tf.control_dependencies([check]):
+    result = tf.cond(count > 0, lambda: values, lambda: default)
+  return result, check
+
+
+def _to_string(value):
+  if isinstance(value, str):
+    return tf.constant(value)
+  if value.dtype == tf.string:
+    return value
+  return tf.strings.as_string(value)
+
+
+def _assert(condition, source, template, **values):
+  """An assert op failing with '<source>: <template filled with values>'."""
+  parts = [source, ': ']
+  for piece in re.split(r'(\{[a-z]\})', template):
+    if re.fullmatch(r'\{[a-z]\}', piece):
+      parts.append(_to_string(values[piece[1]]))
+    elif piece:
+      parts.append(piece.replace('{{', '{').replace('}}', '}'))
+  message = tf.strings.join([_to_string(p) for p in parts])
+  return tf.debugging.Assert(condition, [message])
+
+
+def _assert_equal(a_value, b_value, source, template, a, b):
+  return _assert(tf.equal(a_value, b_value), source, template, a=a, b=b)
+
+
+def _clean_message(message, source):
+  """Extracts our assertion text from a TF error message."""
+  start = message.find(source)
+  if start < 0:
+    return f'{source}: {message.strip()}'
+  text = message[start:].split('\n')[0]
+  return text.rstrip('\'"]').replace('\\"', '"')
