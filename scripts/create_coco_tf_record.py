@@ -25,6 +25,7 @@ import sys
 from absl import app
 from absl import flags
 
+from deepmac_tf import cli
 from deepmac_tf.data import label_map_util
 from deepmac_tf.errors import DataError
 from deepmac_tf.errors import DeepMacError
@@ -133,23 +134,6 @@ def _convert(splits):
     print(f'{split} input_path: "{pattern}"')
 
 
-_HELP_FLAGS = ('help', '?', 'helpshort', 'helpfull', 'helpxml')
-
-
-def _parse_flags(argv):
-  """absl's flag parsing, except that asking for help exits with status 0.
-
-  absl's help flags print the usage and exit with status 1.
-  """
-  try:
-    return app.parse_flags_with_usage(argv)
-  except SystemExit as e:
-    if e.code == 1 and any(
-        arg.lstrip('-').split('=')[0] in _HELP_FLAGS for arg in argv[1:]):
-      sys.exit(0)
-    raise
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
@@ -160,4 +144,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=_parse_flags)
+  cli.run(main)

@@ -24,6 +24,7 @@ import time
 from absl import app
 from absl import flags
 
+from deepmac_tf import cli
 from deepmac_tf.data import synthetic
 from deepmac_tf.errors import DeepMacError
 
@@ -100,4 +101,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

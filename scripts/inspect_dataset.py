@@ -142,7 +142,8 @@ def _run_inspection(progress):
       _parse_allowed_ids(_ALLOWED.value), _MAX_RECORDS.value,
       num_classes=_NUM_CLASSES.value, decode_images=_DECODE_IMAGES.value,
       name='input_path', input_path_field='--input_path',
-      label_map_field='--label_map_path', progress=callback)
+      label_map_field='--label_map_path',
+      allowed_ids_field='--allowed_masked_classes_ids', progress=callback)
   return {'input_path': report}
 
 
@@ -173,9 +174,8 @@ def main(argv):
   finally:
     if bar:
       bar.close()
-  from deepmac_tf.data import inspection_report  # pylint: disable=g-import-not-at-top
-  print(inspection_report.format_reports(reports.values(),
-                                         _MAX_EXAMPLES.value))
+  from deepmac_tf.data import inspection  # pylint: disable=g-import-not-at-top
+  print(inspection.format_reports(reports.values(), _MAX_EXAMPLES.value))
   ok = all(report.ok for report in reports.values())
   errors = sum(report.num_errors for report in reports.values())
   print('\nRESULT: ' + ('OK: no errors.' if ok else

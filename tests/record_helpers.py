@@ -128,7 +128,8 @@ def simple_example(height=32, width=48, pixel_boxes=((4, 6, 20, 30),
   masks = box_masks(height, width, pixel_boxes)
   boxes = normalized_boxes(height, width, pixel_boxes)
   kwargs.setdefault('masks', masks)
-  return make_example(image, boxes, classes=list(classes), **kwargs)
+  classes = None if classes is None else list(classes)
+  return make_example(image, boxes, classes=classes, **kwargs)
 
 
 def write_label_map(path, names):

@@ -226,9 +226,22 @@ def test_class_text_is_mapped_through_the_label_map(tmp_path, label_map):
              _example(image__object__class__label=None,
                       image__object__class__text=_bytes(b'person', b'cow'))]
   _, report = _inspect(tmp_path, label_map, records)
-  assert dict(report.issue_counts) == {'class_text_unknown': 1}
+  # Like the decoder, unknown class text drops the instance: a warning.
+  assert report.ok and dict(report.issue_counts) == {'class_text_unknown': 1}
   assert report.examples['class_text_unknown'][0].record_index == 1
-  assert report.classes[1].instances == 1 and report.classes[2].instances == 1
+  assert report.classes[1].instances == 2 and report.classes[2].instances == 1
+  assert report.total('instances') == 3
+
+
+def test_mask_weights_mark_instances_without_masks(tmp_path, label_map):
+  masks = _bytes(_png(_mask()), _png(_mask(fill=0)))
+  _, report = _inspect(tmp_path, label_map, [
+      _example(image__object__mask=masks,
+               image__object__mask__weight=_floats([1.0, 0.0])),
+      _example(image__object__mask__weight=_floats([1.0]))])
+  assert dict(report.issue_counts) == {'count_mismatch': 1}
+  assert report.classes[2].without_mask == 1
+  assert report.total('mask_supervised') == 1
 
 
 def test_truncated_file_is_reported(tmp_path, label_map):
@@ -260,6 +273,13 @@ def test_label_map_unreadable(tmp_path, text):
   _, report = _inspect(tmp_path, str(path), [_example()])
   assert 'label_map_unreadable' in report.issue_counts
   assert str(path) in report.examples['label_map_unreadable'][0].message
+
+
+def test_allowed_class_unknown(tmp_path, label_map):
+  _, report = _inspect(tmp_path, label_map, [_example()],
+                       allowed_masked_class_ids=[1, 5])
+  assert dict(report.issue_counts) == {'allowed_class_unknown': 1}
+  assert 'contains 5' in report.examples['allowed_class_unknown'][0].message
 
 
 def test_identical_errors_are_grouped(tmp_path, label_map):
@@ -314,8 +334,12 @@ def test_inspect_pipeline(tmp_path, label_map):
   from deepmac_tf import config  # pylint: disable=g-import-not-at-top
   configs = config.get_configs_from_pipeline_file(
       _pipeline(tmp_path, label_map, load='false', eval_pattern='nowhere-*'))
+  assert inspection.model_mask_settings(configs['model']) == (
+      3, (1, 2), True,
+      'model.center_net.deepmac_mask_estimation.allowed_masked_classes_ids')
   reports = inspection.inspect_pipeline(configs, 'all')
-  train, evaluation = reports['train_input_reader'], reports['eval_input_reader']
+  train = reports['train_input_reader']
+  evaluation = reports['eval_input_reader']
   assert train.allowed_masked_class_ids == (1, 2)
   assert set(train.issue_counts) == {'masks_not_loaded', 'masks_ignored'}
   assert train.examples['masks_not_loaded'][0].message.startswith(

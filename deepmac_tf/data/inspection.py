@@ -20,19 +20,22 @@ import tensorflow as tf
 from deepmac_tf.data import label_map_util
 from deepmac_tf.data.inspection_checks import check_record
 from deepmac_tf.data.inspection_checks import RecordContext
-from deepmac_tf.data.inspection_report import ClassStats  # pylint: disable=unused-import
-from deepmac_tf.data.inspection_report import ERROR  # pylint: disable=unused-import
-from deepmac_tf.data.inspection_report import format_report  # pylint: disable=unused-import
-from deepmac_tf.data.inspection_report import format_reports  # pylint: disable=unused-import
-from deepmac_tf.data.inspection_report import InspectionReport
-from deepmac_tf.data.inspection_report import Issue  # pylint: disable=unused-import
-from deepmac_tf.data.inspection_report import ISSUE_KINDS  # pylint: disable=unused-import
-from deepmac_tf.data.inspection_report import NUMERICAL_MASKS
-from deepmac_tf.data.inspection_report import PNG_MASKS
-from deepmac_tf.data.inspection_report import WARNING  # pylint: disable=unused-import
+from deepmac_tf.data import inspection_report
 from deepmac_tf.errors import LabelMapError
 from deepmac_tf.protos import input_reader_pb2
 from deepmac_tf.protos import string_int_label_map_pb2
+
+# Re-exported so that one import serves inspecting and formatting.
+ClassStats = inspection_report.ClassStats
+InspectionReport = inspection_report.InspectionReport
+Issue = inspection_report.Issue
+ISSUE_KINDS = inspection_report.ISSUE_KINDS
+ERROR = inspection_report.ERROR
+WARNING = inspection_report.WARNING
+PNG_MASKS = inspection_report.PNG_MASKS
+NUMERICAL_MASKS = inspection_report.NUMERICAL_MASKS
+format_report = inspection_report.format_report
+format_reports = inspection_report.format_reports
 
 SPLITS = ('train', 'eval', 'all')
 _ALLOWED_IDS_FIELD = 'allowed_masked_classes_ids'
@@ -100,6 +103,7 @@ def inspect_records(file_patterns: Sequence[str], label_map,
                     name: str = '',
                     input_path_field: str = 'input_path',
                     label_map_field: str = 'label_map_path',
+                    allowed_ids_field: str = _ALLOWED_IDS_FIELD,
                     progress: Optional[Callable[[int, int, int], None]] = None
                     ) -> InspectionReport:
   """Reads TFRecords of tf.Examples and reports counts and every mismatch.
@@ -120,6 +124,7 @@ def inspect_records(file_patterns: Sequence[str], label_map,
     name: report name, e.g. ``'train_input_reader'``.
     input_path_field: how issues name the input path setting.
     label_map_field: how issues name the label map setting.
+    allowed_ids_field: how issues name the allowed class ids setting.
     progress: called as ``progress(records_done, file_index, num_files)``.
 
   Returns:
@@ -138,8 +143,8 @@ def inspect_records(file_patterns: Sequence[str], label_map,
     text_to_id = label_map_util.get_label_map_dict(proto, use_display_name)
     for class_id in allowed:
       if class_id not in names:
-        report.add_issue('allowed_class_unknown', f'allowed_masked_classes_ids'
-                         f' contains {class_id}, which is not in the label '
+        report.add_issue('allowed_class_unknown', f'{allowed_ids_field} '
+                         f'contains {class_id}, which is not in the label '
                          f'map (ids {sorted(names)}).')
     for class_id in sorted(names):
       report.new_class(class_id, names[class_id])
@@ -173,27 +178,32 @@ def _read_files(report, ctx, max_records, progress):
                        f'{index + 1}: {message}', path, index + 1)
 
 
-def _find_allowed_ids(message):
-  """Finds ``allowed_masked_classes_ids`` anywhere inside a model message."""
+def _find_allowed_ids(message, path):
+  """Finds ``allowed_masked_classes_ids`` inside a model message.
+
+  Returns:
+    ``(field path, ids)``; ``(None, ())`` when the field is not set.
+  """
   for field, value in message.ListFields():
     if field.name == _ALLOWED_IDS_FIELD:
-      return tuple(value)
+      return f'{path}.{field.name}', tuple(value)
     if isinstance(value, protobuf_message.Message):
-      found = _find_allowed_ids(value)
-      if found:
+      found = _find_allowed_ids(value, f'{path}.{field.name}')
+      if found[1]:
         return found
-  return ()
+  return None, ()
 
 
 def model_mask_settings(model_config):
   """Reads what inspection needs from a ``DetectionModel``.
 
   Returns:
-    ``(num_classes or None, allowed_masked_classes_ids, predicts_masks)``.
+    ``(num_classes or None, allowed_masked_classes_ids, predicts_masks,
+    field path of the allowed ids or None)``.
   """
   arch_name = model_config.WhichOneof('model') if model_config else None
   if arch_name is None:
-    return None, (), False
+    return None, (), False, None
   arch = getattr(model_config, arch_name)
   num_classes = getattr(arch, 'num_classes', 0) or None
   predicts_masks = False
@@ -204,7 +214,8 @@ def model_mask_settings(model_config):
     predictor = arch.second_stage_box_predictor.mask_rcnn_box_predictor
     predicts_masks = (arch.number_of_stages == 3 or
                       predictor.predict_instance_masks)
-  return num_classes, _find_allowed_ids(arch), predicts_masks
+  allowed_field, allowed = _find_allowed_ids(arch, f'model.{arch_name}')
+  return num_classes, allowed, predicts_masks, allowed_field
 
 
 def _readers_for_split(configs, split):
@@ -243,7 +254,7 @@ def inspect_pipeline(configs, split: str = 'train',
   Returns:
     ``{reader name: InspectionReport}``, e.g. ``{'train_input_reader': ...}``.
   """
-  num_classes, allowed, predicts_masks = model_mask_settings(
+  num_classes, allowed, predicts_masks, allowed_field = model_mask_settings(
       configs.get('model'))
   eval_config = configs.get('eval_config')
   # Eval readers need masks only when mask metrics are asked for.
@@ -266,5 +277,7 @@ def inspect_pipeline(configs, split: str = 'train',
         model_predicts_masks=needs_masks,
         use_display_name=reader.use_display_name, decode_images=decode_images,
         name=name, input_path_field=f'{name}.tf_record_input_reader.input_path',
-        label_map_field=f'{name}.label_map_path', progress=callback)
+        label_map_field=f'{name}.label_map_path',
+        allowed_ids_field=allowed_field or _ALLOWED_IDS_FIELD,
+        progress=callback)
   return reports

@@ -22,8 +22,12 @@ from deepmac_tf.data.inspection_report import PNG_MASKS
 
 UNKNOWN_CLASS_NAME = '<not in label map>'
 BACKGROUND_CLASS_NAME = '<background: invalid>'
-# Box coordinates may exceed [0, 1] by rounding; more means pixels were used.
-BOX_TOLERANCE = 1e-2
+# Box coordinates may exceed [0, 1] a little (the decoder accepts
+# [-0.1, 1.1]); more means pixel coordinates were stored.
+BOX_TOLERANCE = 0.1
+# Per-instance mask availability, 0 = no mask (OD API key, read by the
+# decoder; not in TfExampleFields yet).
+MASK_WEIGHT_KEY = 'image/object/mask/weight'
 _PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 _BOX_KEYS = (F.BBOX_YMIN, F.BBOX_XMIN, F.BBOX_YMAX, F.BBOX_XMAX)
 _MASK_DESCRIPTIONS = {PNG_MASKS: 'PNG bytes (PNG_MASKS)',
@@ -67,7 +71,8 @@ def _image_size(data, decode):
   """Returns ``(height, width)`` of encoded image bytes; ValueError if bad."""
   if decode:
     try:
-      shape = tf.io.decode_image(data, channels=3, expand_animations=False).shape
+      shape = tf.io.decode_image(data, channels=3,
+                                 expand_animations=False).shape
     except (tf.errors.OpError, ValueError) as e:
       raise ValueError(_first_line(e)) from None
     return int(shape[0]), int(shape[1])
@@ -108,6 +113,7 @@ class _RecordChecker:
     self._path, self._index = path, index
     self._ctx, self._report = ctx, report
     self._wrong_type = False
+    self._mask_weights = None
     self._source_id = None
     ids = (self._values(F.SOURCE_ID, 'bytes_list') or
            self._values(F.FILENAME, 'bytes_list'))
@@ -167,14 +173,18 @@ class _RecordChecker:
 
   def _labels_from_text(self, texts):
     """Maps class text through the label map (as the OD API decoder does)."""
+    if self._ctx.class_names is None:
+      self._issue('missing_key', f'no {F.CLASS_LABEL}; {F.CLASS_TEXT} alone '
+                  'needs a label map (label_map_path) to give class ids.')
+      return None
     names = [t.decode('utf-8', 'replace') for t in texts]
     unknown = sorted({n for n in names if n not in self._ctx.text_to_id})
-    if self._ctx.class_names is None or unknown:
-      self._issue('class_text_unknown', f'no {F.CLASS_LABEL}, and '
-                  f'{F.CLASS_TEXT} value(s) {_short_list(unknown or names)} '
-                  'cannot be mapped through the label map.')
-      return None
-    return [self._ctx.text_to_id[n] for n in names]
+    if unknown:
+      self._issue('class_text_unknown', f'{F.CLASS_TEXT} value(s) '
+                  f'{_short_list(unknown)} not in the label map; the decoder '
+                  'drops these instances.')
+    # None marks a dropped instance (kept in place to align boxes and masks).
+    return [self._ctx.text_to_id.get(n) for n in names]
 
   def _check_instances(self):
     """Returns ``(class_ids, crowd flags)``, or None if the record is broken."""
@@ -182,6 +192,7 @@ class _RecordChecker:
     labels = self._values(F.CLASS_LABEL, 'int64_list')
     texts = self._values(F.CLASS_TEXT, 'bytes_list')
     crowd = self._values(F.IS_CROWD, 'int64_list')
+    self._mask_weights = self._values(MASK_WEIGHT_KEY, 'float_list')
     if self._wrong_type:
       return None
     if not labels and texts:
@@ -201,6 +212,8 @@ class _RecordChecker:
       return None
     if crowd:
       lengths[F.IS_CROWD] = len(crowd)
+    if self._mask_weights:
+      lengths[MASK_WEIGHT_KEY] = len(self._mask_weights)
     if len(set(lengths.values())) > 1:
       self._issue('count_mismatch', 'per-instance lengths differ: ' + ', '.join(
           f'{key}={n}' for key, n in lengths.items()) + '.')
@@ -233,6 +246,7 @@ class _RecordChecker:
                   'xmin < xmax.')
 
   def _check_class_ids(self, labels):
+    labels = [c for c in labels if c is not None]
     zero = [i for i, c in enumerate(labels) if c == 0]
     if zero:
       self._issue('class_id_zero', f'instance(s) {_short_list(zero)} have '
@@ -256,6 +270,7 @@ class _RecordChecker:
   def _check_masks(self, num, image_hw, header_hw):
     """Returns per-instance ``has a usable, non-empty mask`` flags."""
     none = [False] * num
+    weights = self._mask_weights or [1.0] * num
     feature = self._features.get(F.MASK) if F.MASK in self._features else None
     kind = feature.WhichOneof('kind') if feature is not None else None
     values = getattr(feature, kind).value if kind else []
@@ -279,7 +294,7 @@ class _RecordChecker:
       size = header_hw[0] * header_hw[1] if header_hw else 0
       count = len(values) if found == PNG_MASKS else (
           len(values) // size if size else 0)
-      return [count == num] * num
+      return [count == num and w > 0 for w in weights]
     if found != self._ctx.mask_type:
       self._issue('mask_type_mismatch', f'{F.MASK} holds '
                   f'{_MASK_DESCRIPTIONS[found]} but the input reader has '
@@ -290,8 +305,9 @@ class _RecordChecker:
       masks = self._reshape_numerical_masks(values, num, header_hw)
     if masks is None:
       return none
-    has_mask = [bool(mask.any()) for mask in masks]
-    empty = [i for i, flag in enumerate(has_mask) if not flag]
+    has_mask = [bool(m.any()) and w > 0 for m, w in zip(masks, weights)]
+    empty = [i for i, (m, w) in enumerate(zip(masks, weights))
+             if w > 0 and not m.any()]
     if empty:
       self._issue('empty_mask', f'instance(s) {_short_list(empty)} have '
                   'all-zero masks.')
@@ -341,10 +357,12 @@ class _RecordChecker:
 
   def _tally(self, class_ids, crowd, has_mask):
     report, ctx = self._report, self._ctx
-    if not class_ids:
+    if all(class_id is None for class_id in class_ids):
       report.num_images_without_instances += 1
       return
     for class_id, is_crowd, masked in zip(class_ids, crowd, has_mask):
+      if class_id is None:  # Dropped: its class text is not in the label map.
+        continue
       stats = report.classes.get(class_id)
       if stats is None:
         name = UNKNOWN_CLASS_NAME if ctx.class_names is not None else ''

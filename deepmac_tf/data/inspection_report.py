@@ -35,7 +35,8 @@ ISSUE_KINDS = {
     'count_mismatch': (ERROR, 'per-instance features have different lengths'),
     'class_id_zero': (ERROR, 'class id 0 (reserved for the background)'),
     'class_id_unknown': (ERROR, 'class id not in the label map'),
-    'class_text_unknown': (ERROR, 'class text not in the label map'),
+    'class_text_unknown': (WARNING, 'class text not in the label map: '
+                           'instances dropped'),
     'class_id_exceeds_num_classes': (ERROR, 'class id > model num_classes'),
     'box_not_normalized': (ERROR, 'box coordinates outside [0, 1]'),
     'box_degenerate': (ERROR, 'box with zero or negative area'),

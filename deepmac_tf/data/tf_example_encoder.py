@@ -294,7 +294,7 @@ class ShardedTFRecordWriter:
       raise RuntimeError('ShardedTFRecordWriter is not open; use it in a '
                          '"with" statement.')
     if isinstance(example, tf.train.Example):
-      example = example.SerializeToString()
+      example = example.SerializeToString(deterministic=True)
     self._writers[self.num_written % len(self._writers)].write(example)
     self.num_written += 1
 

@@ -51,7 +51,7 @@ def coco_categories():
 def label_map_categories():
   """Categories for ``label_map_util.write_label_map`` (id, name, display)."""
   return [{'id': c.id, 'name': c.name,
-           'display_name': c.name.replace('_', '-')} for c in CLASSES]
+           'display_name': c.name} for c in CLASSES]
 
 
 def class_split():
@@ -81,7 +81,7 @@ def class_split():
 
 
 def allowed_masked_classes_text():
-  """``allowed_masked_classes_ids: 1`` ... lines (deep_mask_estimation)."""
+  """``allowed_masked_classes_ids: 1`` ... lines (deepmac_mask_estimation)."""
   return '\n'.join(f'allowed_masked_classes_ids: {i}' for i in SEEN_CLASS_IDS)
 
 
@@ -104,7 +104,7 @@ def pipeline_config_snippet():
       f'{", ".join(SEEN_CLASS_NAMES)}\n'
       f'#                  unseen = {", ".join(UNSEEN_CLASS_NAMES)}\n'
       '\n'
-      '# In model { center_net { deep_mask_estimation { ... } } }:\n'
+      '# In model { center_net { deepmac_mask_estimation { ... } } }:\n'
       f'{allowed_masked_classes_text()}\n'
       '\n'
       '# In eval_config { ... }:\n'

@@ -1,0 +1,358 @@
+"""Builds the tf.data input pipeline from OD API input-reader configs.
+
+Pipeline (per input pipeline / replica group):
+  glob ``tf_record_input_reader.input_path`` -> shard (``input_context``) ->
+  shuffle files -> repeat (``num_epochs``, 0 = forever) -> interleave records
+  of ``num_readers`` files -> ``sample_1_of_n_examples`` -> shuffle records ->
+  decode -> augment (training only) -> resize -> partial-supervision mask
+  weights -> pad / clip instances to ``max_number_of_boxes`` -> batch ->
+  prefetch.
+
+Each element is a dict keyed by ``fields.InputFields`` (see there for shapes);
+``groundtruth_instance_masks`` is present only with ``load_instance_masks``.
+Padding rows have boxes 0, class 0, weight 0, mask weight 0, is_crowd False,
+area 0 and all-zero masks; ``num_groundtruth_boxes`` counts the real rows.
+"""
+
+import tensorflow as tf
+
+from deepmac_tf.config import config_util
+from deepmac_tf.data import decoder as decoder_lib
+from deepmac_tf.data import image_resizer
+from deepmac_tf.data.augmentation import build_augmentation_fn
+from deepmac_tf.data.augmentation import instances
+from deepmac_tf.data.fields import InputFields
+from deepmac_tf.errors import ConfigError
+from deepmac_tf.errors import DataError
+
+_SOURCE = '_source'
+_TFRECORD_BUFFER_BYTES = 8 * 1000 * 1000
+
+
+def _glob_input_files(input_reader_config, reader_name):
+  """Returns the sorted files matched by every input_path pattern."""
+  which = input_reader_config.WhichOneof('input_reader')
+  if which != 'tf_record_input_reader':
+    raise ConfigError(f'{reader_name}: no tf_record_input_reader {{ '
+                      'input_path: "..." } set.')
+  path = f'{reader_name}.tf_record_input_reader.input_path'
+  patterns = list(input_reader_config.tf_record_input_reader.input_path)
+  if not patterns:
+    raise ConfigError(f'{path}: no input path given.')
+  filenames = []
+  for pattern in patterns:
+    matches = sorted(tf.io.gfile.glob(pattern))
+    if not matches:
+      raise ConfigError(f'{path}: pattern {pattern!r} matches no files.')
+    filenames.extend(m for m in matches if m not in filenames)
+  return filenames
+
+
+def _record_source(filename, index):
+  """'record <index> of file <filename>' (scalar string tensor)."""
+  return tf.strings.join(['record ', tf.strings.as_string(index),
+                          ' of file ', filename])
+
+
+def _read_file(filename):
+  records = tf.data.TFRecordDataset(filename,
+                                    buffer_size=_TFRECORD_BUFFER_BYTES)
+  return records.enumerate().map(
+      lambda index, record: (_record_source(filename, index), record))
+
+
+def _check_first_record(decoder, filenames):
+  """Decodes the first record eagerly so format mistakes fail right away."""
+  for filename in filenames:
+    try:
+      first = list(tf.data.TFRecordDataset(filename).take(1))
+    except tf.errors.OpError as e:
+      raise DataError(f'file {filename}: is not a readable TFRecord file '
+                      f'({e.message.splitlines()[0]}).') from None
+    if first:
+      decoder.check_record(first[0].numpy(), f'record 0 of file {filename}')
+      return
+
+
+def _allowed_mask_weights(tensors, allowed_ids):
+  """Zeroes the mask weight of instances whose class may not train masks."""
+  if not allowed_ids:
+    return tensors
+  classes = tensors[InputFields.CLASSES]
+  allowed = tf.constant(sorted(allowed_ids), tf.int32)
+  is_allowed = tf.reduce_any(
+      tf.equal(classes[:, tf.newaxis], allowed[tf.newaxis, :]), axis=1)
+  result = dict(tensors)
+  result[InputFields.MASK_WEIGHTS] = (tensors[InputFields.MASK_WEIGHTS] *
+                                      tf.cast(is_allowed, tf.float32))
+  return result
+
+
+def _prune_inverted_boxes(tensors):
+  """Drops instances whose box has ymax < ymin or xmax < xmin."""
+  boxes = tensors[InputFields.BOXES]
+  valid = tf.logical_and(boxes[:, 2] >= boxes[:, 0], boxes[:, 3] >= boxes[:, 1])
+  return instances.gather_instances(tensors,
+                                        tf.reshape(tf.where(valid), [-1]))
+
+
+_PADDED_KEYS = instances.PER_INSTANCE_KEYS
+_NUM_BEFORE_CLIP = '_num_instances_before_clip'
+
+
+def _pad_instances(tensors, max_instances):
+  """Keeps the first ``max_instances`` instances and zero-pads to that many.
+
+  Adds ``num_groundtruth_boxes`` (real rows) and a private count of the
+  instances before clipping (for the warning).
+  """
+  num = tf.shape(tensors[InputFields.BOXES])[0]
+  kept = tf.minimum(num, max_instances)
+  result = dict(tensors)
+  for key in _PADDED_KEYS:
+    if key not in tensors:
+      continue
+    value = tensors[key][:kept]
+    rank = len(value.shape)
+    paddings = [[0, max_instances - kept]] + [[0, 0]] * (rank - 1)
+    value = tf.pad(value, paddings)
+    value.set_shape([max_instances] + value.shape.as_list()[1:])
+    result[key] = value
+  result[InputFields.NUM_BOXES] = kept
+  result[_NUM_BEFORE_CLIP] = num
+  return result
+
+
+def _warn_once_when_clipped(dataset, max_instances, source_key):
+  """Logs one warning per iterator when an image had too many instances.
+
+  A ``scan`` carries a 'warned' flag through the stream, so the warning needs
+  no Python callback and no variable (the dataset stays serializable).
+  """
+
+  def step(warned, tensors):
+    tensors = dict(tensors)
+    num = tensors.pop(_NUM_BEFORE_CLIP)
+    source = tensors.pop(source_key)
+    clipped = num > max_instances
+    should_warn = tf.logical_and(clipped, tf.logical_not(warned))
+
+    def warn():
+      message = tf.strings.join([
+          'WARNING: ', source, ' has ', tf.strings.as_string(num),
+          f' instances; keeping the first {max_instances} '
+          '(train_config.max_number_of_boxes). Further clipping is not '
+          'reported.'])
+      with tf.control_dependencies([tf.print(message)]):
+        return tf.constant(True)
+
+    printed = tf.cond(should_warn, warn, lambda: tf.constant(False))
+    return tf.logical_or(warned, printed), tensors
+
+  return dataset.scan(tf.constant(False), step)
+
+
+def _batch(dataset, batch_size, drop_remainder, static_size):
+  """Batches; images of varying size are zero-padded bottom / right.
+
+  With a resizer of varying output size (identity, keep-aspect without
+  padding) and batch_size > 1, each image lands in the top-left of the
+  batch's largest size and its normalized boxes are rescaled to it.
+  """
+  if static_size is not None or batch_size == 1:
+    return dataset.batch(batch_size, drop_remainder=drop_remainder)
+  dataset = dataset.padded_batch(batch_size, drop_remainder=drop_remainder)
+
+  def renormalize_boxes(tensors):
+    tensors = dict(tensors)
+    padded = tf.cast(tf.shape(tensors[InputFields.IMAGE])[1:3], tf.float32)
+    ratio = tf.cast(tensors[InputFields.TRUE_IMAGE_SHAPE][:, :2],
+                    tf.float32) / padded
+    scale = tf.concat([ratio, ratio], axis=1)[:, tf.newaxis, :]
+    tensors[InputFields.BOXES] = tensors[InputFields.BOXES] * scale
+    return tensors
+
+  return dataset.map(renormalize_boxes, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _per_replica_batch_size(batch_size, input_context, batch_field):
+  if batch_size < 1:
+    raise ConfigError(f'{batch_field}: must be >= 1, got {batch_size}.')
+  if input_context is None:
+    return batch_size
+  try:
+    return input_context.get_per_replica_batch_size(batch_size)
+  except ValueError:
+    raise ConfigError(
+        f'{batch_field}: the global batch size {batch_size} is not divisible '
+        f'by the {input_context.num_replicas_in_sync} replicas.') from None
+
+
+def build(input_reader_config,
+          batch_size,
+          image_resizer_config,
+          max_number_of_boxes=100,
+          data_augmentation_options=(),
+          allowed_masked_class_ids=(),
+          is_training=True,
+          input_context=None,
+          reader_name='input_reader',
+          batch_field='batch_size',
+          check_first_record=True):
+  """Builds a batched, prefetched dataset of InputFields dicts.
+
+  Args:
+    input_reader_config: an ``InputReader`` proto.
+    batch_size: global batch size; with ``input_context`` each pipeline
+      batches ``input_context.get_per_replica_batch_size(batch_size)``.
+    image_resizer_config: the model's ``ImageResizer`` proto.
+    max_number_of_boxes: instances per image after padding; extra instances
+      are dropped (the first ones are kept; a warning is logged once).
+    data_augmentation_options: ``PreprocessingStep`` protos (training only).
+    allowed_masked_class_ids: class ids whose masks may train the mask head;
+      empty means all (partial supervision).
+    is_training: augment and drop the last partial batch.
+    input_context: optional ``tf.distribute.InputContext``.
+    reader_name: config path of the reader, for error messages.
+    batch_field: config path of the batch size, for error messages.
+    check_first_record: decode the first record eagerly so a record / config
+      mismatch raises ``DataError`` before training starts.
+
+  Returns:
+    A ``tf.data.Dataset`` of dicts keyed by ``InputFields``: image [B, H, W, 3]
+    float32, boxes [B, N, 4], classes / weights / mask weights / area /
+    is_crowd [B, N], masks [B, N, H, W] (with ``load_instance_masks``), ...
+
+  Raises:
+    ConfigError: bad config values or input paths that match no file.
+    DataError: the first record does not fit the config.
+    LabelMapError: bad label map.
+  """
+  filenames = _glob_input_files(input_reader_config, reader_name)
+  if max_number_of_boxes < 1:
+    raise ConfigError('max_number_of_boxes: must be >= 1, got '
+                      f'{max_number_of_boxes}.')
+  bad_ids = [i for i in allowed_masked_class_ids if i < 1]
+  if bad_ids:
+    raise ConfigError(f'allowed_masked_classes_ids: class ids start at 1, got '
+                      f'{bad_ids}.')
+  per_replica_batch = _per_replica_batch_size(batch_size, input_context,
+                                              batch_field)
+  decoder = decoder_lib.TfExampleDecoder.from_input_reader_config(
+      input_reader_config)
+  resizer = image_resizer.build(image_resizer_config)
+  augment = (build_augmentation_fn(data_augmentation_options)
+             if is_training else None)
+  config = input_reader_config
+
+  files = tf.data.Dataset.from_tensor_slices(filenames)
+  num_files = len(filenames)
+  shard_records = False
+  if input_context is not None and input_context.num_input_pipelines > 1:
+    pipelines = input_context.num_input_pipelines
+    if num_files >= pipelines:
+      files = files.shard(pipelines, input_context.input_pipeline_id)
+      num_files = len(filenames[input_context.input_pipeline_id::pipelines])
+    else:
+      shard_records = True
+  if check_first_record and tf.executing_eagerly():
+    _check_first_record(decoder, filenames)
+  if config.shuffle:
+    files = files.shuffle(max(config.filenames_shuffle_buffer_size, 1))
+  files = files.repeat(config.num_epochs or None)
+  cycle_length = max(1, min(config.num_readers, num_files))
+  parallel = {}
+  if cycle_length > 1:
+    parallel = {'num_parallel_calls': tf.data.AUTOTUNE,
+                'deterministic': not config.shuffle}
+  records = files.interleave(
+      _read_file, cycle_length=cycle_length,
+      block_length=max(config.read_block_length, 1), **parallel)
+  if shard_records:
+    records = records.shard(input_context.num_input_pipelines,
+                            input_context.input_pipeline_id)
+  if config.sample_1_of_n_examples > 1:
+    records = records.shard(config.sample_1_of_n_examples, 0)
+  if config.shuffle:
+    records = records.shuffle(max(config.shuffle_buffer_size, 1))
+
+  def process(source, serialized):
+    tensors = decoder.decode(serialized, source)
+    tensors[InputFields.IMAGE] = tf.cast(tensors[InputFields.IMAGE],
+                                         tf.float32)
+    if augment is not None:
+      tensors = augment(tensors)
+    tensors = _prune_inverted_boxes(tensors)
+    tensors = image_resizer.resize_input_tensors(tensors, resizer)
+    tensors = _allowed_mask_weights(tensors, allowed_masked_class_ids)
+    tensors = _pad_instances(tensors, max_number_of_boxes)
+    tensors[_SOURCE] = source
+    return tensors
+
+  dataset = records.map(process, num_parallel_calls=tf.data.AUTOTUNE,
+                        deterministic=not config.shuffle)
+  dataset = _warn_once_when_clipped(
+      dataset, max_number_of_boxes, _SOURCE)
+  dataset = _batch(dataset, per_replica_batch,
+                                drop_remainder=is_training,
+                                static_size=resizer.output_size)
+  prefetch = config.num_prefetch_batches
+  return dataset.prefetch(prefetch if prefetch > 0 else tf.data.AUTOTUNE)
+
+
+def build_from_pipeline(configs, split='train', input_context=None,
+                        eval_input_index=0, check_first_record=True):
+  """Builds the train or eval dataset from ``get_configs_from_pipeline_file``.
+
+  Reads the image resizer of ``model.center_net`` / ``model.faster_rcnn``,
+  ``train_config.batch_size`` / ``max_number_of_boxes`` /
+  ``data_augmentation_options`` and, for training,
+  ``model.center_net.deepmac_mask_estimation.allowed_masked_classes_ids``.
+  Eval uses ``eval_config.batch_size``, no augmentation, all mask classes and
+  keeps the last partial batch.
+
+  Args:
+    configs: dict with ``model``, ``train_config``, ``train_input_config``,
+      ``eval_config`` and ``eval_input_configs``.
+    split: 'train' or 'eval'.
+    input_context: optional ``tf.distribute.InputContext``.
+    eval_input_index: which ``eval_input_reader`` to read.
+    check_first_record: see ``build``.
+
+  Returns:
+    A ``tf.data.Dataset`` (see ``build``).
+  """
+  if split not in ('train', 'eval'):
+    raise ConfigError(f"split must be 'train' or 'eval', got {split!r}.")
+  arch, model = config_util.get_model_message(configs['model'])
+  if not model.HasField('image_resizer'):
+    raise ConfigError(f'model.{arch}.image_resizer: is not set.')
+  train_config = configs.get('train_config')
+  max_boxes = train_config.max_number_of_boxes if train_config else 100
+  if split == 'train':
+    if train_config is None:
+      raise ConfigError('train_config: is missing from the pipeline config.')
+    allowed = ()
+    if arch == 'center_net' and model.HasField('deepmac_mask_estimation'):
+      allowed = tuple(model.deepmac_mask_estimation.allowed_masked_classes_ids)
+    return build(
+        configs['train_input_config'], train_config.batch_size,
+        model.image_resizer, max_number_of_boxes=max_boxes,
+        data_augmentation_options=train_config.data_augmentation_options,
+        allowed_masked_class_ids=allowed, is_training=True,
+        input_context=input_context, reader_name='train_input_reader',
+        batch_field='train_config.batch_size',
+        check_first_record=check_first_record)
+  eval_inputs = configs.get('eval_input_configs') or []
+  if eval_input_index >= len(eval_inputs):
+    raise ConfigError(f'eval_input_reader: the config has {len(eval_inputs)} '
+                      f'eval input readers; index {eval_input_index} asked.')
+  eval_config = configs.get('eval_config')
+  return build(
+      eval_inputs[eval_input_index],
+      eval_config.batch_size if eval_config else 1, model.image_resizer,
+      max_number_of_boxes=max_boxes, is_training=False,
+      input_context=input_context,
+      reader_name=f'eval_input_reader[{eval_input_index}]',
+      batch_field='eval_config.batch_size',
+      check_first_record=check_first_record)
