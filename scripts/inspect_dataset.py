@@ -23,6 +23,7 @@ import time
 from absl import app
 from absl import flags
 
+from deepmac_tf import cli
 from deepmac_tf.errors import DeepMacError
 
 # TensorFlow is imported lazily (in main) so that --help answers at once.
@@ -188,19 +189,5 @@ def main(argv):
   return 0 if ok else 1
 
 
-_HELP_FLAGS = frozenset(('-h', '-?', '--help', '--helpshort', '--helpfull',
-                         '--helpxml'))
-
-
-def run():
-  """Runs main; ``--help`` exits 0 (absl exits 1 after printing help)."""
-  try:
-    app.run(main)
-  except SystemExit as e:
-    if e.code == 1 and _HELP_FLAGS.intersection(sys.argv[1:]):
-      raise SystemExit(0) from None
-    raise
-
-
 if __name__ == '__main__':
-  run()
+  cli.run(main)

@@ -29,6 +29,8 @@ class TfExampleFields:
   # PNG_MASKS: one single-channel PNG (values 0/1, image-sized) per instance.
   # NUMERICAL_MASKS: a float list of num_instances * height * width values.
   MASK = 'image/object/mask'
+  # Optional float per instance: 0 marks an instance whose mask is unusable.
+  MASK_WEIGHT = 'image/object/mask/weight'
 
 
 class InputFields:

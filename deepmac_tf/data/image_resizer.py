@@ -114,9 +114,8 @@ class ImageResizer:
     size = self.max_dimension
     if not self.per_channel_pad_value:
       return tf.image.pad_to_bounding_box(image, 0, 0, size, size)
-    value = tf.constant(self.per_channel_pad_value, tf.float32)
-    padded = tf.image.pad_to_bounding_box(image - value, 0, 0, size, size)
-    return padded + value
+    return instances.pad_with_color(image, 0, 0, size, size,
+                                    self.per_channel_pad_value)
 
 
 def build(image_resizer_config, config_path='image_resizer'):

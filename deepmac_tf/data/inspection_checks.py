@@ -27,7 +27,7 @@ BACKGROUND_CLASS_NAME = '<background: invalid>'
 BOX_TOLERANCE = 0.1
 # Per-instance mask availability, 0 = no mask (OD API key, read by the
 # decoder; not in TfExampleFields yet).
-MASK_WEIGHT_KEY = 'image/object/mask/weight'
+MASK_WEIGHT_KEY = F.MASK_WEIGHT
 _PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 _BOX_KEYS = (F.BBOX_YMIN, F.BBOX_XMIN, F.BBOX_YMAX, F.BBOX_XMAX)
 _MASK_DESCRIPTIONS = {PNG_MASKS: 'PNG bytes (PNG_MASKS)',

@@ -121,16 +121,14 @@ def random_absolute_pad_image(tensors, max_height_padding=1,
   target_width = width + pad_width
   if pad_color is None:
     pad_color = tf.reduce_mean(image, axis=[0, 1])
-  pad_color = tf.reshape(tf.cast(pad_color, tf.float32), [1, 1, 3])
-  # Pad (image - colour) with zeros, then add the colour back everywhere.
-  padded = tf.image.pad_to_bounding_box(image - pad_color, offset_y, offset_x,
-                                        target_height, target_width)
+  padded = instances.pad_with_color(image, offset_y, offset_x, target_height,
+                                    target_width, pad_color)
   window = tf.stack([-offset_y, -offset_x, target_height - offset_y,
                      target_width - offset_x])
   window = tf.cast(window, tf.float32) / tf.cast(
       tf.stack([height, width, height, width]), tf.float32)
   changes = {
-      'image': padded + pad_color,
+      'image': padded,
       'boxes': instances.change_box_frame(tensors[_BOXES], window),
   }
   if _MASKS in tensors:

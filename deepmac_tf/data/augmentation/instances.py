@@ -96,3 +96,19 @@ def pad_masks(masks, offset_height, offset_width, target_height, target_width):
       masks_as_images(masks), offset_height, offset_width, target_height,
       target_width)
   return images_as_masks(padded)
+
+
+def pad_with_color(image, offset_height, offset_width, target_height,
+                   target_width, color):
+  """Pads an image [H, W, C] with a per-channel ``color`` [C].
+
+  Original pixels are copied exactly (the colour is added only where the
+  padding mask is 1).
+  """
+  padded = tf.image.pad_to_bounding_box(image, offset_height, offset_width,
+                                        target_height, target_width)
+  inside = tf.image.pad_to_bounding_box(
+      tf.ones_like(image[:, :, :1]), offset_height, offset_width,
+      target_height, target_width)
+  color = tf.reshape(tf.cast(color, image.dtype), [1, 1, -1])
+  return padded + (1.0 - inside) * color
