@@ -33,11 +33,14 @@ def _write_records(tmp_path, name='train.rec', count=5, mask_type='png',
   return rh.write_tfrecord(tmp_path / name, examples)
 
 
-def _reader(paths, extra=''):
-  inputs = ' '.join(f'input_path: "{p}"' for p in paths)
-  text = (f'tf_record_input_reader {{ {inputs} }} load_instance_masks: true '
-          f'mask_type: PNG_MASKS shuffle: false num_readers: 1 {extra}')
-  return text_format.Parse(text, input_reader_pb2.InputReader())
+def _reader(paths, **fields):
+  reader = input_reader_pb2.InputReader(
+      load_instance_masks=True, mask_type=input_reader_pb2.PNG_MASKS,
+      shuffle=False, num_readers=1)
+  reader.tf_record_input_reader.input_path.extend(paths)
+  for name, value in fields.items():
+    setattr(reader, name, value)
+  return reader
 
 
 def _resizer(text=RESIZER):
@@ -73,17 +76,16 @@ def test_train_batches_padding_and_partial_supervision(tmp_path):
                                 [21, 32, 3])
   np.testing.assert_array_equal(batch[InputFields.ORIGINAL_IMAGE_SHAPE][0],
                                 [32, 48])
-  np.testing.assert_allclose(batch[InputFields.BOXES][0, 0],
-                             np.array([2, 2, 10, 10]) * 21 / 32 / [32, 48,
-                                                                   32, 48]
-                             * [32, 48, 32, 48] / [21, 32, 21, 32]
-                             * [21 / 32, 1, 21 / 32, 1], atol=1e-5)
+  # Boxes are renormalized to the padded 32 x 32 image (content 21 x 32).
+  np.testing.assert_allclose(
+      batch[InputFields.BOXES][0, 0],
+      [2 / 32 * 21 / 32, 2 / 48, 10 / 32 * 21 / 32, 10 / 48], atol=1e-6)
   assert batch[InputFields.SOURCE_ID][0] == b'train.rec-0'
 
 
 def test_numerical_masks_and_clipping_to_max_boxes(tmp_path):
   path = _write_records(tmp_path, mask_type='numerical', count=2)
-  reader = _reader([path], 'num_epochs: 1')
+  reader = _reader([path], num_epochs=1)
   reader.mask_type = input_reader_pb2.NUMERICAL_MASKS
   dataset = dataset_builder.build(reader, 2, _resizer(), max_number_of_boxes=2,
                                   is_training=False)
@@ -101,7 +103,7 @@ def test_numerical_masks_and_clipping_to_max_boxes(tmp_path):
 def test_eval_keeps_order_and_last_partial_batch(tmp_path):
   first = _write_records(tmp_path, 'a.rec', count=3)
   second = _write_records(tmp_path, 'b.rec', count=2)
-  reader = _reader([str(tmp_path / '*.rec')], 'num_epochs: 1')
+  reader = _reader([str(tmp_path / '*.rec')], num_epochs=1)
   dataset = dataset_builder.build(reader, 2, _resizer(), is_training=False)
   assert dataset.element_spec[InputFields.IMAGE].shape[0] is None
   ids = [list(b[InputFields.SOURCE_ID]) for b in _batches(dataset)]
@@ -121,7 +123,7 @@ def test_training_augments_and_repeats(tmp_path):
       'data_augmentation_options { random_square_crop_by_scale { '
       'max_border: 8 } }', pipeline_pb2.TrainEvalPipelineConfig().train_config)
   dataset = dataset_builder.build(
-      _reader([path], 'shuffle: true shuffle_buffer_size: 4'), 3, _resizer(),
+      _reader([path], shuffle=True, shuffle_buffer_size=4), 3, _resizer(),
       max_number_of_boxes=3,
       data_augmentation_options=steps.data_augmentation_options)
   for batch in _batches(dataset, 2):  # 2 records x forever, batches of 3.
@@ -141,7 +143,7 @@ def test_identity_resizer_pads_batches_and_rescales_boxes(tmp_path):
   big = rh.simple_example(height=32, width=40, pixel_boxes=((0, 0, 8, 10),),
                           classes=(1,), source_id='big')
   path = rh.write_tfrecord(tmp_path / 'mixed.rec', [small, big])
-  dataset = dataset_builder.build(_reader([path], 'num_epochs: 1'), 2,
+  dataset = dataset_builder.build(_reader([path], num_epochs=1), 2,
                                   _resizer('identity_resizer {}'),
                                   max_number_of_boxes=1, is_training=False)
   batch = _batches(dataset)[0]
@@ -154,7 +156,7 @@ def test_identity_resizer_pads_batches_and_rescales_boxes(tmp_path):
 
 def test_input_context_shards_and_splits_the_batch(tmp_path):
   paths = [_write_records(tmp_path, f'{i}.rec', count=2) for i in range(2)]
-  reader = _reader(paths, 'num_epochs: 1')
+  reader = _reader(paths, num_epochs=1)
   seen = []
   for pipeline_id in range(2):
     context = tf.distribute.InputContext(num_input_pipelines=2,
@@ -195,7 +197,7 @@ def test_record_errors_are_clear(tmp_path):
   good = rh.simple_example(source_id='good')
   mixed = rh.write_tfrecord(tmp_path / 'mixed.rec',
                             [good, rh.simple_example(masks=None)])
-  dataset = dataset_builder.build(_reader([mixed], 'num_epochs: 1'), 1,
+  dataset = dataset_builder.build(_reader([mixed], num_epochs=1), 1,
                                   _resizer(), is_training=False)
   with pytest.raises(tf.errors.InvalidArgumentError,
                      match=f'record 1 of file {mixed}: has no image/object'):
