@@ -101,8 +101,8 @@ def test_numerical_masks_and_clipping_to_max_boxes(tmp_path):
 
 
 def test_eval_keeps_order_and_last_partial_batch(tmp_path):
-  first = _write_records(tmp_path, 'a.rec', count=3)
-  second = _write_records(tmp_path, 'b.rec', count=2)
+  _write_records(tmp_path, 'a.rec', count=3)
+  _write_records(tmp_path, 'b.rec', count=2)
   reader = _reader([str(tmp_path / '*.rec')], num_epochs=1)
   dataset = dataset_builder.build(reader, 2, _resizer(), is_training=False)
   assert dataset.element_spec[InputFields.IMAGE].shape[0] is None
@@ -113,7 +113,6 @@ def test_eval_keeps_order_and_last_partial_batch(tmp_path):
   dataset = dataset_builder.build(reader, 1, _resizer(), is_training=False)
   ids = [b[InputFields.SOURCE_ID][0] for b in _batches(dataset)]
   assert ids == [b'a.rec-0', b'a.rec-2', b'b.rec-1']
-  del first, second
 
 
 def test_training_augments_and_repeats(tmp_path):
@@ -280,3 +279,22 @@ def test_mirrored_strategy_splits_the_global_batch(tmp_path):
   assert result.returncode == 0, result.stderr[-3000:]
   assert ('SHAPES [(2, 32, 32, 3), (2, 32, 32, 3)] '
           '[(2, 3, 32, 32), (2, 3, 32, 32)]') in result.stdout
+
+
+def test_training_drops_crowd_instances_eval_keeps_them(tmp_path):
+  examples = [rh.simple_example(pixel_boxes=THREE_BOXES, classes=(1, 2, 3),
+                                seed=0, source_id='crowd', is_crowd=[0, 1, 0])]
+  rh.write_tfrecord(tmp_path / 'c.rec', examples)
+  reader = _reader([str(tmp_path / 'c.rec')], num_epochs=1)
+  train = _batches(dataset_builder.build(reader, 1, _resizer(),
+                                         max_number_of_boxes=4,
+                                         is_training=True))[0]
+  assert train[InputFields.NUM_BOXES][0] == 2
+  assert list(train[InputFields.CLASSES][0]) == [1, 3, 0, 0]
+  assert not train[InputFields.IS_CROWD].any()
+  evaluation = _batches(dataset_builder.build(reader, 1, _resizer(),
+                                              max_number_of_boxes=4,
+                                              is_training=False))[0]
+  assert evaluation[InputFields.NUM_BOXES][0] == 3
+  assert list(evaluation[InputFields.IS_CROWD][0]) == [False, True, False,
+                                                       False]

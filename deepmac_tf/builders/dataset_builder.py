@@ -4,7 +4,7 @@ Pipeline (per input pipeline / replica group):
   glob ``tf_record_input_reader.input_path`` -> shard (``input_context``) ->
   shuffle files -> repeat (``num_epochs``, 0 = forever) -> interleave records
   of ``num_readers`` files -> ``sample_1_of_n_examples`` -> shuffle records ->
-  decode -> augment (training only) -> resize -> partial-supervision mask
+  decode -> drop crowd instances and augment (training only) -> resize -> partial-supervision mask
   weights -> pad / clip instances to ``max_number_of_boxes`` -> batch ->
   prefetch.
 
@@ -44,8 +44,8 @@ def _glob_input_files(input_reader_config, reader_name):
     matches = sorted(tf.io.gfile.glob(pattern))
     if not matches:
       raise ConfigError(f'{path}: pattern {pattern!r} matches no files.')
-    filenames.extend(m for m in matches if m not in filenames)
-  return filenames
+    filenames.extend(matches)
+  return list(dict.fromkeys(filenames))  # Drop duplicates, keep order.
 
 
 def _record_source(filename, index):
@@ -88,12 +88,30 @@ def _allowed_mask_weights(tensors, allowed_ids):
   return result
 
 
-def _prune_inverted_boxes(tensors):
-  """Drops instances whose box has ymax < ymin or xmax < xmin."""
+def _drop_crowd_instances(tensors):
+  """Removes crowd instances (training only).
+
+  A crowd annotation is one box and mask around a group of objects; as a
+  detection or mask target it teaches the wrong thing, so training skips it
+  (as TF-Vision's Mask R-CNN input does). Eval keeps it for COCO metrics,
+  which treat crowd regions as ignore areas.
+  """
+  not_crowd = tf.logical_not(tensors[InputFields.IS_CROWD])
+  return instances.gather_instances(tensors,
+                                    tf.reshape(tf.where(not_crowd), [-1]))
+
+
+def _clip_boxes_and_drop_inverted(tensors):
+  """Clips boxes to [0, 1]; drops instances with ymax < ymin or xmax < xmin.
+
+  (The decoder accepts coordinates up to 0.1 outside [0, 1]; models get
+  boxes inside the image.)
+  """
   boxes = tensors[InputFields.BOXES]
   valid = tf.logical_and(boxes[:, 2] >= boxes[:, 0], boxes[:, 3] >= boxes[:, 1])
-  return instances.gather_instances(tensors,
-                                        tf.reshape(tf.where(valid), [-1]))
+  tensors = dict(tensors)
+  tensors[InputFields.BOXES] = tf.clip_by_value(boxes, 0.0, 1.0)
+  return instances.gather_instances(tensors, tf.reshape(tf.where(valid), [-1]))
 
 
 _PADDED_KEYS = instances.PER_INSTANCE_KEYS
@@ -280,9 +298,11 @@ def build(input_reader_config,
     tensors = decoder.decode(serialized, source)
     tensors[InputFields.IMAGE] = tf.cast(tensors[InputFields.IMAGE],
                                          tf.float32)
+    if is_training:
+      tensors = _drop_crowd_instances(tensors)
     if augment is not None:
       tensors = augment(tensors)
-    tensors = _prune_inverted_boxes(tensors)
+    tensors = _clip_boxes_and_drop_inverted(tensors)
     tensors = image_resizer.resize_input_tensors(tensors, resizer)
     tensors = _allowed_mask_weights(tensors, allowed_masked_class_ids)
     tensors = _pad_instances(tensors, max_number_of_boxes)
@@ -291,11 +311,9 @@ def build(input_reader_config,
 
   dataset = records.map(process, num_parallel_calls=tf.data.AUTOTUNE,
                         deterministic=not config.shuffle)
-  dataset = _warn_once_when_clipped(
-      dataset, max_number_of_boxes, _SOURCE)
-  dataset = _batch(dataset, per_replica_batch,
-                                drop_remainder=is_training,
-                                static_size=resizer.output_size)
+  dataset = _warn_once_when_clipped(dataset, max_number_of_boxes, _SOURCE)
+  dataset = _batch(dataset, per_replica_batch, drop_remainder=is_training,
+                   static_size=resizer.output_size)
   prefetch = config.num_prefetch_batches
   return dataset.prefetch(prefetch if prefetch > 0 else tf.data.AUTOTUNE)
 
@@ -327,11 +345,13 @@ def build_from_pipeline(configs, split='train', input_context=None,
   arch, model = config_util.get_model_message(configs['model'])
   if not model.HasField('image_resizer'):
     raise ConfigError(f'model.{arch}.image_resizer: is not set.')
+  image_resizer.build(model.image_resizer, f'model.{arch}.image_resizer')
   train_config = configs.get('train_config')
   max_boxes = train_config.max_number_of_boxes if train_config else 100
   if split == 'train':
-    if train_config is None:
-      raise ConfigError('train_config: is missing from the pipeline config.')
+    if train_config is None or configs.get('train_input_config') is None:
+      raise ConfigError('train_config and train_input_reader must both be '
+                        'set to build the training input.')
     allowed = ()
     if arch == 'center_net' and model.HasField('deepmac_mask_estimation'):
       allowed = tuple(model.deepmac_mask_estimation.allowed_masked_classes_ids)

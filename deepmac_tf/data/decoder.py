@@ -1,26 +1,14 @@
 """Decodes serialized OD API ``tf.Example`` records into tensors.
 
-The on-disk keys are ``fields.TfExampleFields`` (the OD API's); the output
-dict is keyed by ``fields.InputFields`` with per-image (unbatched) shapes:
-
-  image                        [height, width, 3] uint8 (grayscale -> RGB,
-                               alpha dropped; PNG, JPEG, BMP and GIF decode)
-  original_image_spatial_shape [2] int32
-  source_id, key, filename     [] string
-  groundtruth_boxes            [num_instances, 4] float32, normalized
-                               (ymin, xmin, ymax, xmax)
-  groundtruth_classes          [num_instances] int32, 1-based label-map ids
-  groundtruth_weights          [num_instances] float32 (default 1)
-  groundtruth_is_crowd         [num_instances] bool (default False)
-  groundtruth_area             [num_instances] float32, pixels of the
-                               original image (default: box area)
-  groundtruth_instance_masks   [num_instances, height, width] float32 in
-                               {0, 1}; only with ``load_instance_masks``
-  groundtruth_instance_mask_weights
-                               [num_instances] float32: 1 where the instance
-                               has a usable mask (``image/object/mask/weight``
-                               when stored, else 1), 0 for every instance when
-                               masks are not loaded.
+Output (one image, unbatched; keys and dtypes of ``fields.InputFields``):
+image [height, width, 3] uint8 (PNG / JPEG / BMP / GIF; grayscale -> RGB),
+original_image_spatial_shape [2], source_id / key / filename [] string,
+groundtruth_boxes [n, 4] normalized yxyx, and [n] vectors classes (int32,
+1-based), weights (default 1), is_crowd (default False), area (default: box
+area in original pixels) and instance_mask_weights
+(``image/object/mask/weight`` or 1; all 0 when masks are not loaded); with
+``load_instance_masks`` also groundtruth_instance_masks [n, height, width]
+float32 in {0, 1}.
 
 Mask binarization: a mask pixel is foreground iff its stored value is > 0, for
 both mask types, as in the OD API. PNG masks may hold 0/1 or 0/255; numerical
@@ -36,13 +24,11 @@ and says what was expected. ``TfExampleDecoder.check_record`` runs the same
 checks eagerly in Python and raises ``DataError``.
 """
 
-import re
-
 import tensorflow as tf
 
 from deepmac_tf.data import fields
-from deepmac_tf.data.augmentation import instances
 from deepmac_tf.data import label_map_util
+from deepmac_tf.data.augmentation import instances
 from deepmac_tf.errors import ConfigError
 from deepmac_tf.errors import DataError
 from deepmac_tf.protos import input_reader_pb2
@@ -50,8 +36,8 @@ from deepmac_tf.protos import input_reader_pb2
 TfExampleFields = fields.TfExampleFields
 InputFields = fields.InputFields
 
-# Per-instance mask availability (OD API key; not in TfExampleFields yet).
-MASK_WEIGHT_KEY = 'image/object/mask/weight'
+# Per-instance mask availability (OD API key).
+MASK_WEIGHT_KEY = TfExampleFields.MASK_WEIGHT
 
 # Coordinates beyond these bounds are taken for pixel coordinates.
 _MIN_NORMALIZED_COORD = -0.1
@@ -60,10 +46,6 @@ _MAX_NORMALIZED_COORD = 1.1
 _BYTES = 'bytes_list'
 _FLOAT = 'float_list'
 _INT64 = 'int64_list'
-
-
-def _mask_type_name(mask_type):
-  return input_reader_pb2.InstanceMaskType.Name(mask_type)
 
 
 class TfExampleDecoder:
@@ -141,7 +123,7 @@ class TfExampleDecoder:
     return spec
 
   def expected_feature_kinds(self):
-    """``{key: 'bytes_list' | 'float_list' | 'int64_list'}`` this decoder reads."""
+    """``{key: 'bytes_list' | 'float_list' | 'int64_list'}`` it reads."""
     kinds = {}
     for key, feature in self._features_spec().items():
       kinds[key] = {tf.string: _BYTES, tf.float32: _FLOAT,
@@ -248,10 +230,9 @@ class TfExampleDecoder:
       classes = labels
       missing = ('image/object/class/label values (records with only '
                  'image/object/class/text need input_reader.label_map_path)')
-    checks.append(_assert_equal(
-        tf.size(classes), num_boxes, source,
-        f'has {{b}} boxes but {{a}} {missing}', a=tf.size(classes),
-        b=num_boxes))
+    checks.append(_assert(
+        tf.equal(tf.size(classes), num_boxes), source, 'has ', num_boxes,
+        ' boxes but ', tf.size(classes), ' ', missing))
     return tf.cast(classes, tf.int32), keep, checks
 
   def _decode_masks(self, raw, num_boxes, height, width, source):
@@ -262,10 +243,10 @@ class TfExampleDecoder:
         'has no image/object/mask but load_instance_masks is set (either '
         'write masks or set load_instance_masks: false)')
     if self._png_masks:
-      count_check = _assert_equal(
-          count, num_boxes, source,
-          'has {a} PNG masks in image/object/mask but {b} boxes; expected one '
-          'mask per box', a=count, b=num_boxes)
+      count_check = _assert(
+          tf.equal(count, num_boxes), source, 'has ', count,
+          ' PNG masks in image/object/mask but ', num_boxes,
+          ' boxes; expected one mask per box')
       with tf.control_dependencies([missing, count_check]):
         masks = tf.cond(
             count > 0,
@@ -273,11 +254,10 @@ class TfExampleDecoder:
             lambda: tf.zeros([0, height, width]))
       return masks, [missing, count_check]
     expected = num_boxes * height * width
-    size_check = _assert_equal(
-        count, expected, source,
-        'has {a} values in image/object/mask but NUMERICAL_MASKS needs '
-        'num_boxes x height x width = {b} (one image-sized mask per box)',
-        a=count, b=expected)
+    size_check = _assert(
+        tf.equal(count, expected), source, 'has ', count,
+        ' values in image/object/mask but NUMERICAL_MASKS needs num_boxes x '
+        'height x width = ', expected, ' (one image-sized mask per box)')
     with tf.control_dependencies([missing, size_check]):
       masks = tf.reshape(raw, tf.stack([num_boxes, height, width]))
     return tf.cast(masks > 0.0, tf.float32), [missing, size_check]
@@ -312,13 +292,11 @@ class TfExampleDecoder:
       message = (f'{source}: feature {key} is a {kind} but a {expected} was '
                  'expected')
       if key == TfExampleFields.MASK:
-        actual_type = ('NUMERICAL_MASKS' if kind == _FLOAT else
-                       'PNG_MASKS' if kind == _BYTES else None)
-        message += (f' (input reader mask_type is '
-                    f'{_mask_type_name(self._mask_type)}')
-        if actual_type:
-          message += f'; these records hold {actual_type}: set ' \
-                     f'mask_type: {actual_type}'
+        configured = input_reader_pb2.InstanceMaskType.Name(self._mask_type)
+        stored = {_FLOAT: 'NUMERICAL_MASKS', _BYTES: 'PNG_MASKS'}.get(kind)
+        message += f' (input reader mask_type is {configured}'
+        if stored:
+          message += f'; these records hold {stored}: set mask_type: {stored}'
         message += ')'
       raise DataError(message + '.')
     try:
@@ -338,19 +316,20 @@ def _decode_boxes(dense, source):
   same = tf.reduce_all(tf.equal(tf.stack(sizes), sizes[0]))
   checks = [_assert(
       same, source, 'image/object/bbox/ymin, xmin, ymax, xmax have different '
-      'lengths ({a}, {b}, {c}, {d}); expected one value per box',
-      a=sizes[0], b=sizes[1], c=sizes[2], d=sizes[3])]
+      'lengths (', tf.strings.reduce_join(tf.strings.as_string(sizes),
+                                          separator=', '),
+      '); expected one value per box')]
   with tf.control_dependencies(checks):
     boxes = tf.stack(coords, axis=1)
   boxes = tf.reshape(boxes, [-1, 4])
   in_range = tf.reduce_all(
       tf.logical_and(boxes >= _MIN_NORMALIZED_COORD,
                      boxes <= _MAX_NORMALIZED_COORD))
+  largest = tf.reduce_max(tf.abs(tf.concat([boxes, tf.zeros([1, 4])], 0)))
   checks.append(_assert(
-      in_range, source,
-      'has box coordinates outside [0, 1] (largest {a}); '
-      'image/object/bbox/* must be normalized by the image size, not pixels',
-      a=tf.reduce_max(tf.abs(tf.concat([boxes, [[0., 0., 0., 0.]]], 0)))))
+      in_range, source, 'has box coordinates outside [0, 1] (largest ',
+      largest, '); image/object/bbox/* must be normalized by the image size, '
+      'not pixels'))
   return boxes, checks
 
 
@@ -364,9 +343,9 @@ def _decode_png_masks(pngs, height, width, source):
     shape = tf.shape(mask)
     check = _assert(
         tf.logical_and(tf.equal(shape[0], height), tf.equal(shape[1], width)),
-        source, 'mask {a} in image/object/mask is {b}x{c} but the image is '
-        '{d}x{e}; masks must be image-sized',
-        a=i, b=shape[0], c=shape[1], d=height, e=width)
+        source, 'mask ', i, ' in image/object/mask is ', shape[0], 'x',
+        shape[1], ' but the image is ', height, 'x', width,
+        '; masks must be image-sized')
     with tf.control_dependencies([check]):
       return tf.cast(mask[:, :, 0] > 0, tf.float32)
 
@@ -378,9 +357,8 @@ def _per_instance(values, num_boxes, default, key, source):
   """Returns (values or default when empty, check that sizes agree)."""
   count = tf.size(values)
   check = _assert(
-      tf.logical_or(count == 0, count == num_boxes), source,
-      f'has {{a}} values in {key} but {{b}} boxes; expected one per box',
-      a=count, b=num_boxes)
+      tf.logical_or(count == 0, count == num_boxes), source, 'has ', count,
+      f' values in {key} but ', num_boxes, ' boxes; expected one per box')
   with tf.control_dependencies([check]):
     result = tf.cond(count > 0, lambda: values, lambda: default)
   return result, check
@@ -394,20 +372,13 @@ def _to_string(value):
   return tf.strings.as_string(value)
 
 
-def _assert(condition, source, template, **values):
-  """An assert op failing with '<source>: <template filled with values>'."""
-  parts = [source, ': ']
-  for piece in re.split(r'(\{[a-z]\})', template):
-    if re.fullmatch(r'\{[a-z]\}', piece):
-      parts.append(_to_string(values[piece[1]]))
-    elif piece:
-      parts.append(piece.replace('{{', '{').replace('}}', '}'))
-  message = tf.strings.join([_to_string(p) for p in parts])
+def _assert(condition, source, *parts):
+  """An assert op failing with '<source>: <parts joined>'.
+
+  ``parts`` are Python strings and scalar tensors (numbers are formatted).
+  """
+  message = tf.strings.join([_to_string(p) for p in (source, ': ') + parts])
   return tf.debugging.Assert(condition, [message])
-
-
-def _assert_equal(a_value, b_value, source, template, a, b):
-  return _assert(tf.equal(a_value, b_value), source, template, a=a, b=b)
 
 
 def _clean_message(message, source):

@@ -23,6 +23,7 @@ import glob
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 
@@ -47,7 +48,7 @@ def generate_modules(output_dir, source_dir=PROTO_SOURCE_DIR):
     A dict from module file name (``pipeline_pb2.py``) to its generated text.
   """
   try:
-    from grpc_tools import protoc  # pylint: disable=g-import-not-at-top
+    import grpc_tools  # pylint: disable=g-import-not-at-top,unused-import
   except ImportError as e:
     raise RuntimeError(
         'Regenerating protos needs grpcio-tools: pip install -e ".[dev]"') from e
@@ -58,17 +59,14 @@ def generate_modules(output_dir, source_dir=PROTO_SOURCE_DIR):
       shutil.copy(path, staged_dir)
     staged = sorted(os.path.join(IMPORT_PREFIX, os.path.basename(p))
                     for p in proto_sources(source_dir))
-    include = os.path.join(os.path.dirname(protoc.__file__), '_proto')
-    args = ['protoc', f'-I{staging}', f'-I{include}',
-            f'--python_out={staging}'] + staged
-    cwd = os.getcwd()
-    try:
-      os.chdir(staging)
-      status = protoc.main(args)
-    finally:
-      os.chdir(cwd)
-    if status != 0:
-      raise RuntimeError(f'protoc failed with status {status} on {source_dir}')
+    # protoc runs in its own process: in a process that has loaded
+    # TensorFlow, grpc_tools' in-process protoc crashes (two libprotobufs).
+    result = subprocess.run(
+        [sys.executable, '-m', 'grpc_tools.protoc', f'-I{staging}',
+         f'--python_out={staging}'] + staged,
+        cwd=staging, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+      raise RuntimeError(f'protoc failed on {source_dir}: {result.stderr}')
     generated = {}
     for path in sorted(glob.glob(os.path.join(staged_dir, '*_pb2.py'))):
       with open(path) as f:

@@ -15,14 +15,15 @@ _BOXES = InputFields.BOXES
 _MASKS = InputFields.INSTANCE_MASKS
 
 
+_KEYS = {'image': _IMAGE, 'boxes': _BOXES, 'masks': _MASKS}
+
+
 def _updated(tensors, **changes):
+  """A copy of ``tensors`` with image / boxes / masks replaced."""
   result = dict(tensors)
   for key, value in changes.items():
     result[_KEYS[key]] = value
   return result
-
-
-_KEYS = {'image': _IMAGE, 'boxes': _BOXES, 'masks': _MASKS}
 
 
 def _flip_horizontally(tensors):
