@@ -14,6 +14,7 @@ from deepmac_tf.builders import dataset_builder
 from deepmac_tf.data.fields import InputFields
 from deepmac_tf.errors import ConfigError
 from deepmac_tf.errors import DataError
+from deepmac_tf.errors import LabelMapError
 from deepmac_tf.protos import image_resizer_pb2
 from deepmac_tf.protos import input_reader_pb2
 from deepmac_tf.protos import pipeline_pb2
@@ -181,6 +182,20 @@ def test_no_matching_files_fails_before_reading(tmp_path):
   message = str(info.value)
   assert 'train_input_reader.tf_record_input_reader.input_path' in message
   assert 'missing-*.rec' in message and 'matches no files' in message
+
+
+def test_placeholders_and_bad_label_maps_name_the_field(tmp_path):
+  path = _write_records(tmp_path)
+  reader = _reader(['PATH_TO_BE_CONFIGURED/train.record-*'])
+  with pytest.raises(ConfigError, match=r'^train_input_reader\.tf_record_'
+                     r'input_reader\.input_path: .*PATH_TO_BE_CONFIGURED'):
+    dataset_builder.build(reader, 1, _resizer(),
+                          reader_name='train_input_reader')
+  reader = _reader([path], label_map_path=str(tmp_path / 'nope.pbtxt'))
+  with pytest.raises(LabelMapError, match=r'^train_input_reader\.label_map_'
+                     r'path: Cannot read label map .*nope\.pbtxt'):
+    dataset_builder.build(reader, 1, _resizer(),
+                          reader_name='train_input_reader')
 
 
 def test_record_errors_are_clear(tmp_path):

@@ -17,6 +17,7 @@ area 0 and all-zero masks; ``num_groundtruth_boxes`` counts the real rows.
 import tensorflow as tf
 
 from deepmac_tf.config import config_util
+from deepmac_tf.config import validation
 from deepmac_tf.data import decoder as decoder_lib
 from deepmac_tf.data import image_resizer
 from deepmac_tf.data.augmentation import build_augmentation_fn
@@ -24,6 +25,7 @@ from deepmac_tf.data.augmentation import instances
 from deepmac_tf.data.fields import InputFields
 from deepmac_tf.errors import ConfigError
 from deepmac_tf.errors import DataError
+from deepmac_tf.errors import LabelMapError
 
 _SOURCE = '_source'
 _TFRECORD_BUFFER_BYTES = 8 * 1000 * 1000
@@ -31,14 +33,10 @@ _TFRECORD_BUFFER_BYTES = 8 * 1000 * 1000
 
 def _glob_input_files(input_reader_config, reader_name):
   """Returns the sorted files matched by every input_path pattern."""
-  which = input_reader_config.WhichOneof('input_reader')
-  if which != 'tf_record_input_reader':
-    raise ConfigError(f'{reader_name}: no tf_record_input_reader {{ '
-                      'input_path: "..." } set.')
+  # Missing reader block, empty paths, PATH_TO_BE_CONFIGURED left in a path.
+  validation.validate_input_reader(input_reader_config, reader_name)
   path = f'{reader_name}.tf_record_input_reader.input_path'
   patterns = list(input_reader_config.tf_record_input_reader.input_path)
-  if not patterns:
-    raise ConfigError(f'{path}: no input path given.')
   filenames = []
   for pattern in patterns:
     matches = sorted(tf.io.gfile.glob(pattern))
@@ -256,8 +254,11 @@ def build(input_reader_config,
                       f'{bad_ids}.')
   per_replica_batch = _per_replica_batch_size(batch_size, input_context,
                                               batch_field)
-  decoder = decoder_lib.TfExampleDecoder.from_input_reader_config(
-      input_reader_config)
+  try:
+    decoder = decoder_lib.TfExampleDecoder.from_input_reader_config(
+        input_reader_config)
+  except LabelMapError as e:
+    raise LabelMapError(f'{reader_name}.label_map_path: {e}') from None
   resizer = image_resizer.build(image_resizer_config)
   augment = (build_augmentation_fn(data_augmentation_options)
              if is_training else None)
