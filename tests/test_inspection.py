@@ -319,7 +319,7 @@ eval_input_reader {{
 
 
 def _pipeline(tmp_path, label_map, load='true', eval_pattern=None):
-  train = _write(tmp_path / 'train-00000-of-00001', [
+  _write(tmp_path / 'train-00000-of-00001', [
       _example((1, 2)), _example((3,))])
   evaluation = eval_pattern or _write(tmp_path / 'eval.tfrecord',
                                       [_example((3, 1))])
