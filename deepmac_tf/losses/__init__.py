@@ -1,0 +1,1 @@
+"""Losses: CenterNet heatmap / box losses and mask losses."""

@@ -1,0 +1,143 @@
+"""MaskHeadNetwork: instance embedding + pixel crop -> per-pixel mask logits.
+
+The OD API's `MaskHeadNetwork` (spec §3.1) with the same checkpoint children:
+`_net` (the registry's core network) and `project_out` (Conv2D 1 filter,
+1x1, with bias; an identity for parameter-free heads).
+"""
+
+import tensorflow as tf
+import tf_keras
+
+from deepmac_tf import errors
+from deepmac_tf.mask_heads import parameter_free
+from deepmac_tf.mask_heads import registry
+
+_USE_INSTANCE_EMBEDDING_FIELD = (
+    'model.center_net.deepmac_mask_estimation.use_instance_embedding')
+
+
+@tf_keras.saving.register_keras_serializable(package='deepmac_tf')
+class MaskHeadNetwork(tf_keras.layers.Layer):
+  """Class-agnostic mask head: [N, D] and [N, S, S, E] -> [N, S, S] logits.
+
+  Input assembly: with use_instance_embedding the instance embedding is tiled
+  over the crop and concatenated AFTER the pixel channels (y, x, pixel
+  embedding, instance embedding). Then `_net` runs; a list output (hourglass)
+  contributes its last element; if the result has more than one channel,
+  `project_out` maps it to one. The last axis is squeezed.
+
+  Parameter-free heads use the instance embedding differently:
+  embedding_projection takes <instance embedding, pixel input(p)> per pixel,
+  cond_inst<D> runs the per-instance conv stack the embedding encodes. Both
+  require use_instance_embedding=False.
+
+  Logits are returned in float32 whatever the dtype policy, so losses and
+  sigmoids downstream run at full precision under mixed_bfloat16.
+  """
+
+  def __init__(self, network_type, num_init_channels=64,
+               use_instance_embedding=True, mask_size=None,
+               use_sync_batch_norm=False, **kwargs):
+    """Builds the head.
+
+    Args:
+      network_type: a registry name (registry.mask_head_names()).
+      num_init_channels: nc, the base width of the head.
+      use_instance_embedding: concatenate the tiled instance embedding to the
+        pixel input (must be False for parameter-free heads).
+      mask_size: S; required by the fully connected heads.
+      use_sync_batch_norm: synchronized batch norm across replicas.
+      **kwargs: base Layer arguments (name, dtype, ...).
+
+    Raises:
+      ConfigError: unknown network_type, bad sizes, or a parameter-free head
+        with use_instance_embedding.
+    """
+    super().__init__(**kwargs)
+    if (use_instance_embedding and
+        registry.is_parameter_free(network_type)):
+      raise errors.ConfigError(
+          '{} must be false for the parameter-free network_type {!r} (the '
+          'instance embedding is its weights, not an input).'.format(
+              _USE_INSTANCE_EMBEDDING_FIELD, network_type))
+    self._network_type = network_type
+    self._num_init_channels = num_init_channels
+    self._use_instance_embedding = bool(use_instance_embedding)
+    self._mask_size = mask_size
+    self._use_sync_batch_norm = bool(use_sync_batch_norm)
+    self._cond_inst_depth = parameter_free.parse_cond_inst_depth(network_type)
+    self._parameter_free = registry.is_parameter_free(network_type)
+
+    self._net = registry.build_mask_head(
+        network_type, num_init_channels, mask_size=mask_size,
+        use_sync_batch_norm=use_sync_batch_norm)
+    if self._parameter_free:
+      self.project_out = tf_keras.layers.Identity(name='project_out')
+    else:
+      self.project_out = tf_keras.layers.Conv2D(
+          1, 1, padding='same', name='project_out')
+
+  @property
+  def network_type(self):
+    return self._network_type
+
+  def call(self, instance_embedding, pixel_input, training=None):
+    """Predicts mask logits.
+
+    Args:
+      instance_embedding: [N, D] float tensor.
+      pixel_input: [N, S, S, E] float tensor (coordinates first, then the
+        cropped pixel embedding). N may be 0.
+      training: Keras training flag, forwarded to `_net` (batch norm).
+
+    Returns:
+      [N, S, S] float32 logits.
+    """
+    instance_embedding = tf.cast(instance_embedding, self.compute_dtype)
+    pixel_input = tf.cast(pixel_input, self.compute_dtype)
+
+    if self._use_instance_embedding:
+      # Broadcasting (not tf.tile) keeps the static shape.
+      tiled = (tf.zeros_like(pixel_input[..., :1]) +
+               instance_embedding[:, tf.newaxis, tf.newaxis, :])
+      inputs = tf.concat([pixel_input, tiled], axis=-1)
+    else:
+      inputs = pixel_input
+
+    if self._network_type == parameter_free.EMBEDDING_PROJECTION:
+      pixels = self._net(inputs, training=training)
+      if pixels.shape[-1] != instance_embedding.shape[-1]:
+        raise errors.ConfigError(
+            'embedding_projection needs an instance embedding as wide as the '
+            'pixel input ({} vs {} channels): set model.center_net.'
+            'deepmac_mask_estimation.dim equal to pixel_embedding_dim and '
+            'use_xy: false.'.format(instance_embedding.shape[-1],
+                                    pixels.shape[-1]))
+      out = parameter_free.embedding_projection(
+          instance_embedding[:, tf.newaxis, tf.newaxis, :], pixels)
+    elif self._cond_inst_depth is not None:
+      out = parameter_free.per_pixel_conditional_conv(
+          self._net(inputs, training=training), instance_embedding,
+          channels=self._num_init_channels, depth=self._cond_inst_depth)
+    else:
+      out = self._net(inputs, training=training)
+      if isinstance(out, (list, tuple)):
+        out = out[-1]
+
+    if out.shape[-1] is None or out.shape[-1] > 1:
+      out = self.project_out(out)
+    return tf.cast(out[..., 0], tf.float32)
+
+  def get_config(self):
+    config = super().get_config()
+    config.update({
+        'network_type': self._network_type,
+        'num_init_channels': self._num_init_channels,
+        'use_instance_embedding': self._use_instance_embedding,
+        'mask_size': self._mask_size,
+        'use_sync_batch_norm': self._use_sync_batch_norm,
+    })
+    return config
+
+
+__all__ = ['MaskHeadNetwork']

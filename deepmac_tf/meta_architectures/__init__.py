@@ -1,0 +1,1 @@
+"""Meta-architectures: CenterNet, Deep-MAC, Mask R-CNN variants."""
