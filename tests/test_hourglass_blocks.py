@@ -107,7 +107,20 @@ def test_encoder_decoder_variants():
   uniform = hb.EncoderDecoderBlock(2, [6, 8, 10], [1, 2, 2],
                                    stagewise_downsample=False)
   assert uniform(tf.random.normal([1, 7, 7, 6])).shape == (1, 7, 7, 6)
-  assert uniform.upsample.size == (1, 1)
+  assert uniform.upsample.size == 1
+
+
+@pytest.mark.parametrize('size', [1, 2, 3])
+def test_nearest_upsampling_matches_keras(size):
+  x = tf.random.normal([2, 3, 5, 4])
+  expected = tf_keras.layers.UpSampling2D(size)(x)
+  got = hb.NearestUpsampling2D(size)(x)
+  np.testing.assert_array_equal(got.numpy(), expected.numpy())
+  dynamic = tf.function(
+      hb.NearestUpsampling2D(size).call,
+      input_signature=[tf.TensorSpec([None, 3, None, 4])])
+  assert dynamic.get_concrete_function().structured_outputs.shape.as_list() == [
+      None, 3 * size, None, 4]
 
 
 def test_network_outputs_and_attributes():

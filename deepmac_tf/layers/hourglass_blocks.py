@@ -55,6 +55,44 @@ class IdentityLayer(tf_keras.layers.Layer):
     return inputs
 
 
+@tf_keras.utils.register_keras_serializable(package=_PACKAGE)
+class NearestUpsampling2D(tf_keras.layers.Layer):
+  """Nearest-neighbour upsampling by an integer factor, XLA-trainable.
+
+  Same values as `tf_keras.layers.UpSampling2D(size)` (output pixel i copies
+  input pixel i // size), but built from a broadcast and a reshape: the
+  gradient of the resize op that UpSampling2D uses has no XLA CPU kernel, so a
+  jit-compiled training step would fail. Maps [batch, height, width, channels]
+  to [batch, height * size, width * size, channels].
+  """
+
+  def __init__(self, size=2, **kwargs):
+    super().__init__(**kwargs)
+    self.size = int(size)
+
+  def call(self, inputs):
+    if self.size == 1:
+      return inputs
+    shape = tf.shape(inputs)
+    batch, height, width, channels = shape[0], shape[1], shape[2], shape[3]
+    tiled = tf.broadcast_to(
+        inputs[:, :, tf.newaxis, :, tf.newaxis, :],
+        [batch, height, self.size, width, self.size, channels])
+    outputs = tf.reshape(
+        tiled, [batch, height * self.size, width * self.size, channels])
+    static = inputs.shape
+    return tf.ensure_shape(outputs, [
+        static[0],
+        None if static[1] is None else static[1] * self.size,
+        None if static[2] is None else static[2] * self.size,
+        static[3]])
+
+  def get_config(self):
+    config = super().get_config()
+    config['size'] = self.size
+    return config
+
+
 def _explicit_padding(kernel_size):
   """Zero padding the OD API puts in front of a 'valid' k x k convolution."""
   if kernel_size % 2 == 0:
@@ -378,7 +416,7 @@ class EncoderDecoderBlock(_HourglassLayer):
     self.decoder_block = make_repeated_residual_blocks(
         out_channels=outer, num_blocks=blocks_per_stage[0],
         residual_channels=inner, use_sync_batch_norm=sync)
-    self.upsample = tf_keras.layers.UpSampling2D(stride)
+    self.upsample = NearestUpsampling2D(stride)
 
   def call(self, inputs, training=None):
     net = apply_blocks(inputs, self.encoder_block2, training)

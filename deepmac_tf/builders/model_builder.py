@@ -1,0 +1,115 @@
+"""Builds a model from the pipeline config's ``model`` block, as the OD API's
+``model_builder.build(model_config, is_training)`` does.
+
+``center_net { ... }`` gives a ``CenterNetMetaArch``; with a
+``deepmac_mask_estimation { ... }`` block a ``DeepMACMetaArch``. Every
+semantic problem (an unknown backbone or mask head, a mask size the head
+cannot take, an unsupported option) raises one ``ConfigError`` naming the
+field, here, before any training step.
+"""
+
+from deepmac_tf.backbones import registry as backbone_registry
+from deepmac_tf.config import validation
+from deepmac_tf.errors import ConfigError
+from deepmac_tf.meta_architectures import center_net
+from deepmac_tf.meta_architectures import center_net_params
+
+_CENTER_NET = 'model.center_net'
+
+# CenterNet tasks of the OD API schema this project does not implement.
+_UNSUPPORTED_CENTER_NET_TASKS = ('mask_estimation_task',)
+
+
+def _check_center_net_options(config):
+  for field in _UNSUPPORTED_CENTER_NET_TASKS:
+    if config.HasField(field):
+      raise ConfigError(
+          f'{_CENTER_NET}.{field}: not supported by deepmac_tf (use '
+          'deepmac_mask_estimation for instance masks); remove it.')
+  if config.use_depthwise:
+    raise ConfigError(f'{_CENTER_NET}.use_depthwise: depthwise heads are not '
+                      'supported; remove it.')
+  if not config.HasField('feature_extractor'):
+    raise ConfigError(f'{_CENTER_NET}.feature_extractor: must be set.')
+  if not config.HasField('object_center_params'):
+    raise ConfigError(f'{_CENTER_NET}.object_center_params: must be set.')
+  if not config.HasField('num_classes') or config.num_classes < 1:
+    raise ConfigError(f'{_CENTER_NET}.num_classes: must be set to a positive '
+                      'number.')
+
+
+def build_feature_extractor(feature_extractor_config, use_sync_batch_norm=False):
+  """Builds the backbone of a ``CenterNetFeatureExtractor`` message."""
+  fe = feature_extractor_config
+  prefix = f'{_CENTER_NET}.feature_extractor'
+  if fe.use_depthwise or fe.use_separable_conv:
+    raise ConfigError(f'{prefix}.use_depthwise / use_separable_conv: not '
+                      'supported; remove them.')
+  if fe.depth_multiplier != 1.0:
+    raise ConfigError(f'{prefix}.depth_multiplier: only 1.0 is supported, '
+                      f'got {fe.depth_multiplier}.')
+  kwargs = {}
+  if use_sync_batch_norm:
+    kwargs['use_sync_batch_norm'] = True
+  if fe.type.startswith('resnet'):
+    kwargs['upsampling_interpolation'] = fe.upsampling_interpolation
+  return backbone_registry.build_feature_extractor(
+      fe.type, channel_means=fe.channel_means, channel_stds=fe.channel_stds,
+      bgr_ordering=fe.bgr_ordering, **kwargs)
+
+
+def _build_center_net(config, is_training, use_sync_batch_norm):
+  _check_center_net_options(config)
+  feature_extractor = build_feature_extractor(config.feature_extractor,
+                                              use_sync_batch_norm)
+  center_params = center_net_params.object_center_params_from_proto(
+      config.object_center_params)
+  detection_params = None
+  if config.HasField('object_detection_task'):
+    detection_params = center_net_params.object_detection_params_from_proto(
+        config.object_detection_task)
+  if not config.HasField('deepmac_mask_estimation'):
+    return center_net.CenterNetMetaArch(
+        is_training=is_training, num_classes=config.num_classes,
+        feature_extractor=feature_extractor,
+        object_center_params=center_params,
+        object_detection_params=detection_params)
+  from deepmac_tf.meta_architectures import deepmac  # pylint: disable=g-import-not-at-top
+  validation.validate_deepmac_mask_estimation(config.deepmac_mask_estimation,
+                                              config.num_classes)
+  deepmac_params = deepmac.deepmac_params_from_proto(
+      config.deepmac_mask_estimation)
+  return deepmac.DeepMACMetaArch(
+      is_training=is_training, num_classes=config.num_classes,
+      feature_extractor=feature_extractor,
+      object_center_params=center_params,
+      object_detection_params=detection_params,
+      deepmac_params=deepmac_params)
+
+
+def build(model_config, is_training, use_sync_batch_norm=False):
+  """Builds the model of a ``DetectionModel`` message.
+
+  Args:
+    model_config: ``DetectionModel`` proto (``configs['model']``).
+    is_training: build for training (the OD API's flag; layers follow the
+      ``training`` argument of each call).
+    use_sync_batch_norm: synchronized batch norm across replicas (the
+      training driver sets it under a multi-replica strategy).
+
+  Returns:
+    A meta-architecture with ``preprocess / predict / loss / postprocess``.
+
+  Raises:
+    ConfigError: naming the field that cannot be built.
+  """
+  arch = model_config.WhichOneof('model')
+  if arch == 'center_net':
+    return _build_center_net(model_config.center_net, is_training,
+                             use_sync_batch_norm)
+  if arch == 'faster_rcnn':
+    raise ConfigError(
+        'model.faster_rcnn: Mask R-CNN / Deep-MARC models cannot be built by '
+        'this version of deepmac_tf yet; use a center_net model.')
+  raise ConfigError('model: no architecture set; expected center_net { } or '
+                    'faster_rcnn { }.')
