@@ -6,10 +6,10 @@ import tensorflow as tf
 import tf_keras
 
 from deepmac_tf.data.fields import InputFields
+from deepmac_tf.losses import center_net_losses
 from deepmac_tf.meta_architectures import center_net
 from deepmac_tf.meta_architectures import center_net_params
 from deepmac_tf.meta_architectures import center_net_targets
-from deepmac_tf.losses import center_net_losses
 
 NUM_CLASSES = 3
 
@@ -265,6 +265,30 @@ def test_forward_loss_postprocess_under_xla_match_eager():
     np.testing.assert_allclose(xla_losses[key], eager_losses[key], rtol=1e-3)
   np.testing.assert_allclose(xla_detections['detection_scores'],
                              eager_detections['detection_scores'], atol=1e-4)
+
+
+def test_dynamic_shapes_in_tf_function():
+  model = _model()
+  spec = tf.TensorSpec
+
+  @tf.function(input_signature=[
+      spec([None, None, None, 3]), spec([None, None, 4]),
+      spec([None, None], tf.int32), spec([None, 3], tf.int32)])
+  def run(images, boxes, classes, true_shapes):
+    predictions = model.predict(model.preprocess(images))
+    losses = model.loss(predictions, {
+        InputFields.BOXES: boxes, InputFields.CLASSES: classes,
+        InputFields.TRUE_IMAGE_SHAPE: true_shapes})
+    return losses, model.postprocess(predictions, true_shapes)
+
+  groundtruth = _groundtruth()
+  for height, width in [(64, 64), (48, 80)]:
+    losses, detections = run(
+        tf.zeros([2, height, width, 3]), groundtruth[InputFields.BOXES],
+        groundtruth[InputFields.CLASSES],
+        groundtruth[InputFields.TRUE_IMAGE_SHAPE])
+    assert all(np.isfinite(v.numpy()) for v in losses.values())
+    assert detections['detection_boxes'].shape == (2, 100, 4)
 
 
 def test_mixed_bfloat16_gives_finite_float32_losses():

@@ -18,6 +18,14 @@ def _small_two_stack(**kwargs):
   return hn.HourglassNetwork(**args)
 
 
+def _tiny_two_stack(**kwargs):
+  """The smallest 2-stack network using every layer type (fast to compile)."""
+  return hn.HourglassNetwork(
+      num_stages=1, input_channel_dims=4, channel_dims_per_stage=[4, 6],
+      blocks_per_stage=[1, 1], num_hourglasses=2, initial_downsample=False,
+      **kwargs)
+
+
 def _params(layer):
   return int(sum(np.prod(v.shape) for v in layer.weights))
 
@@ -191,34 +199,32 @@ def test_get_config_round_trip():
 
 
 def test_jit_compile_matches_eager():
-  net = _small_two_stack()
-  x = tf.random.normal([2, 8, 8, 3])
+  net = _tiny_two_stack()
+  x = tf.random.normal([2, 4, 4, 3])
   eager = net(x, training=False)
   compiled = tf.function(lambda t: net(t, training=False), jit_compile=True)
   for a, b in zip(eager, compiled(x)):
     np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-4, rtol=1e-4)
-  optimizer = tf_keras.optimizers.SGD(0.01)
 
   @tf.function(jit_compile=True)
-  def train_step(images):
+  def loss_and_grads(images):
     with tf.GradientTape() as tape:
       loss = tf.add_n([tf.reduce_mean(tf.square(o))
                        for o in net(images, training=True)])
-    optimizer.apply_gradients(
-        zip(tape.gradient(loss, net.trainable_variables),
-            net.trainable_variables))
-    return loss
+    return loss, tape.gradient(loss, net.trainable_variables)
 
-  assert np.isfinite(train_step(x).numpy())
+  loss, grads = loss_and_grads(x)
+  assert np.isfinite(loss.numpy())
+  assert all(g is not None and np.isfinite(g.numpy()).all() for g in grads)
   assert all(np.isfinite(v.numpy()).all() for v in net.variables)
 
 
 def test_mixed_bfloat16():
   tf_keras.mixed_precision.set_global_policy('mixed_bfloat16')
   try:
-    net = _small_two_stack()
+    net = _tiny_two_stack()
     outs = tf.function(lambda t: net(t, training=True), jit_compile=True)(
-        tf.random.normal([2, 8, 8, 3]))
+        tf.random.normal([2, 4, 4, 3]))
   finally:
     tf_keras.mixed_precision.set_global_policy('float32')
   for out in outs:

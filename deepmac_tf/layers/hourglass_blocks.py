@@ -38,13 +38,20 @@ class HourglassBatchNorm(tf_keras.layers.BatchNormalization):
 def make_batch_norm(use_sync_batch_norm=False):
   """Returns the hourglass batch norm layer (named 'batchnorm' like the OD API).
 
+  The layer is never the fused kernel: the OD API's hourglass uses
+  SyncBatchNormalization, which is not fused, and the unfused inference
+  formula reproduces its outputs bit for bit from an OD API checkpoint (the
+  fused kernel differs by float32 round-off that grows with depth). Under XLA
+  both compile to the same element-wise code.
+
   Args:
     use_sync_batch_norm: bool, whether to synchronize the batch statistics
       across replicas of a `tf.distribute` strategy.
   """
   return HourglassBatchNorm(
       name='batchnorm', epsilon=BATCH_NORM_EPSILON,
-      momentum=BATCH_NORM_MOMENTUM, synchronized=use_sync_batch_norm)
+      momentum=BATCH_NORM_MOMENTUM, synchronized=use_sync_batch_norm,
+      fused=False)
 
 
 @tf_keras.utils.register_keras_serializable(package=_PACKAGE)

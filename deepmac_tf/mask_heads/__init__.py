@@ -1,4 +1,4 @@
-"""The catalogue of mask-head networks, built by `network_type` from one registry.
+"""The catalogue of mask-head networks, built by `network_type` by one registry.
 
 Public API:
   MaskHeadNetwork: (instance embedding [N, D], crop [N, S, S, E]) -> [N, S, S]
@@ -19,6 +19,7 @@ from deepmac_tf.mask_heads.parameter_free import IdentityMaskNet
 from deepmac_tf.mask_heads.parameter_free import parse_cond_inst_depth
 from deepmac_tf.mask_heads.parameter_free import per_pixel_conditional_conv
 from deepmac_tf.mask_heads.parameter_free import per_pixel_single_conv
+from deepmac_tf.mask_heads.parameter_free import TraceSafeConfigError
 from deepmac_tf.mask_heads.registry import build_mask_head
 from deepmac_tf.mask_heads.registry import check_mask_size
 from deepmac_tf.mask_heads.registry import HOURGLASS_DOWNSAMPLING
@@ -40,4 +41,5 @@ __all__ = [
     'embedding_projection', 'is_parameter_free', 'is_registered',
     'mask_head_names', 'parse_cond_inst_depth', 'per_pixel_conditional_conv',
     'per_pixel_single_conv', 'required_mask_size_divisor',
+    'TraceSafeConfigError',
 ]

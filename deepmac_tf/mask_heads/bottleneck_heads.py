@@ -4,20 +4,22 @@ Every head is `input_layer` (Conv2D 1x1 with bias, the table's "first layer")
 followed by a functional `model` of pre-activation bottleneck stacks and a
 final `post_bn` + ReLU. Depth counts the convs of the blocks (3 per block).
 
-Table widths at num_init_channels (nc) = 64, block = (conv1, conv2, conv3):
+Table widths at num_init_channels (nc) = 64; "first" is the first layer and
+a block is written (conv1, conv2, conv3):
 
-| network_type                | first layer | stacks: blocks x (conv1, conv2, conv3)      |
-|-----------------------------|-------------|---------------------------------------------|
-| resnet_bottleneck6          | 64          | 2x(128,512,128)                             |
-| resnet_bottleneck9          | 64          | 3x(128,512,128)                             |
-| resnet_bottleneck12         | 64          | 4x(128,512,128)                             |
-| resnet_bottleneck15         | 64          | 5x(128,512,128)                             |
-| resnet_bottleneck21         | 64          | 6x(128,512,128) + 1x(192,384,192)           |
-| resnet_bottleneck_quarter6  | 16          | 2x(32,128,32)                               |
-| resnet_bottleneck_quarter12 | 16          | 4x(32,128,32)                               |
-| resnet_bottleneck_quarter21 | 16          | 6x(32,128,32) + 1x(48,192,48)               |
-| resnet_bottleneck_quarter30 | 16          | 5x(32,128,32) + 5x(48,192,48)               |
-| resnet_bottleneck_quarter51 | 16          | 6x(32,128,32) + 8x(48,192,48) + 3x(64,256,64) |
+| network_type                | first | stacks                              |
+|-----------------------------|-------|-------------------------------------|
+| resnet_bottleneck6          | 64    | 2x(128,512,128)                     |
+| resnet_bottleneck9          | 64    | 3x(128,512,128)                     |
+| resnet_bottleneck12         | 64    | 4x(128,512,128)                     |
+| resnet_bottleneck15         | 64    | 5x(128,512,128)                     |
+| resnet_bottleneck21         | 64    | 6x(128,512,128) + 1x(192,384,192)   |
+| resnet_bottleneck_quarter6  | 16    | 2x(32,128,32)                       |
+| resnet_bottleneck_quarter12 | 16    | 4x(32,128,32)                       |
+| resnet_bottleneck_quarter21 | 16    | 6x(32,128,32) + 1x(48,192,48)       |
+| resnet_bottleneck_quarter30 | 16    | 5x(32,128,32) + 5x(48,192,48)       |
+| resnet_bottleneck_quarter51 | 16    | 6x(32,128,32) + 8x(48,192,48)       |
+|                             |       |   + 3x(64,256,64)                   |
 
 Reading of a table triple (a, b, c): the block's three convs output a, b and c
 channels in order: conv1 1x1 -> a, conv2 3x3 -> b, conv3 1x1 -> c; c is the

@@ -1,15 +1,15 @@
-"""Fully connected mask heads: the OD API's `fully_connected` and the paper's FC-2 / FC-4.
+"""Fully connected mask heads: the OD API's `fully_connected`, paper FC-2/FC-4.
 
 All three reduce the [N, S, S, C_in] crop with `input_layer` (Conv2D nc, 1x1,
 with bias), flatten it to [N, S*S*nc] and run dense layers `fc1`..`fcK`; the
 last one has S*S units (one logit per pixel) and the output is reshaped to
 [N, S, S, 1]. The dense layers live in a functional `model` (OD API layout).
 
-| network_type      | dense layers (units)           | dense kernel init | source         |
-|-------------------|--------------------------------|-------------------|----------------|
-| fully_connected   | 1024 (ReLU), S*S               | Glorot-uniform    | OD API (§3.5)  |
-| fully_connected2  | 1024 (ReLU), S*S               | Glorot-normal     | paper, FC-2    |
-| fully_connected4  | 1024, 1024, 1024 (ReLU), S*S   | Glorot-normal     | paper, FC-4    |
+| network_type     | dense layers (units)         | kernel init    | source    |
+|------------------|------------------------------|----------------|-----------|
+| fully_connected  | 1024 (ReLU), S*S             | Glorot-uniform | OD API    |
+| fully_connected2 | 1024 (ReLU), S*S             | Glorot-normal  | paper FC-2|
+| fully_connected4 | 1024, 1024, 1024 (ReLU), S*S | Glorot-normal  | paper FC-4|
 
 The input crop must be S x S with S = mask_size, since the dense layers have
 a fixed size.

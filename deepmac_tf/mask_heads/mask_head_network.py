@@ -107,7 +107,7 @@ class MaskHeadNetwork(tf_keras.layers.Layer):
     if self._network_type == parameter_free.EMBEDDING_PROJECTION:
       pixels = self._net(inputs, training=training)
       if pixels.shape[-1] != instance_embedding.shape[-1]:
-        raise errors.ConfigError(
+        raise parameter_free.TraceSafeConfigError(
             'embedding_projection needs an instance embedding as wide as the '
             'pixel input ({} vs {} channels): set model.center_net.'
             'deepmac_mask_estimation.dim equal to pixel_embedding_dim and '

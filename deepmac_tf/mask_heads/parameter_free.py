@@ -1,4 +1,4 @@
-"""Parameter-free mask heads: `embedding_projection` and `cond_inst<D>` (spec §3.4).
+"""Parameter-free mask heads: `embedding_projection`, `cond_inst<D>` (spec 3.4).
 
 Neither head owns variables: the instance embedding itself is the per-instance
 "weight". Their `_net` is the identity (IdentityMaskNet) and MaskHeadNetwork
@@ -26,6 +26,17 @@ COND_INST_PATTERN = COND_INST_PREFIX + '<D>'
 _COND_INST_RE = re.compile(r'^cond_inst([1-9][0-9]*)$')
 
 _DIM_FIELD = 'model.center_net.deepmac_mask_estimation.dim'
+
+
+class TraceSafeConfigError(errors.ConfigError):
+  """A ConfigError that keeps its type when raised inside a tf.function.
+
+  AutoGraph re-raises user exceptions as StagingError unless their
+  `__init__` is Exception's (ConfigError inherits ValueError's), so errors
+  found while tracing (e.g. a cond_inst parameter-count mismatch) use this.
+  """
+
+  __init__ = Exception.__init__
 
 
 def parse_cond_inst_depth(network_type):
@@ -133,12 +144,13 @@ def per_pixel_single_conv(inputs, params, channels):
     [N, H, W, channels] float tensor.
 
   Raises:
-    ConfigError: (a ValueError) if params has the wrong static length.
+    TraceSafeConfigError: (a ConfigError and ValueError) if params has the
+      wrong static length.
   """
   input_channels = inputs.shape[-1]
   expected = input_channels * channels + channels
   if params.shape[-1] is not None and params.shape[-1] != expected:
-    raise errors.ConfigError(
+    raise TraceSafeConfigError(
         'A per-pixel conv from {} to {} channels needs {} parameters per '
         'instance, got {}.'.format(input_channels, channels, expected,
                                    params.shape[-1]))
@@ -163,18 +175,19 @@ def per_pixel_conditional_conv(inputs, instance_embedding, channels, depth):
     [N, H, W, 1] logits.
 
   Raises:
-    ConfigError: (a ValueError, also raised while tracing a tf.function) if
-      P or C_in do not fit; a dynamic P is checked at run time instead.
+    TraceSafeConfigError: (a ConfigError and ValueError, also out of a
+      tf.function) if P or C_in do not fit; a dynamic P is checked at run
+      time instead.
   """
   input_channels = inputs.shape[-1]
   if input_channels is None:
-    raise errors.ConfigError('cond_inst{} needs a static number of input '
+    raise TraceSafeConfigError('cond_inst{} needs a static number of input '
                              'channels.'.format(depth))
   if depth < 1:
-    raise errors.ConfigError('cond_inst depth must be >= 1, got {}.'.format(
+    raise TraceSafeConfigError('cond_inst depth must be >= 1, got {}.'.format(
         depth))
   if depth == 1 and input_channels != channels:
-    raise errors.ConfigError(
+    raise TraceSafeConfigError(
         'cond_inst1 maps the pixel input straight to one logit, so its {} '
         'input channels must equal num_init_channels ({}).'.format(
             input_channels, channels))
@@ -185,7 +198,7 @@ def per_pixel_conditional_conv(inputs, instance_embedding, channels, depth):
              '{}), got {}.'.format(depth, input_channels, channels, expected,
                                    _DIM_FIELD, expected, actual))
   if actual is not None and actual != expected:
-    raise errors.ConfigError(message)
+    raise TraceSafeConfigError(message)
   if actual is None:
     tf.debugging.assert_equal(tf.shape(instance_embedding)[-1], expected,
                               message=message)
@@ -205,7 +218,8 @@ def per_pixel_conditional_conv(inputs, instance_embedding, channels, depth):
 
 
 __all__ = ['COND_INST_PATTERN', 'COND_INST_PREFIX', 'EMBEDDING_PROJECTION',
-           'IdentityMaskNet', 'conditional_conv_num_params',
+           'IdentityMaskNet', 'TraceSafeConfigError',
+           'conditional_conv_num_params',
            'embedding_projection', 'is_parameter_free_name',
            'parse_cond_inst_depth', 'per_pixel_conditional_conv',
            'per_pixel_single_conv']

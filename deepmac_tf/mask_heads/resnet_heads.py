@@ -1,19 +1,19 @@
-"""ResNet mask heads: the OD API's `resnet4..20` and the paper's dilated ResNet-20s.
+"""ResNet mask heads: the OD API's `resnet4..20` and dilated ResNet-20s.
 
 Structure (OD API `ResNetMaskNetwork`, spec section 3.3):
   `input_layer`: Conv2D(nc, 1x1, with bias) on the [N, S, S, C_in] crop, then
   `model`: a functional Keras model on [None, None, nc] made of stacks of
   pre-activation basic blocks named `resnet_mask_block_{i}_block{j}_*`.
 
-| network_type        | stacks (channels x blocks) | dilated (rate 2) 3x3 convs  |
-|---------------------|----------------------------|-----------------------------|
-| resnet4             | 2nc x 2                    | none                        |
-| resnet8             | 2nc x 4                    | none                        |
-| resnet12            | 2nc x 6                    | none                        |
-| resnet16            | 2nc x 8                    | none                        |
-| resnet20            | 2nc x 8, 3nc x 2           | none                        |
-| resnet20_dilated10  | 2nc x 8, 3nc x 2           | the last 10 (last 5 blocks) |
-| resnet20_dilated20  | 2nc x 8, 3nc x 2           | all 20                      |
+| network_type       | stacks (channels x blocks) | dilated (rate 2) 3x3 convs |
+|--------------------|----------------------------|----------------------------|
+| resnet4            | 2nc x 2                    | none                       |
+| resnet8            | 2nc x 4                    | none                       |
+| resnet12           | 2nc x 6                    | none                       |
+| resnet16           | 2nc x 8                    | none                       |
+| resnet20           | 2nc x 8, 3nc x 2           | none                       |
+| resnet20_dilated10 | 2nc x 8, 3nc x 2           | the last 10 (last 5 blocks)|
+| resnet20_dilated20 | 2nc x 8, 3nc x 2           | all 20                     |
 
 The dilated variants are the paper's "ResNet-20 with 10 / 20 dilated (rate 2)
 convolutions". A basic block has two 3x3 convs, so ResNet-20 has 20 of them,

@@ -17,7 +17,7 @@ the padded map; ``detection_boxes`` are normalized to the true (unpadded)
 image.
 """
 
-from typing import Dict, Optional, Sequence
+from collections.abc import Sequence
 
 import tensorflow as tf
 import tf_keras
@@ -72,8 +72,8 @@ class CenterNetMetaArch(tf_keras.layers.Layer):
                num_classes: int,
                feature_extractor,
                object_center_params: center_net_params.ObjectCenterParams,
-               object_detection_params: Optional[
-                   center_net_params.ObjectDetectionParams] = None,
+               object_detection_params: (
+                   center_net_params.ObjectDetectionParams | None) = None,
                name: str = 'center_net_meta_arch',
                **kwargs):
     """Builds the heads (before any call, so checkpoint names are stable).
@@ -109,7 +109,7 @@ class CenterNetMetaArch(tf_keras.layers.Layer):
 
   # -- construction --------------------------------------------------------
 
-  def _construct_prediction_heads(self) -> Dict[str, list]:
+  def _construct_prediction_heads(self) -> dict[str, list]:
     """The CenterNet heads: {head name: [one Sequential per stage]}."""
     center = self._center_params
     heads = {
@@ -134,7 +134,7 @@ class CenterNetMetaArch(tf_keras.layers.Layer):
                                center_net_params.DEFAULT_HEAD_KERNEL_SIZES),
                            num_filters: Sequence[int] = (
                                center_net_params.DEFAULT_HEAD_NUM_FILTERS),
-                           bias_fill: Optional[float] = None) -> None:
+                           bias_fill: float | None = None) -> None:
     """Adds one head per stage under ``_prediction_head_dict[head_name]``.
 
     For subclasses (e.g. Deep-MAC's 'INSTANCE_EMBEDDING'); call it in

@@ -7,7 +7,7 @@ A head is a tf_keras ``Sequential`` of [Conv2D(f, k, 'same'), ReLU] per
 ``layer_with_weights-1`` (the 1x1 output conv), as in the OD API.
 """
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import tf_keras
 
@@ -19,8 +19,8 @@ def make_prediction_net(num_out_channels: int,
                             center_net_params.DEFAULT_HEAD_KERNEL_SIZES),
                         num_filters: Sequence[int] = (
                             center_net_params.DEFAULT_HEAD_NUM_FILTERS),
-                        bias_fill: Optional[float] = None,
-                        name: Optional[str] = None) -> tf_keras.Sequential:
+                        bias_fill: float | None = None,
+                        name: str | None = None) -> tf_keras.Sequential:
   """Builds one head: hidden convs with ReLU, then a 1x1 output conv.
 
   Maps [batch, h, w, c] features to [batch, h, w, num_out_channels]. Layers
@@ -65,7 +65,7 @@ def make_prediction_net_list(num_stages: int, num_out_channels: int,
                                  center_net_params.DEFAULT_HEAD_KERNEL_SIZES),
                              num_filters: Sequence[int] = (
                                  center_net_params.DEFAULT_HEAD_NUM_FILTERS),
-                             bias_fill: Optional[float] = None):
+                             bias_fill: float | None = None):
   """One independent head per backbone stage (weights are not shared).
 
   Args:

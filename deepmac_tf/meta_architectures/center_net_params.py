@@ -8,7 +8,6 @@ not support raise ``ConfigError`` naming the field (never a silent ignore).
 """
 
 import dataclasses
-from typing import Tuple
 
 from deepmac_tf.errors import ConfigError
 
@@ -41,8 +40,8 @@ class ObjectCenterParams:
   min_box_overlap_iou: float = 0.7
   max_box_predictions: int = 100
   peak_max_pool_kernel_size: int = 3
-  center_head_num_filters: Tuple[int, ...] = DEFAULT_HEAD_NUM_FILTERS
-  center_head_kernel_sizes: Tuple[int, ...] = DEFAULT_HEAD_KERNEL_SIZES
+  center_head_num_filters: tuple[int, ...] = DEFAULT_HEAD_NUM_FILTERS
+  center_head_kernel_sizes: tuple[int, ...] = DEFAULT_HEAD_KERNEL_SIZES
 
   def __post_init__(self):
     _check_head(self.center_head_num_filters, self.center_head_kernel_sizes,
@@ -72,10 +71,10 @@ class ObjectDetectionParams:
   task_loss_weight: float = 1.0
   offset_loss_weight: float = 1.0
   scale_loss_weight: float = 0.1
-  scale_head_num_filters: Tuple[int, ...] = DEFAULT_HEAD_NUM_FILTERS
-  scale_head_kernel_sizes: Tuple[int, ...] = DEFAULT_HEAD_KERNEL_SIZES
-  offset_head_num_filters: Tuple[int, ...] = DEFAULT_HEAD_NUM_FILTERS
-  offset_head_kernel_sizes: Tuple[int, ...] = DEFAULT_HEAD_KERNEL_SIZES
+  scale_head_num_filters: tuple[int, ...] = DEFAULT_HEAD_NUM_FILTERS
+  scale_head_kernel_sizes: tuple[int, ...] = DEFAULT_HEAD_KERNEL_SIZES
+  offset_head_num_filters: tuple[int, ...] = DEFAULT_HEAD_NUM_FILTERS
+  offset_head_kernel_sizes: tuple[int, ...] = DEFAULT_HEAD_KERNEL_SIZES
 
   def __post_init__(self):
     _check_head(self.scale_head_num_filters, self.scale_head_kernel_sizes,
@@ -92,6 +91,11 @@ def _check_head(num_filters, kernel_sizes, field):
   if any(n < 1 for n in num_filters) or any(k < 1 for k in kernel_sizes):
     raise ConfigError(f'{field}: num_filters and kernel_sizes must be >= 1, '
                       f'got {list(num_filters)} and {list(kernel_sizes)}.')
+
+
+def _decimal(value):
+  """A proto float32 as the decimal a config writes (0.1, not 0.100000001)."""
+  return float(f'{value:.7g}')
 
 
 def _head_params(message, field_name, field):
@@ -130,7 +134,7 @@ def object_center_params_from_proto(proto):
           f'heatmap, got {kind}.')
     if kind is not None:
       focal = proto.classification_loss.penalty_reduced_logistic_focal_loss
-      alpha, beta = focal.alpha, focal.beta
+      alpha, beta = _decimal(focal.alpha), _decimal(focal.beta)
   if proto.use_labeled_classes:
     raise ConfigError(f'{_CENTER_FIELD}.use_labeled_classes: not supported '
                       '(needs groundtruth labeled classes); remove it.')
@@ -140,11 +144,11 @@ def object_center_params_from_proto(proto):
   num_filters, kernel_sizes = _head_params(proto, 'center_head_params',
                                            _CENTER_FIELD)
   return ObjectCenterParams(
-      object_center_loss_weight=proto.object_center_loss_weight,
+      object_center_loss_weight=_decimal(proto.object_center_loss_weight),
       focal_loss_alpha=alpha,
       focal_loss_beta=beta,
-      heatmap_bias_init=proto.heatmap_bias_init,
-      min_box_overlap_iou=proto.min_box_overlap_iou,
+      heatmap_bias_init=_decimal(proto.heatmap_bias_init),
+      min_box_overlap_iou=_decimal(proto.min_box_overlap_iou),
       max_box_predictions=proto.max_box_predictions,
       peak_max_pool_kernel_size=proto.peak_max_pool_kernel_size,
       center_head_num_filters=num_filters,
@@ -174,9 +178,9 @@ def object_detection_params_from_proto(proto):
   offset_filters, offset_kernels = _head_params(proto, 'offset_head_params',
                                                 _DETECTION_FIELD)
   return ObjectDetectionParams(
-      task_loss_weight=proto.task_loss_weight,
-      offset_loss_weight=proto.offset_loss_weight,
-      scale_loss_weight=proto.scale_loss_weight,
+      task_loss_weight=_decimal(proto.task_loss_weight),
+      offset_loss_weight=_decimal(proto.offset_loss_weight),
+      scale_loss_weight=_decimal(proto.scale_loss_weight),
       scale_head_num_filters=scale_filters,
       scale_head_kernel_sizes=scale_kernels,
       offset_head_num_filters=offset_filters,

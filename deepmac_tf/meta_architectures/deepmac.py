@@ -1,0 +1,306 @@
+"""Deep-MAC: CenterNet + a class-agnostic deep mask head (spec section 1).
+
+``DeepMACMetaArch`` adds to every backbone stage an ``INSTANCE_EMBEDDING``
+(``dim``) and a ``PIXEL_EMBEDDING`` (``pixel_embedding_dim``) head, and one
+mask head ``_mask_net`` shared by the stages (OD API checkpoint names).
+
+* ``loss``: the mask head is trained on crops at the **groundtruth boxes**
+  (all B * N instances in one mask-head call per stage); targets are cropped
+  at the same boxes, jittered in training when ``max_roi_jitter_ratio > 0``.
+  Per-instance losses are weighted by ``groundtruth_instance_mask_weights``
+  (partial supervision) in ``mask_losses.weighted_mask_loss`` only.
+* ``postprocess``: masks at the **predicted** boxes (last stage).
+* ``predict_masks_from_boxes``: masks at caller-given boxes.
+* ``detector_free``: no detection heads or losses; only the mask branch
+  trains, on groundtruth boxes; masks come from given boxes.
+
+Groundtruth is passed to ``loss`` explicitly; nothing is stored on the model.
+"""
+
+import tensorflow as tf
+
+from deepmac_tf.data.fields import InputFields
+from deepmac_tf.errors import ConfigError
+from deepmac_tf.losses import mask_losses
+from deepmac_tf.mask_heads import mask_head_network
+from deepmac_tf.meta_architectures import box_jitter
+from deepmac_tf.meta_architectures import center_net
+from deepmac_tf.meta_architectures import deepmac_losses
+from deepmac_tf.meta_architectures import deepmac_ops
+from deepmac_tf.meta_architectures import deepmac_params as params_lib
+from deepmac_tf.meta_architectures import roi_crop
+
+DeepMACParams = params_lib.DeepMACParams
+deepmac_params_from_proto = params_lib.deepmac_params_from_proto
+
+INSTANCE_EMBEDDING = 'INSTANCE_EMBEDDING'
+PIXEL_EMBEDDING = 'PIXEL_EMBEDDING'
+DETECTION_MASKS = 'detection_masks'
+DEEP_MASK_ESTIMATION = 'deep_mask_estimation'
+DEEP_MASK_BOX_CONSISTENCY = 'deep_mask_box_consistency'
+LOSS_DEEP_MASK_ESTIMATION = 'Loss/' + DEEP_MASK_ESTIMATION
+LOSS_DEEP_MASK_BOX_CONSISTENCY = 'Loss/' + DEEP_MASK_BOX_CONSISTENCY
+
+
+def default_mask_weights(classes, weights, allowed_masked_classes_ids=()):
+  """Mask weights when the groundtruth dict has none.
+
+  Args:
+    classes: [B, N] 1-based class ids (0 = padding).
+    weights: [B, N] instance weights.
+    allowed_masked_classes_ids: 1-based ids that may train masks; empty
+      means every class.
+
+  Returns:
+    [B, N] float32: the instance weight where the class is allowed, else 0.
+  """
+  weights = tf.cast(weights, tf.float32)
+  if not allowed_masked_classes_ids:
+    return weights
+  allowed = tf.constant(list(allowed_masked_classes_ids), tf.int32)
+  is_allowed = tf.reduce_any(
+      tf.equal(tf.cast(classes, tf.int32)[..., None], allowed), axis=-1)
+  return weights * tf.cast(is_allowed, tf.float32)
+
+
+class DeepMACMetaArch(center_net.CenterNetMetaArch):
+  """CenterNet with Deep-MAC instance masks."""
+
+  def __init__(self, is_training, num_classes, feature_extractor,
+               object_center_params, object_detection_params=None,
+               deepmac_params=None, name='deepmac_meta_arch', **kwargs):
+    """Builds the detection heads, embedding heads and mask head.
+
+    Args:
+      is_training: whether the model is built for training.
+      num_classes: number of object classes.
+      feature_extractor: see ``CenterNetMetaArch``.
+      object_center_params: ``ObjectCenterParams``.
+      object_detection_params: ``ObjectDetectionParams``; required unless
+        ``deepmac_params.detector_free`` (masks need predicted boxes).
+      deepmac_params: ``DeepMACParams`` (default: the proto defaults).
+      name: Keras layer name.
+      **kwargs: passed to ``CenterNetMetaArch``.
+
+    Raises:
+      ConfigError: no detection task for a model that must detect.
+    """
+    deepmac_params = deepmac_params or DeepMACParams()
+    if object_detection_params is None and not deepmac_params.detector_free:
+      raise ConfigError(
+          'model.center_net.object_detection_task: Deep-MAC needs the box '
+          'task to predict the boxes it segments (or set detector_free).')
+    super().__init__(is_training, num_classes, feature_extractor,
+                     object_center_params, object_detection_params,
+                     name=name, **kwargs)
+    self._deepmac_params = deepmac_params
+    if deepmac_params.detector_free:
+      # No detection heads at all: nothing untrained in the checkpoint.
+      self._prediction_head_dict = {}
+    self._add_prediction_head(INSTANCE_EMBEDDING, deepmac_params.dim)
+    self._add_prediction_head(PIXEL_EMBEDDING,
+                              deepmac_params.pixel_embedding_dim)
+    self._mask_net = mask_head_network.MaskHeadNetwork(
+        deepmac_params.network_type,
+        num_init_channels=deepmac_params.num_init_channels,
+        use_instance_embedding=deepmac_params.use_instance_embedding,
+        mask_size=(None if deepmac_params.predict_full_resolution_masks
+                   else deepmac_params.mask_size),
+        use_sync_batch_norm=deepmac_params.use_sync_batch_norm)
+
+  @property
+  def deepmac_params(self):
+    return self._deepmac_params
+
+  # -- the mask branch -----------------------------------------------------
+
+  def _mask_logits(self, pixel_embedding, instance_embedding, boxes,
+                   training=None):
+    """Mask logits of every box, all instances in one mask-head call.
+
+    This is the one place where boxes are cropped for the mask head; the
+    caller decides which boxes (groundtruth in ``loss``, predicted in
+    ``postprocess``, given in ``predict_masks_from_boxes``).
+
+    Args:
+      pixel_embedding: [B, h, w, E] pixel-embedding map of one stage.
+      instance_embedding: [B, h, w, D] instance-embedding map, same stage.
+      boxes: [B, N, 4] boxes normalized to the padded map.
+      training: Keras training flag of the mask head.
+
+    Returns:
+      [B, N, S, S] float32 logits (crop mode) or [B, N, h, w] (full
+      resolution).
+    """
+    p = self._deepmac_params
+    batch, num_instances = tf.shape(boxes)[0], tf.shape(boxes)[1]
+    if p.predict_full_resolution_masks:
+      pixel_input = deepmac_ops.full_resolution_mask_head_inputs(
+          pixel_embedding, boxes, p.use_xy)
+    else:
+      pixel_input = deepmac_ops.crop_mask_head_inputs(
+          pixel_embedding, boxes, p.mask_size, p.use_xy)
+    instance_input = deepmac_ops.gather_instance_embeddings(
+        instance_embedding, boxes)
+    logits = self._mask_net(deepmac_ops.flatten_instances(instance_input),
+                            deepmac_ops.flatten_instances(pixel_input),
+                            training=training)
+    return deepmac_ops.unflatten_instances(logits, batch, num_instances)
+
+  def _masks_from_boxes(self, prediction_dict, boxes):
+    """Mask probabilities at boxes normalized to the padded map (last stage).
+
+    Returns:
+      [B, N, S, S] (crop mode) or [B, N, postprocess_crop_size,
+      postprocess_crop_size] (full resolution) float32 probabilities,
+      box-relative.
+    """
+    p = self._deepmac_params
+    pixel_embedding = prediction_dict[PIXEL_EMBEDDING][-1]
+    logits = self._mask_logits(pixel_embedding,
+                               prediction_dict[INSTANCE_EMBEDDING][-1], boxes,
+                               training=False)
+    if p.predict_full_resolution_masks:
+      height, width = center_net.spatial_size(pixel_embedding)
+      logits = deepmac_ops.resize_logits(logits, height * self._stride,
+                                         width * self._stride)
+      logits = roi_crop.crop_and_resize_per_instance(
+          logits, boxes, p.postprocess_crop_size)
+    return tf.sigmoid(logits)
+
+  # -- lifecycle -----------------------------------------------------------
+
+  def loss(self, prediction_dict, groundtruth, training=None):
+    """CenterNet losses (unless detector-free) plus the Deep-MAC losses.
+
+    Args:
+      prediction_dict: output of ``predict``.
+      groundtruth: ``InputFields`` dict: ``groundtruth_boxes`` [B, N, 4]
+        (normalized to the padded input), ``groundtruth_classes`` [B, N],
+        optional ``groundtruth_weights`` [B, N],
+        ``groundtruth_instance_masks`` [B, N, H, W] (absent: no mask
+        estimation term), ``groundtruth_instance_mask_weights`` [B, N]
+        (absent: the instance weights restricted to
+        ``allowed_masked_classes_ids``), ``true_image_shape``.
+      training: training mode: jitter the target boxes and run the mask
+        head's batch norm in training mode. None counts as False.
+
+    Returns:
+      dict of float32 scalars; ``Loss/deep_mask_estimation`` =
+      task_loss_weight x the mask loss averaged over the stages used, and
+      ``Loss/deep_mask_box_consistency`` when its weight is > 0.
+    """
+    losses = {}
+    if not self._deepmac_params.detector_free:
+      losses = super().loss(prediction_dict, groundtruth, training=training)
+    losses.update(self._deepmac_losses(prediction_dict, groundtruth,
+                                       bool(training)))
+    return losses
+
+  def _deepmac_losses(self, prediction_dict, groundtruth, training):
+    p = self._deepmac_params
+    boxes = tf.stop_gradient(
+        tf.cast(groundtruth[InputFields.BOXES], tf.float32))
+    classes = groundtruth[InputFields.CLASSES]
+    weights = groundtruth.get(InputFields.WEIGHTS)
+    if weights is None:
+      weights = tf.cast(classes > 0, tf.float32)
+    weights = tf.cast(weights, tf.float32)
+    mask_weights = groundtruth.get(InputFields.MASK_WEIGHTS)
+    if mask_weights is None:
+      mask_weights = default_mask_weights(classes, weights,
+                                          p.allowed_masked_classes_ids)
+    masks = groundtruth.get(InputFields.INSTANCE_MASKS)
+    boxes_for_crop = boxes
+    if training and p.max_roi_jitter_ratio > 0:
+      boxes_for_crop = tf.stop_gradient(box_jitter.jitter_boxes(
+          boxes, p.max_roi_jitter_ratio, p.roi_jitter_mode))
+    overlap_args = ((classes, weights) if p.ignore_per_class_box_overlap
+                    else None)
+
+    pixel_maps = prediction_dict[PIXEL_EMBEDDING]
+    instance_maps = prediction_dict[INSTANCE_EMBEDDING]
+    stages = [len(pixel_maps) - 1] if p.use_only_last_stage else range(
+        len(pixel_maps))
+    mask_total, box_total = 0.0, 0.0
+    for stage in stages:
+      logits = self._mask_logits(pixel_maps[stage], instance_maps[stage],
+                                 boxes, training=training)
+      if p.task_loss_weight > 0:
+        per_instance = deepmac_losses.mask_estimation_loss(
+            p.classification_loss, logits, masks, boxes_for_crop,
+            full_resolution=p.predict_full_resolution_masks,
+            no_overlap_args=overlap_args)
+        mask_total += mask_losses.weighted_mask_loss(per_instance,
+                                                     mask_weights)
+      if p.box_consistency_loss_weight > 0:
+        per_instance = deepmac_losses.box_consistency_loss(
+            p.classification_loss, boxes, boxes_for_crop, logits,
+            p.mask_size, full_resolution=p.predict_full_resolution_masks,
+            normalize=p.box_consistency_loss_normalize,
+            tightness=p.box_consistency_tightness)
+        # Weak losses supervise every instance with a box (spec 4.1).
+        box_total += mask_losses.weighted_mask_loss(per_instance, weights)
+    num_stages = float(len(stages))
+    losses = {}
+    if p.task_loss_weight > 0:
+      losses[LOSS_DEEP_MASK_ESTIMATION] = (
+          p.task_loss_weight * mask_total / num_stages)
+    if p.box_consistency_loss_weight > 0:
+      losses[LOSS_DEEP_MASK_BOX_CONSISTENCY] = (
+          p.box_consistency_loss_weight * box_total / num_stages)
+    return losses
+
+  def postprocess(self, prediction_dict, true_image_shapes=None):
+    """CenterNet detections plus ``detection_masks`` at the predicted boxes.
+
+    Args:
+      prediction_dict: output of ``predict``.
+      true_image_shapes: int [B, 3]; None = the padded input size.
+
+    Returns:
+      CenterNet's dict plus ``detection_masks`` float32 [B, K, S, S]
+      (``postprocess_crop_size`` in full-resolution mode): box-relative
+      probabilities for every one of the K detections.
+
+    Raises:
+      ValueError: for a detector-free model (use
+        ``predict_masks_from_boxes``).
+    """
+    if self._deepmac_params.detector_free:
+      raise ValueError('A detector-free Deep-MAC model predicts no boxes; '
+                       'use predict_masks_from_boxes(prediction_dict, boxes, '
+                       'true_image_shapes).')
+    detections = super().postprocess(prediction_dict, true_image_shapes)
+    height, width = center_net.spatial_size(
+        prediction_dict[PIXEL_EMBEDDING][-1])
+    scale = tf.cast(tf.stack([height, width, height, width]), tf.float32)
+    boxes = detections[center_net.DETECTION_BOXES_STRIDED] / scale
+    detections[DETECTION_MASKS] = self._masks_from_boxes(prediction_dict,
+                                                         boxes)
+    return detections
+
+  def predict_masks_from_boxes(self, prediction_dict, boxes,
+                               true_image_shapes=None):
+    """Box-prompted segmentation: masks at caller-given boxes.
+
+    Args:
+      prediction_dict: output of ``predict``.
+      boxes: [B, N, 4] boxes normalized to the true (unpadded) image.
+      true_image_shapes: int [B, 3]; None = the padded input size.
+
+    Returns:
+      {'detection_masks': float32 [B, N, S, S] box-relative probabilities}
+      (``postprocess_crop_size`` in full-resolution mode). Paste them with
+      ``mask_pasting.paste_box_masks_batched`` using the same boxes.
+    """
+    padded = center_net.padded_image_shapes(
+        prediction_dict[center_net.PREPROCESSED_INPUTS])
+    if true_image_shapes is None:
+      true_image_shapes = padded
+    ratio = (tf.cast(true_image_shapes[:, :2], tf.float32) /
+             tf.cast(padded[:, :2], tf.float32))
+    scale = tf.concat([ratio, ratio], axis=-1)[:, None, :]
+    padded_boxes = tf.cast(boxes, tf.float32) * scale
+    return {DETECTION_MASKS: self._masks_from_boxes(prediction_dict,
+                                                    padded_boxes)}
