@@ -50,13 +50,13 @@ class ConstantMaskNet(tf_keras.layers.Layer):
 
 
 def _params(**overrides):
-  values = dict(dim=8, pixel_embedding_dim=4, mask_size=16,
-                network_type='resnet4', num_init_channels=8)
+  values = {'dim': 8, 'pixel_embedding_dim': 4, 'mask_size': 16,
+            'network_type': 'resnet4', 'num_init_channels': 8}
   values.update(overrides)
   return deepmac.DeepMACParams(**values)
 
 
-def _model(mock_net=False, **overrides):
+def _model(mock_net=False, num_stages=2, **overrides):
   center = center_net_params.ObjectCenterParams(
       max_box_predictions=5, center_head_num_filters=(16,))
   detection = center_net_params.ObjectDetectionParams(
@@ -64,7 +64,7 @@ def _model(mock_net=False, **overrides):
   params = _params(**overrides)
   model = deepmac.DeepMACMetaArch(
       is_training=True, num_classes=NUM_CLASSES,
-      feature_extractor=TinyExtractor(),
+      feature_extractor=TinyExtractor(num_stages),
       object_center_params=center,
       object_detection_params=None if params.detector_free else detection,
       deepmac_params=params)
@@ -138,6 +138,19 @@ def test_loss_keys_and_weights():
   losses = boxed.loss(_predict(boxed), _groundtruth())
   assert 'Loss/deep_mask_estimation' not in losses
   assert losses['Loss/deep_mask_box_consistency'].numpy() > 0
+
+
+def test_loss_weights_scale_their_losses_exactly():
+  predictions, gt = None, _groundtruth()
+  values = []
+  for weight in (1.0, 3.0):
+    model = _model(mock_net=True, task_loss_weight=weight,
+                   box_consistency_loss_weight=2 * weight)
+    predictions = predictions or _predict(model)
+    values.append(model.loss(predictions, gt))
+  for key in ('Loss/deep_mask_estimation', 'Loss/deep_mask_box_consistency'):
+    np.testing.assert_allclose(values[1][key].numpy(),
+                               3 * values[0][key].numpy(), rtol=1e-6)
 
 
 def test_mask_loss_constant_logit_and_normalization():
@@ -273,7 +286,6 @@ def test_detector_free_trains_mask_branch_only():
   optimizer = tf_keras.optimizers.Adam(1e-2)
   images, gt = model.preprocess(_images()), _groundtruth()
 
-  @tf.function
   def step():
     with tf.GradientTape() as tape:
       losses = model.loss(model.predict(images, training=True), gt,
@@ -288,7 +300,7 @@ def test_detector_free_trains_mask_branch_only():
   assert set(losses) == {'Loss/deep_mask_estimation'}
   assert all(g is not None for g in grads)
   first = losses['Loss/deep_mask_estimation'].numpy()
-  for _ in range(8):
+  for _ in range(5):
     losses, _ = step()
   assert losses['Loss/deep_mask_estimation'].numpy() < first
   predictions = model.predict(images, training=False)
@@ -316,7 +328,8 @@ def mixed_bfloat16():
 
 def test_xla_mixed_bfloat16_forward_loss_postprocess(mixed_bfloat16):
   del mixed_bfloat16
-  model = _model(box_consistency_loss_weight=1.0, max_roi_jitter_ratio=0.1)
+  model = _model(num_stages=1, box_consistency_loss_weight=1.0,
+                 max_roi_jitter_ratio=0.1)
   images, gt = model.preprocess(_images()), _groundtruth()
 
   @tf.function(jit_compile=True)

@@ -49,13 +49,15 @@ def test_register_feature_extractor_decorator():
 
   try:
     assert 'test_only_extractor' in registry.feature_extractor_names()
-    assert registry.build_feature_extractor(
-        'test_only_extractor', [1, 2, 3], bgr_ordering=True, depth=2) == 'built'
+    built = registry.build_feature_extractor(
+        'test_only_extractor', [1, 2, 3], bgr_ordering=True, depth=2)
+    assert built == 'built'
     assert calls == [((1, 2, 3), (), True, {'depth': 2})]
     with pytest.raises(ValueError, match='already registered'):
       registry.register_feature_extractor('test_only_extractor')(lambda: None)
   finally:
-    registry._REGISTRY.pop('test_only_extractor')  # pylint: disable=protected-access
+    registry._REGISTRY.pop(  # pylint: disable=protected-access
+        'test_only_extractor')
 
 
 @pytest.mark.parametrize('bgr', [False, True])
@@ -142,11 +144,19 @@ def test_mixed_bfloat16():
 
 def test_hourglass_104_matches_reference_checkpoint(tmp_path):
   """Hourglass-104 (once, at 128x128, the smallest size its 5 levels allow)."""
+  try:
+    _check_hourglass_104(str(tmp_path / 'ckpt'))
+  finally:  # The checkpoint is ~750 MB: do not leave it in pytest's tmp dirs.
+    for path in tmp_path.iterdir():
+      path.unlink()
+
+
+def _check_hourglass_104(prefix):
   tf.random.set_seed(3)
   images = tf.random.normal([1, 128, 128, 3])
   ref = reference.hourglass_104()
   expected = ref(images, training=False)
-  path = tf.train.Checkpoint(model=ref).write(str(tmp_path / 'ckpt'))
+  path = tf.train.Checkpoint(model=ref).write(prefix)
   ref_params = ref.count_params()
   del ref
 
@@ -155,7 +165,8 @@ def test_hourglass_104_matches_reference_checkpoint(tmp_path):
   features = ours(images, training=False)  # Creates the variables.
   assert [f.shape for f in features] == [(1, 32, 32, 256)] * 2
   assert ours.count_params() == ref_params == 187_817_856
-  status = tf.train.Checkpoint(model=ours._network).read(path)  # pylint: disable=protected-access
+  network = ours._network  # pylint: disable=protected-access
+  status = tf.train.Checkpoint(model=network).read(path)
   status.assert_existing_objects_matched()
   status.assert_consumed()
   for got, want in zip(ours(images, training=False), expected):

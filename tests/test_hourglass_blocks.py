@@ -12,8 +12,8 @@ from deepmac_tf.layers import hourglass_network as hn
 def _small_two_stack(**kwargs):
   """A cheap 2-stack, 2-level network with the full class structure."""
   args = dict(num_stages=2, input_channel_dims=4,
-              channel_dims_per_stage=[8, 8, 12], blocks_per_stage=[1, 2, 2], num_hourglasses=2,
-              initial_downsample=False)
+              channel_dims_per_stage=[8, 8, 12], blocks_per_stage=[1, 2, 2],
+              num_hourglasses=2, initial_downsample=False)
   args.update(kwargs)
   return hn.HourglassNetwork(**args)
 
@@ -102,17 +102,17 @@ def test_repeated_residual_blocks(num, stride, res_ch, init_skip, expect):
 
 def test_encoder_decoder_variants():
   x = tf.random.normal([2, 8, 8, 6])
-  full = hb.EncoderDecoderBlock(2, [6, 8, 10], [1, 2, 2])
+  full = hn.EncoderDecoderBlock(2, [6, 8, 10], [1, 2, 2])
   assert full(x).shape == (2, 8, 8, 6)
-  assert isinstance(full.inner_block[0], hb.EncoderDecoderBlock)
+  assert isinstance(full.inner_block[0], hn.EncoderDecoderBlock)
   assert len(full.inner_block[0].inner_block) == 2  # innermost: residuals
   assert full.encoder_block2[0].conv_block.conv.strides == (2, 2)
-  no_skip = hb.EncoderDecoderBlock(2, [6, 8, 10], [1, 2, 2],
+  no_skip = hn.EncoderDecoderBlock(2, [6, 8, 10], [1, 2, 2],
                                    encoder_decoder_shortcut=False)
   assert no_skip(x).shape == (2, 8, 8, 6)
   assert not hasattr(no_skip, 'encoder_block1')
   assert not hasattr(no_skip, 'merge_features')
-  uniform = hb.EncoderDecoderBlock(2, [6, 8, 10], [1, 2, 2],
+  uniform = hn.EncoderDecoderBlock(2, [6, 8, 10], [1, 2, 2],
                                    stagewise_downsample=False)
   assert uniform(tf.random.normal([1, 7, 7, 6])).shape == (1, 7, 7, 6)
   assert uniform.upsample.size == 1
@@ -184,7 +184,7 @@ def test_get_config_round_trip():
       hb.SkipConvolution(4, 2, use_sync_batch_norm=True),
       hb.ResidualBlock(4, skip_conv=True, stride=2),
       hb.InputConvBlock(3, 4), hb.InputDownsampleBlock(3, 4),
-      hb.EncoderDecoderBlock(2, [4, 4, 6], [1, 2, 2],
+      hn.EncoderDecoderBlock(2, [4, 4, 6], [1, 2, 2],
                              encoder_decoder_shortcut=False),
       _small_two_stack(return_last_only=True),
   ]
@@ -201,30 +201,28 @@ def test_get_config_round_trip():
 def test_jit_compile_matches_eager():
   net = _tiny_two_stack()
   x = tf.random.normal([2, 4, 4, 3])
-  eager = net(x, training=False)
-  compiled = tf.function(lambda t: net(t, training=False), jit_compile=True)
-  for a, b in zip(eager, compiled(x)):
-    np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-4, rtol=1e-4)
 
-  @tf.function(jit_compile=True)
   def loss_and_grads(images):
     with tf.GradientTape() as tape:
       loss = tf.add_n([tf.reduce_mean(tf.square(o))
                        for o in net(images, training=True)])
     return loss, tape.gradient(loss, net.trainable_variables)
 
-  loss, grads = loss_and_grads(x)
-  assert np.isfinite(loss.numpy())
-  assert all(g is not None and np.isfinite(g.numpy()).all() for g in grads)
+  eager_loss, eager_grads = loss_and_grads(x)
+  loss, grads = tf.function(loss_and_grads, jit_compile=True)(x)
+  np.testing.assert_allclose(loss.numpy(), eager_loss.numpy(), rtol=1e-4)
+  for grad, eager_grad in zip(grads, eager_grads):
+    np.testing.assert_allclose(grad.numpy(), eager_grad.numpy(), rtol=1e-3,
+                               atol=1e-4)
   assert all(np.isfinite(v.numpy()).all() for v in net.variables)
 
 
 def test_mixed_bfloat16():
+  # Eager here; tests/test_hourglass_heads.py compiles a bf16 head with XLA.
   tf_keras.mixed_precision.set_global_policy('mixed_bfloat16')
   try:
     net = _tiny_two_stack()
-    outs = tf.function(lambda t: net(t, training=True), jit_compile=True)(
-        tf.random.normal([2, 4, 4, 3]))
+    outs = net(tf.random.normal([2, 4, 4, 3]), training=True)
   finally:
     tf_keras.mixed_precision.set_global_policy('float32')
   for out in outs:

@@ -32,15 +32,25 @@ def test_every_config_builds_and_runs_a_small_forward_pass(path):
   model_config = _model_config(path)
   if model_config.WhichOneof('model') != 'center_net':
     pytest.skip('Mask R-CNN configs are built by the Deep-MARC builder.')
+  # Few detections keep the mask-head part of the forward pass cheap; the
+  # model is otherwise exactly the config's. 128 px is the smallest input
+  # Hourglass-104 takes (5 halvings after its stride-4 stem).
+  model_config.center_net.object_center_params.max_box_predictions = 4
   model = model_builder.build(model_config, is_training=True)
-  images = tf.random.uniform([1, 64, 64, 3], 0, 255)
+  images = tf.random.uniform([1, 128, 128, 3], 0, 255)
   predictions = model.predict(model.preprocess(images), training=False)
+  assert len(predictions['object_center']) == (
+      model.feature_extractor.num_feature_outputs)
   center = predictions['object_center'][-1]
-  assert center.shape[:3] == (1, 16, 16)
+  assert center.shape[:3] == (1, 32, 32)
   assert center.shape[-1] == model_config.center_net.num_classes
-  detections = model.postprocess(predictions, tf.constant([[64, 64, 3]]))
-  assert detections['detection_boxes'].shape[0] == 1
+  detections = model.postprocess(predictions, tf.constant([[128, 128, 3]]))
+  assert detections['detection_boxes'].shape == (1, 4, 4)
   assert np.isfinite(detections['detection_scores'].numpy()).all()
+  if model_config.center_net.HasField('deepmac_mask_estimation'):
+    mask_size = model_config.center_net.deepmac_mask_estimation.mask_size
+    assert detections['detection_masks'].shape == (1, 4, mask_size,
+                                                   mask_size)
 
 
 def test_center_net_without_deepmac_is_a_plain_detector():
@@ -63,8 +73,8 @@ def test_deepmac_config_gives_deepmac_meta_arch():
      r"'hourglass_11'"),
     ('model { center_net { deepmac_mask_estimation { network_type: '
      '"hourglas20" } } }', r'network_type.*hourglas20'),
-    ('model { center_net { deepmac_mask_estimation { mask_size: 20 } } }',
-     r'deepmac_mask_estimation\.mask_size: 20 cannot be taken by network_type '
+    ('model { center_net { deepmac_mask_estimation { mask_size: 18 } } }',
+     r'deepmac_mask_estimation\.mask_size: 18 cannot be taken by network_type '
      r'"hourglass20"'),
     ('model { center_net { deepmac_mask_estimation { '
      'allowed_masked_classes_ids: 11 } } }', r'allowed_masked_classes_ids: 11'),

@@ -2,15 +2,16 @@
 
 Like the OD API's `CenterNetHourglassFeatureExtractor`, the network is stored
 under `_network`, so an OD API checkpoint's `model/_feature_extractor/_network`
-restores into it object by object.
+restores into it object by object. hg = number of stacked hourglasses (= feature
+outputs).
 
-| type          | stem | widths per level                 | blocks per level | stacks |
-|---------------|------|----------------------------------|------------------|--------|
-| hourglass_104 | 128  | 256, 256, 384, 384, 384, 512     | 2, 2, 2, 2, 2, 4 | 2      |
-| hourglass_10  | 32   | 64, 64                           | 1, 1             | 1      |
-| hourglass_20  | 48   | 96, 96, 144                      | 1, 2, 2          | 1      |
-| hourglass_32  | 48   | 96, 96, 144, 144                 | 2, 2, 2, 2       | 1      |
-| hourglass_52  | 64   | 128, 128, 192, 192, 192, 256     | 2, 2, 2, 2, 2, 4 | 1      |
+| type          | stem | widths per level             | blocks per level | hg |
+|---------------|------|------------------------------|------------------|----|
+| hourglass_104 | 128  | 256, 256, 384, 384, 384, 512 | 2, 2, 2, 2, 2, 4 | 2  |
+| hourglass_10  | 32   | 64, 64                       | 1, 1             | 1  |
+| hourglass_20  | 48   | 96, 96, 144                  | 1, 2, 2          | 1  |
+| hourglass_32  | 48   | 96, 96, 144, 144             | 2, 2, 2, 2       | 1  |
+| hourglass_52  | 64   | 128, 128, 192, 192, 192, 256 | 2, 2, 2, 2, 2, 4 | 1  |
 
 All have a stride-4 stem; input height and width must be multiples of
 4 * 2**levels: 8 (hourglass_10), 16 (hourglass_20), 32 (hourglass_32), 128

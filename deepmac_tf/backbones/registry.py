@@ -19,6 +19,7 @@ _TYPE_FIELD = 'model.center_net.feature_extractor.type'
 # Imported lazily (they import this module for the decorator).
 _BUILTIN_MODULES = (
     'deepmac_tf.backbones.hourglass',
+    'deepmac_tf.backbones.resnet_fpn',
 )
 
 _REGISTRY = {}

@@ -17,6 +17,7 @@ from official.vision.modeling.backbones import resnet as resnet_lib
 
 from deepmac_tf.backbones import base
 from deepmac_tf.backbones import registry
+from deepmac_tf.layers import hourglass_blocks
 
 _TOP_DOWN_FILTERS = (256, 128, 64)
 _OUTPUT_CHANNELS = 64
@@ -51,8 +52,14 @@ class ResNetV1FpnFeatureExtractor(base.CenterNetFeatureExtractor):
     for i, filters in enumerate(_TOP_DOWN_FILTERS):
       next_filters = (_TOP_DOWN_FILTERS[i + 1]
                       if i + 1 < len(_TOP_DOWN_FILTERS) else _OUTPUT_CHANNELS)
-      self._upsamples.append(tf_keras.layers.UpSampling2D(
-          2, interpolation=upsampling_interpolation, name=f'upsample_{i}'))
+      if upsampling_interpolation == 'nearest':
+        # XLA-trainable on CPU (UpSampling2D's resize gradient is not).
+        upsample = hourglass_blocks.NearestUpsampling2D(
+            2, name=f'upsample_{i}')
+      else:
+        upsample = tf_keras.layers.UpSampling2D(
+            2, interpolation=upsampling_interpolation, name=f'upsample_{i}')
+      self._upsamples.append(upsample)
       self._lateral_convs.append(tf_keras.layers.Conv2D(
           filters, 1, name=f'lateral_conv_{i}'))
       self._smoothing_convs.append(tf_keras.layers.Conv2D(

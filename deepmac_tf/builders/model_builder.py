@@ -78,7 +78,7 @@ def _build_center_net(config, is_training, use_sync_batch_norm):
   validation.validate_deepmac_mask_estimation(config.deepmac_mask_estimation,
                                               config.num_classes)
   deepmac_params = deepmac.deepmac_params_from_proto(
-      config.deepmac_mask_estimation)
+      config.deepmac_mask_estimation, use_sync_batch_norm=use_sync_batch_norm)
   return deepmac.DeepMACMetaArch(
       is_training=is_training, num_classes=config.num_classes,
       feature_extractor=feature_extractor,

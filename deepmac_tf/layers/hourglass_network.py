@@ -1,9 +1,11 @@
 """The stacked hourglass network and its named configurations.
 
-`HourglassNetwork` mirrors the OD API's `models/keras_models/hourglass_network.py`
-attribute for attribute (`conv_input` / `downsample_input`, `hourglass_network`,
-`output_conv`, `intermediate_conv1/2`, `intermediate_relu`,
-`intermediate_residual`), so OD API checkpoints restore 1:1. It serves both as
+`HourglassNetwork` and `EncoderDecoderBlock` mirror the OD API's hourglass
+network (`models/keras_models/hourglass_network.py`) attribute for attribute
+(`conv_input` / `downsample_input`, `hourglass_network`, `output_conv`,
+`intermediate_conv1/2`, `intermediate_relu`, `intermediate_residual`;
+`encoder_block1/2`, `inner_block`, `decoder_block`, `upsample`,
+`merge_features`), so OD API checkpoints restore 1:1. It serves both as
 the CenterNet backbone (initial 4x downsampling, two stacks for Hourglass-104)
 and as Deep-MAC's mask head (no initial downsampling, one stack).
 """
@@ -33,6 +35,89 @@ _HOURGLASS_104 = dict(
 )
 
 _STEM_STRIDE = 4
+
+
+@tf_keras.utils.register_keras_serializable(package='deepmac_tf')
+class EncoderDecoderBlock(hourglass_blocks.HourglassLayer):
+  """One level of the hourglass, recursively holding the deeper levels.
+
+  Output = encoder_block1(x) + upsample(decoder(inner(encoder_block2(x)))),
+  or only the second term without the encoder-decoder shortcut. Maps
+  [batch, height, width, channels] to [batch, height, width, channel_dims[0]];
+  height and width must be divisible by 2**num_stages when downsampling.
+  """
+
+  def __init__(self, num_stages, channel_dims, blocks_per_stage,
+               stagewise_downsample=True, encoder_decoder_shortcut=True,
+               use_sync_batch_norm=False, **kwargs):
+    """Initializes the block.
+
+    Args:
+      num_stages: int >= 1, number of levels below this one (inclusive).
+      channel_dims: list of num_stages + 1 ints; channel_dims[0] is the width
+        at this level, channel_dims[1:] the widths of the inner levels.
+      blocks_per_stage: list of num_stages + 1 ints, residual blocks per level.
+      stagewise_downsample: bool, halve the resolution at each level (else the
+        whole hourglass works at the input resolution).
+      encoder_decoder_shortcut: bool, add the long-range encoder_block1 skip.
+      use_sync_batch_norm: bool, synchronized batch norm across replicas.
+      **kwargs: keyword arguments of `tf_keras.layers.Layer`.
+    """
+    super().__init__(**kwargs)
+    channel_dims = tuple(int(c) for c in channel_dims)
+    blocks_per_stage = tuple(int(b) for b in blocks_per_stage)
+    if len(channel_dims) < num_stages + 1 or (
+        len(blocks_per_stage) < num_stages + 1):
+      raise ValueError(
+          f'EncoderDecoderBlock with {num_stages} stages needs at least '
+          f'{num_stages + 1} channel dims and blocks per stage, got '
+          f'{list(channel_dims)} and {list(blocks_per_stage)}.')
+    self._remember_args(num_stages=num_stages, channel_dims=channel_dims,
+                        blocks_per_stage=blocks_per_stage,
+                        stagewise_downsample=stagewise_downsample,
+                        encoder_decoder_shortcut=encoder_decoder_shortcut,
+                        use_sync_batch_norm=use_sync_batch_norm)
+    self._use_shortcut = bool(encoder_decoder_shortcut)
+    outer, inner = channel_dims[0], channel_dims[1]
+    sync = use_sync_batch_norm
+    stride = 2 if stagewise_downsample else 1
+
+    if self._use_shortcut:
+      self.merge_features = tf_keras.layers.Add()
+      self.encoder_block1 = hourglass_blocks.make_repeated_residual_blocks(
+          out_channels=outer, num_blocks=blocks_per_stage[0],
+          initial_stride=1, use_sync_batch_norm=sync)
+    self.encoder_block2 = hourglass_blocks.make_repeated_residual_blocks(
+        out_channels=inner, num_blocks=blocks_per_stage[0],
+        initial_stride=stride, initial_skip_conv=outer != inner,
+        use_sync_batch_norm=sync)
+    if num_stages > 1:
+      self.inner_block = [
+          EncoderDecoderBlock(
+              num_stages - 1, channel_dims[1:], blocks_per_stage[1:],
+              stagewise_downsample=stagewise_downsample,
+              encoder_decoder_shortcut=encoder_decoder_shortcut,
+              use_sync_batch_norm=sync)
+      ]
+    else:
+      self.inner_block = hourglass_blocks.make_repeated_residual_blocks(
+          out_channels=inner, num_blocks=blocks_per_stage[1],
+          use_sync_batch_norm=sync)
+    self.decoder_block = hourglass_blocks.make_repeated_residual_blocks(
+        out_channels=outer, num_blocks=blocks_per_stage[0],
+        residual_channels=inner, use_sync_batch_norm=sync)
+    self.upsample = hourglass_blocks.NearestUpsampling2D(stride)
+
+  def call(self, inputs, training=None):
+    net = hourglass_blocks.apply_blocks(inputs, self.encoder_block2, training)
+    net = hourglass_blocks.apply_blocks(net, self.inner_block, training)
+    net = hourglass_blocks.apply_blocks(net, self.decoder_block, training)
+    upsampled = self.upsample(net)
+    if not self._use_shortcut:
+      return upsampled
+    encoded = hourglass_blocks.apply_blocks(inputs, self.encoder_block1,
+                                            training)
+    return self.merge_features([encoded, upsampled])
 
 
 @tf_keras.utils.register_keras_serializable(package='deepmac_tf')
@@ -108,7 +193,7 @@ class HourglassNetwork(tf_keras.Model):
     self.hourglass_network = []
     self.output_conv = []
     for _ in range(self.num_hourglasses):
-      self.hourglass_network.append(hourglass_blocks.EncoderDecoderBlock(
+      self.hourglass_network.append(EncoderDecoderBlock(
           num_stages=num_stages, channel_dims=channel_dims_per_stage,
           blocks_per_stage=blocks_per_stage,
           stagewise_downsample=stagewise_downsample,

@@ -6,16 +6,17 @@ The returned object *is* the HourglassNetwork (with `return_last_only`), so a
 mask-head wrapper storing it as `_net` gets the OD API checkpoint path
 `_mask_net/_net/conv_input/...`.
 
-| network_type             | blocks per level | widths (x nc) | levels | notes                 |
-|--------------------------|------------------|---------------|--------|-----------------------|
-| hourglass10              | 1, 1             | 2, 2          | 1      |                       |
-| hourglass20              | 1, 2, 2          | 2, 2, 3       | 2      |                       |
-| hourglass32              | 2, 2, 2, 2       | 2, 2, 3, 3    | 3      |                       |
-| hourglass52              | 2, 2, 2, 2, 2, 4 | 2, 2, 3, 3, 3, 4 | 5   |                       |
-| hourglass100             | 4, 4, 4, 4, 4, 8 | 2, 2, 3, 3, 3, 4 | 5   |                       |
-| hourglass20_uniform_size | 1, 2, 2          | 2, 2, 3       | 2      | no downsampling       |
-| hourglass20_no_shortcut  | 1, 2, 2          | 2, 2, 3       | 2      | no long-range skips   |
+| network_type             | blocks per level | widths (x nc)    | levels |
+|--------------------------|------------------|------------------|--------|
+| hourglass10              | 1, 1             | 2, 2             | 1      |
+| hourglass20              | 1, 2, 2          | 2, 2, 3          | 2      |
+| hourglass32              | 2, 2, 2, 2       | 2, 2, 3, 3       | 3      |
+| hourglass52              | 2, 2, 2, 2, 2, 4 | 2, 2, 3, 3, 3, 4 | 5      |
+| hourglass100             | 4, 4, 4, 4, 4, 8 | 2, 2, 3, 3, 3, 4 | 5      |
+| hourglass20_uniform_size | 1, 2, 2          | 2, 2, 3          | 2 (*)  |
+| hourglass20_no_shortcut  | 1, 2, 2          | 2, 2, 3          | 2 (**) |
 
+(*) no downsampling between levels; (**) no long-range encoder-decoder skips.
 The stem has nc channels; the output has 2 * nc.
 """
 

@@ -14,9 +14,8 @@ augmented self-supervision, pointly supervised.
 """
 
 import dataclasses
-from typing import Tuple
-
 from google.protobuf import descriptor as proto_descriptor
+import numpy as np
 
 from deepmac_tf.errors import ConfigError
 from deepmac_tf.losses import mask_losses
@@ -43,11 +42,11 @@ class DeepMACParams:
     use_sync_batch_norm: synchronized batch norm in the mask head.
   """
   classification_loss: mask_losses.MaskClassificationLoss = (
-      mask_losses.MaskClassificationLoss())
+      dataclasses.field(default_factory=mask_losses.MaskClassificationLoss))
   dim: int = 256
   task_loss_weight: float = 1.0
   pixel_embedding_dim: int = 16
-  allowed_masked_classes_ids: Tuple[int, ...] = ()
+  allowed_masked_classes_ids: tuple[int, ...] = ()
   mask_size: int = 32
   mask_num_subsamples: int = -1
   use_xy: bool = True
@@ -193,6 +192,9 @@ def deepmac_params_from_proto(proto, **overrides):
       value = tuple(value)
     elif field.type == proto_descriptor.FieldDescriptor.TYPE_ENUM:
       value = field.enum_type.values_by_number[value].name.lower()
+    elif field.type == proto_descriptor.FieldDescriptor.TYPE_FLOAT:
+      # Shortest decimal of the float32 (0.4, not 0.4000000059604645).
+      value = float(str(np.float32(value)))
     name = 'roi_jitter_mode' if field.name == 'jitter_mode' else field.name
     values[name] = value
   known = {f.name for f in dataclasses.fields(DeepMACParams)}
