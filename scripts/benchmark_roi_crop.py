@@ -13,11 +13,11 @@ graph mode only). A benchmark, not a test: it never fails on speed.
 import json
 import time
 
-from absl import app
 from absl import flags
 import numpy as np
 import tensorflow as tf
 
+from deepmac_tf import cli
 from deepmac_tf.meta_architectures import roi_crop
 
 flags.DEFINE_integer('batch', 8, 'Images per batch.')
@@ -82,4 +82,4 @@ def main(_):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -70,7 +70,12 @@ def test_deepmac_message_has_every_odapi_field():
       'ignore_per_class_box_overlap': 34, 'feature_consistency_type': 35,
       'feature_consistency_comparison': 36,
   }
-  assert fields == expected
+  odapi_fields = {name: number for name, number in fields.items()
+                  if number < 1000}
+  assert odapi_fields == expected
+  # Our extensions live at field numbers >= 1000, clear of the OD API's.
+  assert {name for name, number in fields.items() if number >= 1000} == {
+      'detector_free'}
 
 
 def test_deepmac_defaults_match_odapi():
