@@ -39,11 +39,25 @@ def test_every_config_builds_and_runs_a_small_forward_pass(path):
   model = model_builder.build(model_config, is_training=True)
   images = tf.random.uniform([1, 128, 128, 3], 0, 255)
   predictions = model.predict(model.preprocess(images), training=False)
-  assert len(predictions['object_center']) == (
-      model.feature_extractor.num_feature_outputs)
-  center = predictions['object_center'][-1]
-  assert center.shape[:3] == (1, 32, 32)
-  assert center.shape[-1] == model_config.center_net.num_classes
+  stages = model.feature_extractor.num_feature_outputs
+  if not model_config.center_net.deepmac_mask_estimation.detector_free:
+    assert len(predictions['object_center']) == stages
+    center = predictions['object_center'][-1]
+    assert center.shape[:3] == (1, 32, 32)
+    assert center.shape[-1] == model_config.center_net.num_classes
+  if model_config.center_net.HasField('deepmac_mask_estimation'):
+    assert len(predictions['PIXEL_EMBEDDING']) == stages
+    assert predictions['PIXEL_EMBEDDING'][-1].shape[:3] == (1, 32, 32)
+  deepmac_config = model_config.center_net.deepmac_mask_estimation
+  if deepmac_config.detector_free:
+    # No detection heads: masks come from given boxes only.
+    assert 'object_center' not in model._prediction_head_dict  # pylint: disable=protected-access
+    masks = model.predict_masks_from_boxes(
+        predictions, tf.constant([[[0.1, 0.2, 0.6, 0.7]]]),
+        tf.constant([[128, 128, 3]]))['detection_masks']
+    assert masks.shape == (1, 1, deepmac_config.mask_size,
+                           deepmac_config.mask_size)
+    return
   detections = model.postprocess(predictions, tf.constant([[128, 128, 3]]))
   assert detections['detection_boxes'].shape == (1, 4, 4)
   assert np.isfinite(detections['detection_scores'].numpy()).all()
