@@ -1,0 +1,94 @@
+"""Eval image summaries: predicted boxes and masks beside the groundtruth.
+
+Drawn with numpy + PIL (no TensorFlow), in the true (resized, unpadded)
+image frame the model saw. Left: detections scoring at least
+``eval_config.min_score_threshold`` (at most ``max_num_boxes_to_visualize``),
+with class names and scores; right: the groundtruth (``preview``'s
+drawing: green = instances with a mask, orange = box only).
+"""
+
+import colorsys
+
+import numpy as np
+from PIL import Image
+from PIL import ImageDraw
+
+from deepmac_tf.data import preview
+
+_MASK_ALPHA = 0.5
+
+
+def _color(class_id):
+  hue = (int(class_id) * 0.618034) % 1.0
+  return tuple(int(255 * c) for c in colorsys.hsv_to_rgb(hue, 0.85, 1.0))
+
+
+def draw_detections(image, boxes, classes, scores, masks=None,
+                    category_index=None, min_score=0.5, max_boxes=20,
+                    scale=1):
+  """Draws detections over one image.
+
+  Args:
+    image: [H, W, 3] float (0..255) or uint8 image.
+    boxes: [K, 4] normalized ymin, xmin, ymax, xmax.
+    classes: [K] 1-based class ids.
+    scores: [K] confidences, sorted or not.
+    masks: optional [K, H, W] binary image masks.
+    category_index: optional ``{id: {'name': ...}}``.
+    min_score: detections below are not drawn.
+    max_boxes: at most this many (the highest scores).
+    scale: integer nearest-neighbour upsampling, for legible labels.
+
+  Returns:
+    [H * scale, W * scale, 3] uint8.
+  """
+  canvas = np.clip(np.asarray(image, np.float32), 0, 255)
+  canvas = canvas.repeat(scale, axis=0).repeat(scale, axis=1)
+  height, width = canvas.shape[:2]
+  scores = np.asarray(scores).reshape([-1])
+  order = [i for i in np.argsort(-scores, kind='stable')
+           if scores[i] >= min_score][:max_boxes]
+  if masks is not None:
+    masks = np.asarray(masks).repeat(scale, axis=1).repeat(scale, axis=2)
+    for i in reversed(order):
+      mask = masks[i][..., None] > 0
+      color = np.array(_color(classes[i]), np.float32)
+      canvas = np.where(
+          mask, (1 - _MASK_ALPHA) * canvas + _MASK_ALPHA * color, canvas)
+  picture = Image.fromarray(canvas.astype(np.uint8))
+  draw = ImageDraw.Draw(picture)
+  for i in order:
+    ymin, xmin, ymax, xmax = np.asarray(boxes[i]) * [height, width, height,
+                                                     width]
+    color = _color(classes[i])
+    draw.rectangle([xmin, ymin, xmax, ymax], outline=color)
+    name = str(int(classes[i]))
+    if category_index and int(classes[i]) in category_index:
+      name = category_index[int(classes[i])]['name']
+    draw.text((xmin + 1, ymin), f'{name} {scores[i]:.2f}', fill=color)
+  return np.asarray(picture)
+
+
+def side_by_side(image, detections, groundtruth, category_index=None,
+                 min_score=0.5, max_boxes=20, scale=2):
+  """[H*s, 2*W*s + 2, 3] uint8: detections left, groundtruth right.
+
+  Args:
+    image: [H, W, 3] true (unpadded) image.
+    detections: dict with ``boxes`` [K, 4] normalized to the image,
+      ``classes`` [K] 1-based, ``scores`` [K], optional ``masks``
+      [K, H, W] binary.
+    groundtruth: dict with ``boxes`` [N, 4] normalized, ``classes`` [N],
+      optional ``masks`` [N, H, W].
+    category_index / min_score / max_boxes / scale: see ``draw_detections``.
+  """
+  left = draw_detections(image, detections['boxes'], detections['classes'],
+                         detections['scores'], detections.get('masks'),
+                         category_index, min_score, max_boxes, scale)
+  count = len(groundtruth['classes'])
+  masks = groundtruth.get('masks')
+  right = preview.draw_groundtruth(
+      image, groundtruth['boxes'], groundtruth['classes'], np.ones([count]),
+      masks, np.ones([count]) if masks is not None else None,
+      category_index, scale)
+  return preview.tile_images([left, right], columns=2)
