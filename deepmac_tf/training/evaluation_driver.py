@@ -1,0 +1,177 @@
+"""Evaluation inside training and continuous evaluation of checkpoints.
+
+Both call the evaluation module's contract
+(``deepmac_tf.evaluation.eval_loop``):
+``evaluate(model, configs, *, global_step, output_dir, summary_writer,
+sample_1_of_n, ...) -> {metric name: float}`` and
+``default_best_metric(configs) -> str`` (higher is better). Metrics, JSON
+files and TensorBoard scalars go to ``model_dir/eval`` (``eval_<i>`` for
+``eval_input_reader`` i > 0).
+"""
+
+import os
+
+from absl import logging
+import tensorflow as tf
+
+from deepmac_tf.builders import model_builder
+from deepmac_tf.builders import optimizer_builder
+from deepmac_tf.errors import ConfigError
+from deepmac_tf.training import checkpoints
+from deepmac_tf.training import model_variables
+from deepmac_tf.training import moving_average
+
+_LOGGED_METRICS = 8
+
+
+def import_eval_loop(flag):
+  """The evaluation module, or a ConfigError naming the flag needing it."""
+  try:
+    from deepmac_tf.evaluation import eval_loop  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise ConfigError(f'{flag}: evaluation needs deepmac_tf.evaluation.'
+                      f'eval_loop, which cannot be imported ({e}).') from None
+  return eval_loop
+
+
+def eval_dir(model_dir, eval_input_index=0):
+  name = 'eval' if eval_input_index == 0 else f'eval_{eval_input_index}'
+  return os.path.join(model_dir, name)
+
+
+def log_metrics(step, metrics, highlight=None):
+  """Logs a few headline metrics (all are in the JSON / TensorBoard)."""
+  names = [n for n in sorted(metrics) if '/' in n and 'ByCategory' not in n]
+  if highlight in metrics:
+    names = [highlight] + [n for n in names if n != highlight]
+  shown = ', '.join(f'{n} {metrics[n]:.4f}' for n in names[:_LOGGED_METRICS])
+  logging.info('Eval at step %s: %s%s', step, shown,
+               ' ...' if len(names) > _LOGGED_METRICS else '')
+
+
+class InTrainingEvaluator:
+  """Evaluates the training model every N steps and keeps the best."""
+
+  def __init__(self, configs, model_dir, model, optimizer,
+               training_checkpoint, every_n_steps, best_metric=None,
+               sample_1_of_n=1, keep_best=True):
+    self._eval_loop = import_eval_loop('--eval_every_n_steps')
+    self._configs = configs
+    self._model = model
+    self._optimizer = optimizer
+    self.every_n_steps = int(every_n_steps)
+    self.metric = best_metric or self._eval_loop.default_best_metric(configs)
+    self._sample_1_of_n = sample_1_of_n or 1
+    self._use_averages = configs['eval_config'].use_moving_averages
+    self.output_dir = eval_dir(model_dir)
+    self._writer = tf.summary.create_file_writer(self.output_dir)
+    self.best = (checkpoints.BestCheckpointKeeper(
+        training_checkpoint, model_dir, self.metric) if keep_best else None)
+    logging.info('Evaluating every %d steps; best checkpoint by %s in %s.',
+                 self.every_n_steps, self.metric,
+                 self.best.directory if self.best else '(off)')
+
+  def should_evaluate(self, step, last_step):
+    return self.every_n_steps > 0 and (step % self.every_n_steps == 0 or
+                                       step == last_step)
+
+  def __call__(self, step):
+    with moving_average.averaged_weights(self._optimizer,
+                                         self._model.trainable_variables,
+                                         enabled=self._use_averages):
+      metrics = self._eval_loop.evaluate(
+          self._model, self._configs, global_step=step,
+          output_dir=self.output_dir, summary_writer=self._writer,
+          sample_1_of_n=self._sample_1_of_n)
+    log_metrics(step, metrics, self.metric)
+    if self.best is not None:
+      self.best.update(step, metrics)
+    return metrics
+
+
+def _eval_checkpoint_objects(configs, model):
+  objects = {'model': model}
+  if configs['eval_config'].use_moving_averages:
+    train_config = configs['train_config']
+    if not train_config.optimizer.use_moving_average:
+      raise ConfigError('eval_config.use_moving_averages: the training config '
+                        'has train_config.optimizer.use_moving_average false, '
+                        'so checkpoints hold no averages.')
+    optimizer, _ = optimizer_builder.build(train_config.optimizer)
+    optimizer.build(model.trainable_variables)
+    objects['optimizer'] = optimizer
+  return objects
+
+
+def _checkpoint_paths(checkpoint_dir, eval_timeout, wait_interval):
+  if eval_timeout == 0:
+    latest = tf.train.latest_checkpoint(checkpoint_dir)
+    if not latest:
+      raise ConfigError(f'--checkpoint_dir: no checkpoint in '
+                        f'{os.path.abspath(checkpoint_dir)} (--eval_timeout=0 '
+                        'evaluates the latest one and exits).')
+    return [latest]
+  if not tf.io.gfile.isdir(checkpoint_dir):
+    logging.warning('--checkpoint_dir %s does not exist (yet).',
+                    os.path.abspath(checkpoint_dir))
+  logging.info('Waiting for checkpoints in %s; stopping after %s s with none '
+               'new (--eval_timeout).', os.path.abspath(checkpoint_dir),
+               eval_timeout)
+  return tf.train.checkpoints_iterator(checkpoint_dir,
+                                       min_interval_secs=wait_interval,
+                                       timeout=eval_timeout)
+
+
+def eval_continuously(configs, model_dir, checkpoint_dir, eval_timeout=3600,
+                      sample_1_of_n=1, eval_input_index=0, last_step=None,
+                      wait_interval=0):
+  """Evaluates each new checkpoint of ``checkpoint_dir``.
+
+  Args:
+    configs: pipeline config dict.
+    model_dir: metrics go to ``model_dir/eval`` (JSON and TensorBoard).
+    checkpoint_dir: where training writes checkpoints.
+    eval_timeout: seconds to wait for a new checkpoint before stopping; 0
+      evaluates the latest checkpoint once.
+    sample_1_of_n: evaluate every n-th example.
+    eval_input_index: which ``eval_input_reader``.
+    last_step: stop after evaluating a checkpoint at this step or later.
+    wait_interval: minimum seconds between two evaluations.
+
+  Returns:
+    {checkpoint path: metrics} of every checkpoint evaluated.
+
+  Raises:
+    ConfigError: no checkpoint with --eval_timeout=0, or bad eval settings.
+  """
+  eval_loop = import_eval_loop('--checkpoint_dir')
+  model = model_builder.build(configs['model'], is_training=False)
+  model_variables.build_model_variables(
+      model, *model_variables.input_size_from_configs(configs))
+  objects = _eval_checkpoint_objects(configs, model)
+  checkpoint = tf.train.Checkpoint(**objects)
+  output_dir = eval_dir(model_dir, eval_input_index)
+  writer = tf.summary.create_file_writer(output_dir)
+  results = {}
+  for path in _checkpoint_paths(checkpoint_dir, eval_timeout, wait_interval):
+    checkpoint.restore(path).expect_partial().assert_existing_objects_matched()
+    step = checkpoints.read_step(path)
+    logging.info('Evaluating %s (step %s).', path, step)
+    with moving_average.averaged_weights(
+        objects.get('optimizer'), model.trainable_variables,
+        enabled='optimizer' in objects):
+      metrics = eval_loop.evaluate(
+          model, configs, global_step=step, output_dir=output_dir,
+          summary_writer=writer, sample_1_of_n=sample_1_of_n or 1,
+          eval_input_index=eval_input_index)
+    log_metrics(step, metrics)
+    results[path] = metrics
+    if last_step and step is not None and step >= last_step:
+      logging.info('Evaluated the final step %d; done.', step)
+      break
+  else:
+    if eval_timeout:
+      logging.info('No new checkpoint in %s for %s s; evaluation ends.',
+                   checkpoint_dir, eval_timeout)
+  writer.close()
+  return results

@@ -1,0 +1,219 @@
+"""The training loop of ``model_main_tf2.py`` (OD API ``train_loop``).
+
+Under ``strategy.scope()``: build the model (sync batch norm when the
+strategy has more than one replica), the optimizer and schedule, every
+variable (one dummy pass) and the OD API checkpoint ``Checkpoint(step,
+model, optimizer)``. Resume from ``model_dir``'s latest checkpoint, else
+restore ``fine_tune_checkpoint`` and save ``ckpt-0``. Then one
+``DistributedTrainStep`` per global batch until ``num_train_steps``: a
+checkpoint every ``checkpoint_every_n`` steps and at the last step, progress
+every ``log_every_n_steps``, evaluation every ``eval_every_n_steps``. A
+non-finite loss stops the run before anything else is saved.
+"""
+
+import collections
+import math
+import os
+
+from absl import logging
+import tensorflow as tf
+import tf_keras
+
+from deepmac_tf import config as config_lib
+from deepmac_tf.builders import dataset_builder
+from deepmac_tf.builders import model_builder
+from deepmac_tf.builders import optimizer_builder
+from deepmac_tf.errors import ConfigError
+from deepmac_tf.errors import DeepMacError
+from deepmac_tf.training import checkpoints
+from deepmac_tf.training import evaluation_driver
+from deepmac_tf.training import fine_tune
+from deepmac_tf.training import model_variables
+from deepmac_tf.training import progress
+from deepmac_tf.training import strategy as strategy_lib
+from deepmac_tf.training import train_step as train_step_lib
+
+TrainResult = collections.namedtuple(
+    'TrainResult', ['step', 'losses', 'checkpoint', 'eval_metrics'])
+
+
+class NonFiniteLossError(DeepMacError, RuntimeError):
+  """A training loss became NaN or Inf; the run stopped."""
+
+
+def non_finite_terms(losses):
+  """Names of the loss terms that are NaN or Inf."""
+  return sorted(name for name, value in losses.items()
+                if not math.isfinite(float(value)))
+
+
+def _check_flags(checkpoint_every_n, checkpoint_max_to_keep,
+                 eval_every_n_steps, num_train_steps):
+  if checkpoint_every_n < 1:
+    raise ConfigError(f'--checkpoint_every_n: must be >= 1, got '
+                      f'{checkpoint_every_n}.')
+  if checkpoint_max_to_keep < 1:
+    raise ConfigError(f'--checkpoint_max_to_keep: must be >= 1, got '
+                      f'{checkpoint_max_to_keep}.')
+  if eval_every_n_steps < 0:
+    raise ConfigError(f'--eval_every_n_steps: must be >= 0, got '
+                      f'{eval_every_n_steps}.')
+  if num_train_steps is not None and num_train_steps < 0:
+    raise ConfigError(f'--num_train_steps: must be >= 0, got '
+                      f'{num_train_steps}.')
+
+
+def _set_precision(train_config, use_tpu):
+  if not train_config.use_bfloat16:
+    return
+  if use_tpu:
+    tf_keras.mixed_precision.set_global_policy('mixed_bfloat16')
+    logging.info('train_config.use_bfloat16: mixed bfloat16 on TPU.')
+  else:
+    logging.warning('train_config.use_bfloat16 applies on TPU only (as in '
+                    'the OD API); training in float32.')
+
+
+def _build_training_state(configs, strategy):
+  """Model, optimizer, schedule, trainable variables (in the scope)."""
+  train_config = configs['train_config']
+  use_sync_bn = strategy.num_replicas_in_sync > 1
+  model = model_builder.build(configs['model'], is_training=True,
+                              use_sync_batch_norm=use_sync_bn)
+  optimizer, schedule = optimizer_builder.build(
+      train_config.optimizer, train_config.gradient_clipping_by_norm)
+  model_variables.build_model_variables(
+      model, *model_variables.input_size_from_configs(configs))
+  trainable = train_step_lib.select_trainable_variables(
+      model.trainable_variables, train_config.update_trainable_variables,
+      train_config.freeze_variables)
+  optimizer.build(trainable)
+  return model, optimizer, schedule, trainable
+
+
+def _raise_non_finite(step, losses, last_saved):
+  bad = non_finite_terms(losses)
+  values = ', '.join(f'{name}={float(losses[name])}' for name in bad)
+  kept = (f'the last good checkpoint is {last_saved}' if last_saved else
+          'no checkpoint was saved')
+  raise NonFiniteLossError(
+      f'Non-finite loss at step {step}: {values}. Training stopped and this '
+      f'state was not saved; {kept}. Lower the learning rate or set '
+      'train_config.gradient_clipping_by_norm.')
+
+
+def train_loop(configs, model_dir, *, num_train_steps=None, strategy=None,
+               use_tpu=False, checkpoint_every_n=1000,
+               checkpoint_max_to_keep=7, record_summaries=True,
+               log_every_n_steps=100, eval_every_n_steps=0,
+               best_checkpoint_metric=None, sample_1_of_n_eval_examples=1):
+  """Trains until ``num_train_steps`` (``train_config.num_steps`` if None).
+
+  Args:
+    configs: dict from ``config.get_configs_from_pipeline_file``.
+    model_dir: checkpoints, ``pipeline.config``, ``train/`` and ``eval/``
+      summaries, ``best/``.
+    num_train_steps: total steps (a resumed run continues to it); 0 and
+      ``num_steps: 0`` train until the input ends.
+    strategy: a ``tf.distribute`` strategy; default ``select_strategy()``.
+    use_tpu: enables bfloat16 when ``train_config.use_bfloat16``.
+    checkpoint_every_n / checkpoint_max_to_keep: checkpoint cadence and
+      retention (a final checkpoint is always written).
+    record_summaries: TensorBoard scalars under ``model_dir/train``.
+    log_every_n_steps: console progress cadence.
+    eval_every_n_steps: evaluate every N steps (and at the end); 0 = off.
+    best_checkpoint_metric: metric for ``model_dir/best`` (default: the
+      evaluation module's ``default_best_metric``).
+    sample_1_of_n_eval_examples: evaluation subsampling.
+
+  Returns:
+    ``TrainResult(step, losses, checkpoint, eval_metrics)``: the final
+    step, the last step's losses {name: float}, the last checkpoint path and
+    the last evaluation's metrics (or None).
+
+  Raises:
+    ConfigError: bad flags or config (naming them).
+    NonFiniteLossError: a loss became NaN or Inf.
+  """
+  train_config = configs['train_config']
+  _check_flags(checkpoint_every_n, checkpoint_max_to_keep, eval_every_n_steps,
+               num_train_steps)
+  total_steps = (train_config.num_steps if num_train_steps is None
+                 else num_train_steps) or None
+  _set_precision(train_config, use_tpu)
+  strategy = strategy or strategy_lib.select_strategy(use_tpu=use_tpu)
+  output_dir = strategy_lib.writable_dir(strategy, model_dir)
+  tf.io.gfile.makedirs(output_dir)
+  if strategy_lib.is_chief(strategy):
+    config_lib.save_pipeline_config(
+        config_lib.create_pipeline_proto_from_configs(configs), model_dir)
+
+  with strategy.scope():
+    model, optimizer, schedule, trainable = _build_training_state(
+        configs, strategy)
+    checkpoint, step = checkpoints.make_training_checkpoint(model, optimizer)
+  manager = checkpoints.make_manager(checkpoint, output_dir,
+                                     checkpoint_max_to_keep)
+  last_saved = checkpoints.restore_latest(checkpoint, manager)
+  if last_saved is None:
+    fine_tune.restore_fine_tune_checkpoint(model, train_config)
+    last_saved = manager.save(checkpoint_number=int(step.numpy()))
+  elif train_config.fine_tune_checkpoint:
+    logging.info('Resuming: %s is not applied.', fine_tune.FIELD)
+
+  dataset = strategy.distribute_datasets_from_function(
+      lambda ctx: dataset_builder.build_from_pipeline(
+          configs, 'train', input_context=ctx))
+  iterator = iter(dataset)
+  run_step = train_step_lib.DistributedTrainStep(
+      strategy, model, optimizer, step, trainable_variables=trainable,
+      add_regularization_loss=train_config.add_regularization_loss)
+  evaluator = None
+  if eval_every_n_steps > 0:
+    evaluator = evaluation_driver.InTrainingEvaluator(
+        configs, model_dir, model, optimizer, checkpoint, eval_every_n_steps,
+        best_checkpoint_metric, sample_1_of_n_eval_examples,
+        keep_best=strategy_lib.is_chief(strategy))
+  reporter = progress.ProgressReporter(
+      model_dir, total_steps, log_every_n_steps,
+      record_summaries and strategy_lib.is_chief(strategy))
+
+  current = int(step.numpy())
+  saved_step = checkpoints.read_step(last_saved) if last_saved else None
+  losses, metrics = {}, None
+  logging.info('Training from step %d to %s (global batch %d over %d '
+               'replica(s)); model_dir %s.', current, total_steps or 'the end '
+               'of the input', train_config.batch_size,
+               strategy.num_replicas_in_sync, os.path.abspath(model_dir))
+  reporter.start(current)
+  try:
+    while total_steps is None or current < total_steps:
+      try:
+        batch = next(iterator)
+      except (StopIteration, tf.errors.OutOfRangeError):
+        logging.info('The training input ended at step %d.', current)
+        break
+      losses = {name: float(value)
+                for name, value in run_step(batch).items()}
+      current = int(step.numpy())
+      if non_finite_terms(losses):
+        _raise_non_finite(current, losses, last_saved)
+      if reporter.should_report(current):
+        reporter.report(current, losses, float(schedule(current - 1)))
+      if current % checkpoint_every_n == 0:
+        last_saved, saved_step = manager.save(checkpoint_number=current), current
+      if evaluator is not None and evaluator.should_evaluate(current,
+                                                              total_steps):
+        metrics = evaluator(current)
+  except KeyboardInterrupt:
+    if saved_step != current:
+      last_saved = manager.save(checkpoint_number=current)
+      logging.info('Interrupted: saved %s (step %d).', last_saved, current)
+    raise
+  finally:
+    reporter.close()
+  if saved_step != current:
+    last_saved = manager.save(checkpoint_number=current)
+  logging.info('Training done at step %d; last checkpoint %s.', current,
+               last_saved)
+  return TrainResult(current, losses, last_saved, metrics)
