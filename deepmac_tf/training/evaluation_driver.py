@@ -21,7 +21,8 @@ from deepmac_tf.training import checkpoints
 from deepmac_tf.training import model_variables
 from deepmac_tf.training import moving_average
 
-_LOGGED_METRICS = 8
+_HEADLINE_METRICS = ('DetectionBoxes_Precision/mAP',
+                     'DetectionMasks_Precision/mAP')
 
 
 def import_eval_loop(flag):
@@ -40,13 +41,11 @@ def eval_dir(model_dir, eval_input_index=0):
 
 
 def log_metrics(step, metrics, highlight=None):
-  """Logs a few headline metrics (all are in the JSON / TensorBoard)."""
-  names = [n for n in sorted(metrics) if '/' in n and 'ByCategory' not in n]
-  if highlight in metrics:
-    names = [highlight] + [n for n in names if n != highlight]
-  shown = ', '.join(f'{n} {metrics[n]:.4f}' for n in names[:_LOGGED_METRICS])
-  logging.info('Eval at step %s: %s%s', step, shown,
-               ' ...' if len(names) > _LOGGED_METRICS else '')
+  """One line with the headline metrics (all are in the JSON / TensorBoard)."""
+  names = [highlight] + list(_HEADLINE_METRICS)
+  shown = ', '.join(f'{n} {metrics[n]:.4f}' for n in dict.fromkeys(names)
+                    if n in metrics)
+  logging.info('Eval at step %s: %s', step, shown or f'{len(metrics)} metrics')
 
 
 class InTrainingEvaluator:
