@@ -191,3 +191,18 @@ def test_true_normalized_boxes_undo_padding():
   masks = np.arange(6).reshape([1, 2, 3])
   resized = image_frames.resize_nearest(masks, 4, 6)
   np.testing.assert_array_equal(resized[0, ::2, ::2], masks[0])
+
+
+def test_paste_masks_matches_mask_pasting():
+  from deepmac_tf.meta_architectures import mask_pasting  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  masks = rng.random([5, 16, 16]).astype(np.float32)
+  corner = rng.random([5, 2]) * 0.6
+  boxes = np.concatenate([corner, corner + 0.1 + rng.random([5, 2]) * 0.3],
+                         axis=1).astype(np.float32)
+  expected = mask_pasting.paste_box_masks_into_image(masks, boxes, 37, 53)
+  pasted = image_frames.paste_masks(masks, boxes, 37, 53)
+  # Same sampling; float rounding may only flip pixels right at 0.5.
+  assert np.mean(pasted != (expected.numpy() > 0.5)) < 1e-3
+  assert pasted.sum() > 0
+  assert image_frames.paste_masks(masks[:0], boxes[:0], 4, 5).shape == (0, 4, 5)
