@@ -90,12 +90,15 @@ class CocoAccumulator:
         uses it for the small / medium / large ranges.
       image_size: optional (H, W); by default the masks' size.
 
+    Returns:
+      True, or False when the image id was already added (nothing changes).
+
     Raises:
       DataError: inconsistent shapes, unknown class ids, or mixing images
         with and without masks.
     """
     if self._index(image_id) is not None:
-      return
+      return False
     boxes = np.asarray(boxes, np.float64).reshape([-1, 4])
     classes = np.asarray(classes).reshape([-1]).astype(np.int64)
     count = len(boxes)
@@ -137,6 +140,7 @@ class CocoAccumulator:
       if has_masks:
         annotation['segmentation'] = rles[i]
       self._gt.append(annotation)
+    return True
 
   def add_detections(self, image_id, boxes, scores, classes, masks=None):
     """Adds one image's detections (after its groundtruth).

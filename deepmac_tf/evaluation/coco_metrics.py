@@ -291,8 +291,8 @@ class CocoEvaluator:
 
   def add_groundtruth(self, image_id, boxes, classes, masks=None,
                       is_crowd=None, area=None, image_size=None):
-    """See ``CocoAccumulator.add_groundtruth``."""
-    self._accumulator.add_groundtruth(image_id, boxes, classes, masks,
+    """See ``CocoAccumulator.add_groundtruth``; False for a repeated id."""
+    return self._accumulator.add_groundtruth(image_id, boxes, classes, masks,
                                       is_crowd, area, image_size)
 
   def add_detections(self, image_id, boxes, scores, classes, masks=None):

@@ -22,6 +22,7 @@ for the first ``eval_config.num_visualizations`` examples.
 import json
 import os
 import time
+import weakref
 
 import numpy as np
 import tensorflow as tf
@@ -36,6 +37,10 @@ from deepmac_tf.evaluation import miou
 from deepmac_tf.evaluation import visualization
 
 default_best_metric = eval_setup.default_best_metric
+
+# One traced function per (model, kind), reused by every evaluation of the
+# run (a training run evaluating every N steps would otherwise retrace).
+_FUNCTIONS = weakref.WeakKeyDictionary()
 
 _DETECTION_KEYS = ('detection_boxes', 'detection_scores', 'detection_classes',
                    'num_detections', 'detection_masks')
@@ -58,11 +63,21 @@ def _eval_configs(configs, sample_1_of_n, eval_input_index):
   return configs
 
 
-def _detection_fn(model):
+def _cached(model, kind, make):
+  """``make(model_ref)``, once per model; the function holds only a weak
+  reference, so the cache never keeps a model alive."""
+  functions = _FUNCTIONS.setdefault(model, {})
+  if kind not in functions:
+    functions[kind] = make(weakref.ref(model))
+  return functions[kind]
+
+
+def _detection_fn(model_ref):
   """tf.function: (images [B,H,W,3], true shapes [B,3]) -> detections."""
 
   @tf.function(reduce_retracing=True)
   def detect(images, true_image_shapes):
+    model = model_ref()
     preprocessed = model.preprocess(images)
     predictions = model.predict(preprocessed, training=False)
     detections = model.postprocess(predictions, true_image_shapes)
@@ -71,12 +86,13 @@ def _detection_fn(model):
   return detect
 
 
-def _box_masks_fn(model):
+def _box_masks_fn(model_ref):
   """tf.function: (images, true shapes, boxes [B,N,4] normalized to the
   true image) -> [B, N, S, S] box-relative mask probabilities."""
 
   @tf.function(reduce_retracing=True)
   def masks_at_boxes(images, true_image_shapes, boxes):
+    model = model_ref()
     preprocessed = model.preprocess(images)
     predictions = model.predict(preprocessed, training=False)
     return model.predict_masks_from_boxes(
@@ -135,11 +151,14 @@ def _score_detection_batch(detect, batch, evaluator, visualizer, with_masks,
   with_masks = with_masks and 'detection_masks' in outputs
   for i in range(batch[F.IMAGE].shape[0]):
     gt = image_frames.groundtruth(batch, i)
-    image_id = image_frames.image_id(batch, i, f'image_{next_id() }')
-    evaluator.add_groundtruth(
+    image_id = image_frames.image_id(batch, i, f'image_{next_id()}')
+    if not evaluator.add_groundtruth(
         image_id, gt['absolute_boxes'], gt['classes'],
         gt['masks'] if with_masks else None, gt['is_crowd'], gt['area'],
-        gt['original_shape'])
+        gt['original_shape']):
+      logging.warning('Eval: source_id %r seen twice; counted once.',
+                      image_id)
+      continue
     det = image_frames.detections(outputs, i, gt['original_shape'],
                                   with_masks)
     evaluator.add_detections(image_id, det['absolute_boxes'], det['scores'],
@@ -250,13 +269,13 @@ def evaluate(model, configs, *, global_step=None, output_dir=None,
                                'detector_free', False))
   if detector_free:
     scorer = miou.MIoUAccumulator(categories, seen, per_category)
-    run_batch = _box_masks_fn(model)
+    run_batch = _cached(model, 'masks_at_boxes', _box_masks_fn)
   else:
     sets = eval_setup.metrics_sets(configs)
     scorer = coco_metrics.CocoEvaluator(
         categories, sets, per_category, eval_setup.super_categories(configs),
         seen)
-    run_batch = _detection_fn(model)
+    run_batch = _cached(model, 'detect', _detection_fn)
     with_masks = coco_metrics.MASK_METRICS in sets
   visualizer = _Visualizer(eval_config, category_index)
   dataset = dataset_builder.build_from_pipeline(
