@@ -87,12 +87,18 @@ def test_sampling_limits_and_latest_json(tmp_path, data_root, caplog):
   configs['eval_config'].include_metrics_per_category = False
   del configs['eval_config'].metrics_set[:]
   configs['eval_config'].metrics_set.append('coco_detection_metrics')
+  # num_epochs 0 (the proto default) repeats forever; eval reads once.
+  configs['eval_input_configs'][0].num_epochs = 0
   model = model_builder.build(configs['model'], is_training=False)
   with caplog.at_level(logging.INFO, logger='absl'):
     metrics = eval_loop.evaluate(model, configs, sample_1_of_n=2,
                                  output_dir=str(tmp_path))
+    traced = dict(eval_loop._FUNCTIONS[model])  # pylint: disable=protected-access
     eval_loop.evaluate(model, configs, max_examples=3)
   assert '(2 examples' in caplog.text and '(3 examples' in caplog.text
+  # The second evaluation reuses the traced function.
+  assert eval_loop._FUNCTIONS[model] == traced  # pylint: disable=protected-access
+  assert configs['eval_input_configs'][0].num_epochs == 0  # not mutated
   assert not any(k.startswith('DetectionMasks') for k in metrics)
   assert os.path.exists(tmp_path / 'metrics_step_latest.json')
 
