@@ -16,6 +16,7 @@ BOXES_MAP = coco_metrics.BOXES + '_Precision/mAP'
 MASKS_MAP = coco_metrics.MASKS + '_Precision/mAP'
 UNSEEN_MASKS_MAP = coco_metrics.MASKS + '_' + coco_metrics.UNSEEN + '/mAP'
 SEEN_MASKS_MAP = coco_metrics.MASKS + '_' + coco_metrics.SEEN + '/mAP'
+_ALLOWED = 'allowed_masked_classes_ids'
 
 
 def _model_message(configs):
@@ -47,8 +48,16 @@ def seen_class_ids(configs):
   deepmac = deepmac_config(configs)
   if deepmac is not None:
     return tuple(int(i) for i in deepmac.allowed_masked_classes_ids)
-  if 'allowed_masked_classes_ids' in message.DESCRIPTOR.fields_by_name:
-    return tuple(int(i) for i in message.allowed_masked_classes_ids)
+  # Other architectures (Mask R-CNN): the field on the model message or on
+  # one of its set sub-messages (e.g. its mask-head block).
+  candidates = [message] + [value for field, value in message.ListFields()
+                            if field.message_type is not None and
+                            not field.is_repeated]
+  for candidate in candidates:
+    if _ALLOWED in candidate.DESCRIPTOR.fields_by_name:
+      ids = tuple(int(i) for i in getattr(candidate, _ALLOWED))
+      if ids:
+        return ids
   return ()
 
 
