@@ -270,9 +270,14 @@ class DeepMacServingModule(tf.Module):
     predictions = self._predict(images)
     # Normalized to the original image == normalized to the true (resized,
     # unpadded) image; the model maps them to the padded map.
-    masks = self._model.predict_masks_from_boxes(
-        predictions, boxes, true_shapes)[DETECTION_MASKS]
+    # One extra (dummy) box: the mask head's convolutions fail on an empty
+    # batch of crops, and "no boxes" must give [B, 0, S, S].
     num_boxes = tf.shape(boxes)[1]
+    dummy = tf.tile(tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
+                    [tf.shape(boxes)[0], 1, 1])
+    masks = self._model.predict_masks_from_boxes(
+        predictions, tf.concat([boxes, dummy], axis=1),
+        true_shapes)[DETECTION_MASKS][:, :num_boxes]
     outputs = {
         DETECTION_MASKS: tf.cast(masks, tf.float32),
         DETECTION_BOXES: boxes,
