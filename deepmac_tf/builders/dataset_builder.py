@@ -326,7 +326,8 @@ def build_from_pipeline(configs, split='train', input_context=None,
   Reads the image resizer of ``model.center_net`` / ``model.faster_rcnn``,
   ``train_config.batch_size`` / ``max_number_of_boxes`` /
   ``data_augmentation_options`` and, for training,
-  ``model.center_net.deepmac_mask_estimation.allowed_masked_classes_ids``.
+  ``model.center_net.deepmac_mask_estimation.allowed_masked_classes_ids`` /
+  ``model.faster_rcnn.deepmarc_mask_head.allowed_masked_classes_ids``.
   Eval uses ``eval_config.batch_size``, no augmentation, all mask classes and
   keeps the last partial batch.
 
@@ -356,6 +357,8 @@ def build_from_pipeline(configs, split='train', input_context=None,
     allowed = ()
     if arch == 'center_net' and model.HasField('deepmac_mask_estimation'):
       allowed = tuple(model.deepmac_mask_estimation.allowed_masked_classes_ids)
+    elif arch == 'faster_rcnn' and model.HasField('deepmarc_mask_head'):
+      allowed = tuple(model.deepmarc_mask_head.allowed_masked_classes_ids)
     return build(
         configs['train_input_config'], train_config.batch_size,
         model.image_resizer, max_number_of_boxes=max_boxes,

@@ -2,7 +2,9 @@
 ``model_builder.build(model_config, is_training)`` does.
 
 ``center_net { ... }`` gives a ``CenterNetMetaArch``; with a
-``deepmac_mask_estimation { ... }`` block a ``DeepMACMetaArch``. Every
+``deepmac_mask_estimation { ... }`` block a ``DeepMACMetaArch``.
+``faster_rcnn { ... }`` gives a Deep-MARC ``MaskRCNNMetaArch``
+(``mask_rcnn_builder.py``). Every
 semantic problem (an unknown backbone or mask head, a mask size the head
 cannot take, an unsupported option) raises one ``ConfigError`` naming the
 field, here, before any training step.
@@ -108,8 +110,8 @@ def build(model_config, is_training, use_sync_batch_norm=False):
     return _build_center_net(model_config.center_net, is_training,
                              use_sync_batch_norm)
   if arch == 'faster_rcnn':
-    raise ConfigError(
-        'model.faster_rcnn: Mask R-CNN / Deep-MARC models cannot be built by '
-        'this version of deepmac_tf yet; use a center_net model.')
+    from deepmac_tf.builders import mask_rcnn_builder  # pylint: disable=g-import-not-at-top
+    return mask_rcnn_builder.build(model_config.faster_rcnn, is_training,
+                                   use_sync_batch_norm)
   raise ConfigError('model: no architecture set; expected center_net { } or '
                     'faster_rcnn { }.')

@@ -7,6 +7,7 @@ projection to one logit. Parameter-free heads get the identity here; their
 per-instance computation lives in MaskHeadNetwork (see parameter_free.py).
 
 Families: ResNet (resnet_heads.py), ResNet bottleneck (bottleneck_heads.py),
+Mask R-CNN's plain conv stack (fcn_heads.py),
 Hourglass (hourglass_heads.py, imported on first use), fully connected
 (fully_connected.py), parameter-free (parameter_free.py).
 """
@@ -16,6 +17,7 @@ import numbers
 
 from deepmac_tf import errors
 from deepmac_tf.mask_heads import bottleneck_heads
+from deepmac_tf.mask_heads import fcn_heads
 from deepmac_tf.mask_heads import fully_connected
 from deepmac_tf.mask_heads import parameter_free
 from deepmac_tf.mask_heads import resnet_heads
@@ -41,6 +43,7 @@ _FIXED_NAMES = (
     resnet_heads.RESNET_HEAD_NAMES +
     tuple(HOURGLASS_DOWNSAMPLING) +
     bottleneck_heads.BOTTLENECK_HEAD_NAMES +
+    fcn_heads.FCN_HEAD_NAMES +
     fully_connected.FULLY_CONNECTED_HEAD_NAMES +
     (parameter_free.EMBEDDING_PROJECTION,))
 
@@ -145,6 +148,9 @@ def build_mask_head(network_type, num_init_channels, mask_size=None,
   if network_type in bottleneck_heads.BOTTLENECK_HEAD_SPECS:
     return bottleneck_heads.build_bottleneck_head(
         network_type, num_init_channels, use_sync_batch_norm)
+  if network_type in fcn_heads.FCN_HEAD_SPECS:
+    return fcn_heads.build_fcn_head(network_type, num_init_channels,
+                                    use_sync_batch_norm)
   if network_type in HOURGLASS_DOWNSAMPLING:
     return _build_hourglass(network_type, num_init_channels,
                             use_sync_batch_norm)

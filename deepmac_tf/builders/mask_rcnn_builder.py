@@ -1,0 +1,152 @@
+"""``model.faster_rcnn { ... }`` -> ``MaskRCNNMetaArch`` (Deep-MARC).
+
+OD API fields keep their meaning where Model Garden has the same knob
+(``first_stage_*`` = RPN, ``second_stage_*`` = Fast R-CNN, loss weights,
+``second_stage_post_processing``); the mask branch is
+``deepmarc_mask_head { ... }`` and needs ``number_of_stages: 3``.
+Unsupported options raise one ``ConfigError`` naming the field.
+"""
+
+from deepmac_tf.errors import ConfigError
+from deepmac_tf.mask_heads import registry as mask_head_registry
+from deepmac_tf.meta_architectures import mask_rcnn
+from deepmac_tf.meta_architectures import mask_rcnn_backbones
+from deepmac_tf.meta_architectures import mask_rcnn_params as params_lib
+from deepmac_tf.protos import faster_rcnn_pb2
+from deepmac_tf.protos import post_processing_pb2
+
+_F = 'model.faster_rcnn'
+_M = f'{_F}.deepmarc_mask_head'
+_BOX_SOURCES = {
+    faster_rcnn_pb2.DeepMarcMaskHead.GROUNDTRUTH: params_lib.GROUNDTRUTH,
+    faster_rcnn_pb2.DeepMarcMaskHead.PROPOSALS: params_lib.PROPOSALS,
+    faster_rcnn_pb2.DeepMarcMaskHead.PROPOSALS_AND_GROUNDTRUTH:
+        params_lib.PROPOSALS_AND_GROUNDTRUTH,
+}
+
+
+def mask_head_params_from_proto(config, num_classes):
+  """``DeepMarcMaskHead`` -> ``MaskHeadParams`` (checked)."""
+  name = config.network_type
+  if not mask_head_registry.is_registered(name):
+    raise ConfigError(f'{_M}.network_type: unknown mask head {name!r}; '
+                      f'valid: {", ".join(mask_head_registry.mask_head_names())}.')
+  if mask_head_registry.is_parameter_free(name):
+    raise ConfigError(f'{_M}.network_type: {name!r} is parameter-free (it '
+                      'needs Deep-MAC instance embeddings); pick a head with '
+                      'weights.')
+  divisor = mask_head_registry.required_mask_size_divisor(name)
+  if config.crop_size < 1 or config.crop_size % divisor:
+    raise ConfigError(f'{_M}.crop_size: {config.crop_size} cannot be taken by '
+                      f'network_type "{name}" (needs a positive multiple of '
+                      f'{divisor}).')
+  if config.mask_size < config.crop_size or config.mask_size % config.crop_size:
+    raise ConfigError(f'{_M}.mask_size: {config.mask_size} must be a multiple '
+                      f'of crop_size {config.crop_size}.')
+  if config.num_init_channels < 1 or config.num_sampled_masks < 1:
+    raise ConfigError(f'{_M}.num_init_channels / num_sampled_masks: must be '
+                      'positive.')
+  bad = [i for i in config.allowed_masked_classes_ids
+         if not 1 <= i <= num_classes]
+  if bad:
+    raise ConfigError(f'{_M}.allowed_masked_classes_ids: {bad[0]} is not a '
+                      f'class id in 1..{num_classes}.')
+  return params_lib.MaskHeadParams(
+      network_type=name, num_init_channels=config.num_init_channels,
+      crop_size=config.crop_size, mask_size=config.mask_size,
+      class_agnostic=config.class_agnostic,
+      box_source=_BOX_SOURCES[config.box_source],
+      num_sampled_masks=config.num_sampled_masks,
+      allowed_masked_classes_ids=tuple(config.allowed_masked_classes_ids))
+
+
+def _anchor_kwargs(config, min_level, max_level):
+  if not config.HasField('first_stage_anchor_generator'):
+    return {}
+  generator = config.first_stage_anchor_generator
+  if generator.WhichOneof('anchor_generator_oneof') != (
+      'multiscale_anchor_generator'):
+    raise ConfigError(f'{_F}.first_stage_anchor_generator: only '
+                      'multiscale_anchor_generator is supported (FPN).')
+  a = generator.multiscale_anchor_generator
+  if (a.min_level, a.max_level) != (min_level, max_level):
+    raise ConfigError(
+        f'{_F}.first_stage_anchor_generator.multiscale_anchor_generator: '
+        f'levels {a.min_level}..{a.max_level} must equal the feature levels '
+        f'{min_level}..{max_level}.')
+  kwargs = {'anchor_size': a.anchor_scale,
+            'anchor_num_scales': a.scales_per_octave}
+  if a.aspect_ratios:
+    kwargs['anchor_aspect_ratios'] = tuple(a.aspect_ratios)
+  return kwargs
+
+
+def _post_processing_kwargs(config):
+  if not config.HasField('second_stage_post_processing'):
+    return {}
+  post = config.second_stage_post_processing
+  if post.score_converter != post_processing_pb2.PostProcessing.SOFTMAX:
+    raise ConfigError(f'{_F}.second_stage_post_processing.score_converter: '
+                      'Deep-MARC scores with SOFTMAX; set it.')
+  nms = post.batch_non_max_suppression
+  return {'detection_score_threshold': nms.score_threshold,
+          'detection_nms_iou_threshold': nms.iou_threshold,
+          'max_num_detections': nms.max_total_detections}
+
+
+def params_from_proto(config, use_sync_batch_norm=False):
+  """``FasterRcnn`` message -> ``MaskRCNNParams``."""
+  if not config.HasField('num_classes') or config.num_classes < 1:
+    raise ConfigError(f'{_F}.num_classes: must be set to a positive number.')
+  if config.number_of_stages not in (2, 3):
+    raise ConfigError(f'{_F}.number_of_stages: {config.number_of_stages} is '
+                      'not supported; use 2 (boxes) or 3 (boxes and masks).')
+  if config.HasField('deepmarc_mask_head') and config.number_of_stages != 3:
+    raise ConfigError(f'{_M}: set number_of_stages: 3 to predict masks.')
+  fe = config.feature_extractor
+  if not fe.type:
+    raise ConfigError(f'{_F}.feature_extractor.type: must be set.')
+  spinenet = fe.type.startswith('spinenet')
+  default_levels = mask_rcnn_backbones.SPINENET_LEVELS if spinenet else (2, 6)
+  min_level, max_level = (
+      (fe.fpn.min_level, fe.fpn.max_level) if fe.HasField('fpn')
+      else default_levels)
+  mask_rcnn_backbones.check_backbone(fe.type, min_level, max_level)
+  stride = max(config.maxpool_stride, 1)
+  kwargs = dict(
+      num_classes=config.num_classes, backbone=fe.type, min_level=min_level,
+      max_level=max_level,
+      fpn_num_filters=(fe.fpn.additional_layer_depth if fe.HasField('fpn')
+                       else 256),
+      rpn_num_filters=config.first_stage_box_predictor_depth,
+      rpn_batch_size_per_im=config.first_stage_minibatch_size,
+      rpn_fg_fraction=config.first_stage_positive_balance_fraction,
+      rpn_nms_iou_threshold=config.first_stage_nms_iou_threshold,
+      rpn_num_proposals=config.first_stage_max_proposals,
+      rpn_test_num_proposals=config.first_stage_max_proposals_eval,
+      num_sampled_rois=config.second_stage_batch_size,
+      foreground_fraction=config.second_stage_balance_fraction,
+      roi_crop_size=(config.initial_crop_size // stride
+                     if config.initial_crop_size else 7),
+      box_head_num_convs=config.box_head_num_convs,
+      box_head_num_filters=config.box_head_num_filters,
+      box_head_num_fcs=config.box_head_num_fcs,
+      box_head_fc_dims=config.box_head_fc_dims,
+      rpn_score_loss_weight=config.first_stage_objectness_loss_weight,
+      rpn_box_loss_weight=config.first_stage_localization_loss_weight,
+      frcnn_class_loss_weight=config.second_stage_classification_loss_weight,
+      frcnn_box_loss_weight=config.second_stage_localization_loss_weight,
+      mask_loss_weight=config.second_stage_mask_prediction_loss_weight,
+      use_sync_batch_norm=use_sync_batch_norm,
+      mask_head=(mask_head_params_from_proto(config.deepmarc_mask_head,
+                                             config.num_classes)
+                 if config.number_of_stages == 3 else None))
+  kwargs.update(_anchor_kwargs(config, min_level, max_level))
+  kwargs.update(_post_processing_kwargs(config))
+  return params_lib.MaskRCNNParams(**kwargs)
+
+
+def build(config, is_training, use_sync_batch_norm=False):
+  """Builds ``MaskRCNNMetaArch`` from a ``FasterRcnn`` message."""
+  return mask_rcnn.MaskRCNNMetaArch(
+      is_training, params_from_proto(config, use_sync_batch_norm))

@@ -1,0 +1,395 @@
+"""Deep-MARC: Mask R-CNN with a deep, class-agnostic mask head (spec §1).
+
+Built from Model Garden's ``official.vision`` parts: backbone (ResNet /
+SpineNet) + FPN, anchors, ``RPNHead``, ``MultilevelROIGenerator``,
+``ROISampler``, ``MultilevelROIAligner``, ``DetectionHead`` and
+``DetectionGenerator``, and Model Garden's RPN / Fast R-CNN losses. Ours: the
+mask head from the catalogue (``UpsamplingMaskHead``), which boxes train it
+(``mask_rcnn_targets.mask_training_boxes``, one enum) and partial
+supervision (``groundtruth_instance_mask_weights`` in
+``mask_losses.weighted_mask_loss``).
+
+Lifecycle (as Deep-MAC): ``preprocess`` -> ``predict(preprocessed,
+training, groundtruth=None)`` -> ``loss(predictions, groundtruth,
+training)`` / ``postprocess(predictions, true_image_shapes)``. In training
+the second stage needs groundtruth (ROI sampling); pass it to ``predict``,
+or ``loss`` runs the second stage itself from the first-stage predictions.
+Nothing is stored on the model between calls.
+
+Boxes inside are pixels of the padded input; ``detection_boxes`` are
+normalized to the true image.
+"""
+
+import tensorflow as tf
+import tf_keras
+from official.vision.modeling.heads import dense_prediction_heads
+from official.vision.modeling.heads import instance_heads
+from official.vision.modeling.layers import detection_generator
+from official.vision.modeling.layers import roi_aligner
+from official.vision.modeling.layers import roi_generator
+from official.vision.modeling.layers import roi_sampler
+from official.vision.ops import box_ops
+
+from deepmac_tf.data.fields import InputFields
+from deepmac_tf.errors import ConfigError
+from deepmac_tf.mask_heads import upsampling_mask_head
+from deepmac_tf.meta_architectures import mask_rcnn_backbones
+from deepmac_tf.meta_architectures import mask_rcnn_losses
+from deepmac_tf.meta_architectures import mask_rcnn_params as params_lib
+from deepmac_tf.meta_architectures import mask_rcnn_targets as targets
+
+PREPROCESSED_INPUTS = 'preprocessed_inputs'
+FEATURES = 'features'
+RPN_SCORES = 'rpn_scores'
+RPN_BOXES = 'rpn_boxes'
+ANCHOR_BOXES = 'anchor_boxes'
+PROPOSALS = 'proposals'
+IMAGE_SHAPE = 'image_shape'
+# Second stage in training (predict with groundtruth, or loss).
+SAMPLED_ROIS = 'sampled_rois'
+CLASS_OUTPUTS = 'class_outputs'
+BOX_OUTPUTS = 'box_outputs'
+CLASS_TARGETS = 'class_targets'
+BOX_TARGETS = 'box_targets'
+MASK_ROI_BOXES = 'mask_roi_boxes'
+MASK_LOGITS = 'mask_logits'
+MASK_TARGETS = 'mask_targets'
+MASK_WEIGHTS = 'mask_loss_weights'
+
+DETECTION_MASKS = 'detection_masks'
+
+
+class MaskRCNNMetaArch(tf_keras.layers.Layer):
+  """Mask R-CNN / Deep-MARC. Build with ``MaskRCNNParams``."""
+
+  def __init__(self, is_training, params, name='mask_rcnn_meta_arch',
+               **kwargs):
+    """Builds every layer (before any call, so checkpoint names are stable).
+
+    Args:
+      is_training: whether built for training (the Keras ``training``
+        argument of each call drives layer behaviour).
+      params: ``MaskRCNNParams``; ``params.mask_head`` None = boxes only.
+      name: Keras layer name.
+      **kwargs: passed to ``tf_keras.layers.Layer``.
+    """
+    kwargs.setdefault('autocast', False)
+    super().__init__(name=name, **kwargs)
+    p = self._params = params
+    self._is_training = is_training
+    self._image_size = None
+    sync = p.use_sync_batch_norm
+    self._backbone = None  # SpineNet needs the input size: built lazily.
+    if not p.backbone.startswith('spinenet'):
+      self._backbone, self._decoder = (
+          mask_rcnn_backbones.build_backbone_and_decoder(
+              p.backbone, p.min_level, p.max_level, p.fpn_num_filters,
+              use_sync_batch_norm=sync))
+    self._rpn_head = dense_prediction_heads.RPNHead(
+        min_level=p.min_level, max_level=p.max_level,
+        num_anchors_per_location=(p.anchor_num_scales *
+                                  len(p.anchor_aspect_ratios)),
+        num_convs=p.rpn_num_convs, num_filters=p.rpn_num_filters,
+        use_sync_bn=sync)
+    self._roi_generator = roi_generator.MultilevelROIGenerator(
+        pre_nms_top_k=p.rpn_pre_nms_top_k,
+        nms_iou_threshold=p.rpn_nms_iou_threshold,
+        num_proposals=p.rpn_num_proposals,
+        test_pre_nms_top_k=p.rpn_test_pre_nms_top_k,
+        test_nms_iou_threshold=p.rpn_nms_iou_threshold,
+        test_num_proposals=p.rpn_test_num_proposals)
+    self._roi_sampler = roi_sampler.ROISampler(
+        mix_gt_boxes=True, num_sampled_rois=p.num_sampled_rois,
+        foreground_fraction=p.foreground_fraction,
+        foreground_iou_threshold=p.foreground_iou_threshold,
+        background_iou_high_threshold=p.background_iou_high_threshold,
+        background_iou_low_threshold=p.background_iou_low_threshold)
+    self._roi_aligner = roi_aligner.MultilevelROIAligner(
+        crop_size=p.roi_crop_size)
+    self._detection_head = instance_heads.DetectionHead(
+        num_classes=p.num_classes + 1, num_convs=p.box_head_num_convs,
+        num_filters=p.box_head_num_filters, num_fcs=p.box_head_num_fcs, fc_dims=p.box_head_fc_dims,
+        use_sync_bn=sync, name='detection_head')
+    self._detection_generator = detection_generator.DetectionGenerator(
+        pre_nms_top_k=p.detection_pre_nms_top_k,
+        pre_nms_score_threshold=p.detection_score_threshold,
+        nms_iou_threshold=p.detection_nms_iou_threshold,
+        max_num_detections=p.max_num_detections)
+    self._mask_head = self._mask_roi_aligner = None
+    if p.mask_head is not None:
+      m = p.mask_head
+      self._mask_roi_aligner = roi_aligner.MultilevelROIAligner(
+          crop_size=m.crop_size)
+      self._mask_head = upsampling_mask_head.UpsamplingMaskHead(
+          m.network_type, num_init_channels=m.num_init_channels,
+          crop_size=m.crop_size, upsample_factor=m.upsample_factor,
+          num_outputs=1 if m.class_agnostic else p.num_classes,
+          use_sync_batch_norm=sync, name='mask_head')
+
+  params = property(lambda self: self._params)
+  num_classes = property(lambda self: self._params.num_classes)
+  has_masks = property(lambda self: self._mask_head is not None)
+
+  # -- features ------------------------------------------------------------
+
+  def _features(self, images, training):
+    """{str(level): [B, H / 2^l, W / 2^l, C]} for min_level..max_level."""
+    if self._backbone is None:
+      self._image_size = tuple(images.shape[1:3])
+      self._backbone, self._decoder = (
+          mask_rcnn_backbones.build_backbone_and_decoder(
+              self._params.backbone, self._params.min_level,
+              self._params.max_level, image_size=self._image_size,
+              use_sync_batch_norm=self._params.use_sync_batch_norm))
+    features = self._backbone(images, training=training)
+    if self._decoder is not None:
+      features = self._decoder(features, training=training)
+    return {str(level): features[str(level)] for level in
+            range(self._params.min_level, self._params.max_level + 1)}
+
+  # -- lifecycle -----------------------------------------------------------
+
+  def preprocess(self, images):
+    """[B, H, W, 3] float 0..255 RGB -> normalized by the channel stats."""
+    images = tf.cast(images, tf.float32)
+    mean = tf.constant(self._params.channel_means, tf.float32)
+    std = tf.constant(self._params.channel_stds, tf.float32)
+    return (images - mean) / std
+
+  def predict(self, preprocessed_inputs, training=None, groundtruth=None,
+              true_image_shapes=None):
+    """Backbone, FPN, RPN and proposals; the training second stage too when
+    ``groundtruth`` is given in training.
+
+    Args:
+      preprocessed_inputs: [B, H, W, 3] with static H, W (padded input).
+      training: Keras training flag.
+      groundtruth: optional ``InputFields`` dict (see ``loss``).
+      true_image_shapes: optional int [B, 3]; proposals are clipped to it
+        (default: groundtruth's ``true_image_shape``, else the padded size).
+
+    Returns:
+      dict: ``features`` {level: [B, h_l, w_l, C]}, ``rpn_scores`` /
+      ``rpn_boxes`` {level: [B, h_l, w_l, A] / [.., 4A]}, ``anchor_boxes``
+      {level: [h_l, w_l, 4A]} pixels, ``proposals`` [B, P, 4] pixels,
+      ``image_shape`` [B, 2], ``preprocessed_inputs``; with groundtruth in
+      training also the second-stage keys (see ``second_stage_for_training``).
+    """
+    height, width = preprocessed_inputs.shape[1:3]
+    batch = tf.shape(preprocessed_inputs)[0]
+    if true_image_shapes is None and groundtruth is not None:
+      true_image_shapes = groundtruth.get(InputFields.TRUE_IMAGE_SHAPE)
+    if true_image_shapes is None:
+      image_shape = tf.tile(tf.constant([[height, width]], tf.float32),
+                            [batch, 1])
+    else:
+      image_shape = tf.cast(true_image_shapes, tf.float32)[:, :2]
+    features = self._features(preprocessed_inputs, training)
+    rpn_scores, rpn_boxes = self._rpn_head(features, training=training)
+    rpn_scores = {k: tf.cast(v, tf.float32) for k, v in rpn_scores.items()}
+    rpn_boxes = {k: tf.cast(v, tf.float32) for k, v in rpn_boxes.items()}
+    anchors = targets.anchor_boxes(self._params, height, width)
+    batched = {k: tf.tile(v[None], [batch, 1, 1, 1])
+               for k, v in anchors.items()}
+    proposals, _ = self._roi_generator(rpn_boxes, rpn_scores, batched,
+                                       image_shape, training=bool(training))
+    predictions = {
+        PREPROCESSED_INPUTS: preprocessed_inputs, FEATURES: features,
+        RPN_SCORES: rpn_scores, RPN_BOXES: rpn_boxes, ANCHOR_BOXES: anchors,
+        PROPOSALS: tf.stop_gradient(proposals), IMAGE_SHAPE: image_shape}
+    if training and groundtruth is not None:
+      predictions.update(self.second_stage_for_training(
+          predictions, groundtruth, training=True))
+    return predictions
+
+  def call(self, images, training=None):
+    """preprocess + predict (the model can be called like a layer)."""
+    return self.predict(self.preprocess(images), training=training)
+
+  def _box_head(self, features, rois, training):
+    roi_features = self._roi_aligner(features, rois, training=training)
+    class_outputs, box_outputs = self._detection_head(roi_features,
+                                                      training=training)
+    return tf.cast(class_outputs, tf.float32), tf.cast(box_outputs,
+                                                       tf.float32)
+
+  def mask_logits(self, features, boxes, classes, training=None):
+    """Mask logits at boxes: the one mask ROI crop + mask head call.
+
+    Args:
+      features: {level: [B, h_l, w_l, C]}.
+      boxes: [B, M, 4] pixels of the padded input.
+      classes: [B, M] int 1-based (picks the channel when class-specific).
+      training: Keras training flag of the mask head.
+
+    Returns:
+      [B, M, S', S'] float32 logits.
+    """
+    crops = self._mask_roi_aligner(features, boxes, training=training)
+    shape = tf.shape(crops)
+    flat = tf.reshape(crops, tf.concat([[shape[0] * shape[1]], shape[2:]],
+                                       axis=0))
+    logits = self._mask_head(flat, training=training)
+    size = self._mask_head.mask_size
+    logits = tf.reshape(logits, tf.stack(
+        [shape[0], shape[1], size, size, self._mask_head.num_outputs]))
+    if self._mask_head.num_outputs == 1:
+      return logits[..., 0]
+    channel = tf.maximum(tf.cast(classes, tf.int32) - 1, 0)
+    return tf.gather(logits, channel[..., None], axis=-1, batch_dims=2)[..., 0]
+
+  def second_stage_for_training(self, prediction_dict, groundtruth,
+                                training=True):
+    """ROI sampling, box head and mask branch on the training boxes.
+
+    Returns:
+      dict: ``sampled_rois`` [B, R, 4], ``class_outputs`` [B, R, K + 1],
+      ``box_outputs`` [B, R, 4 (K + 1)], ``class_targets`` [B, R],
+      ``box_targets`` [B, R, 4]; with a mask head and groundtruth masks
+      ``mask_roi_boxes`` [B, M, 4] (the boxes the mask ROI crop saw),
+      ``mask_logits`` / ``mask_targets`` [B, M, S', S'] and
+      ``mask_loss_weights`` [B, M].
+    """
+    p = self._params
+    height, width = prediction_dict[PREPROCESSED_INPUTS].shape[1:3]
+    features = prediction_dict[FEATURES]
+    gt_boxes, gt_classes = targets.groundtruth_in_pixels(
+        groundtruth[InputFields.BOXES], groundtruth[InputFields.CLASSES],
+        height, width)
+    rois, matched_boxes, matched_classes, matched_indices = (
+        self._roi_sampler(prediction_dict[PROPOSALS], gt_boxes, gt_classes))
+    box_targets = box_ops.encode_boxes(matched_boxes, rois,
+                                       weights=list(p.box_regression_weights))
+    box_targets = tf.where((matched_classes == 0)[..., None],
+                           tf.zeros_like(box_targets), box_targets)
+    class_outputs, box_outputs = self._box_head(features, rois, training)
+    out = {SAMPLED_ROIS: rois, CLASS_OUTPUTS: class_outputs,
+           BOX_OUTPUTS: box_outputs, CLASS_TARGETS: matched_classes,
+           BOX_TARGETS: tf.stop_gradient(box_targets)}
+    masks = groundtruth.get(InputFields.INSTANCE_MASKS)
+    if self._mask_head is None or masks is None:
+      return out
+    m = p.mask_head
+    selection = targets.mask_training_boxes(
+        m.box_source, gt_boxes, groundtruth[InputFields.CLASSES],
+        mask_rcnn_losses.instance_mask_weights(groundtruth, m),
+        sampled=(rois, matched_classes, matched_indices),
+        num_sampled_masks=m.num_sampled_masks)
+    boxes = tf.stop_gradient(selection['boxes'])
+    out[MASK_ROI_BOXES] = boxes
+    out[MASK_LOGITS] = self.mask_logits(features, boxes,
+                                        selection['classes'], training)
+    out[MASK_TARGETS] = tf.stop_gradient(targets.mask_targets(
+        masks, boxes, selection['instance_indices'], m.mask_size))
+    out[MASK_WEIGHTS] = selection['weights']
+    return out
+
+  def loss(self, prediction_dict, groundtruth, training=None):
+    """RPN, Fast R-CNN and mask losses (OD API Faster R-CNN loss names).
+
+    Args:
+      prediction_dict: output of ``predict`` (with or without groundtruth).
+      groundtruth: ``InputFields`` dict: ``groundtruth_boxes`` [B, N, 4]
+        normalized to the padded input, ``groundtruth_classes`` [B, N]
+        1-based (0 padding), ``groundtruth_instance_masks`` [B, N, H, W]
+        (absent: no mask loss), ``groundtruth_instance_mask_weights`` [B, N]
+        (absent: weights restricted to ``allowed_masked_classes_ids``).
+      training: training mode of the second stage if ``predict`` did not
+        run it.
+
+    Returns:
+      dict of float32 scalars, see ``mask_rcnn_losses.LOSS_NAMES``.
+    """
+    stage = prediction_dict
+    if CLASS_OUTPUTS not in prediction_dict:
+      stage = self.second_stage_for_training(prediction_dict, groundtruth,
+                                             training=bool(training))
+    height, width = prediction_dict[PREPROCESSED_INPUTS].shape[1:3]
+    gt_boxes, gt_classes = targets.groundtruth_in_pixels(
+        groundtruth[InputFields.BOXES], groundtruth[InputFields.CLASSES],
+        height, width)
+    score_targets, box_targets = targets.rpn_targets(
+        prediction_dict[ANCHOR_BOXES], gt_boxes, gt_classes, self._params)
+    return mask_rcnn_losses.all_losses(
+        self._params, prediction_dict, stage, score_targets, box_targets)
+
+  def postprocess(self, prediction_dict, true_image_shapes=None):
+    """Detections (box head on the proposals + NMS) and their masks.
+
+    Args:
+      prediction_dict: output of ``predict``.
+      true_image_shapes: int [B, 3]; None = the padded input size.
+
+    Returns:
+      dict: ``detection_boxes`` [B, K, 4] normalized to the true image,
+      ``detection_scores`` [B, K], ``detection_classes`` int32 [B, K]
+      0-based, ``num_detections`` int32 [B], ``detection_masks`` [B, K, S',
+      S'] box-relative probabilities (with a mask head).
+    """
+    image_shape = self._true_image_shape(prediction_dict, true_image_shapes)
+    features = prediction_dict[FEATURES]
+    rois = prediction_dict[PROPOSALS]
+    class_outputs, box_outputs = self._box_head(features, rois, False)
+    detections = self._detection_generator(
+        box_outputs, class_outputs, rois, image_shape,
+        list(self._params.box_regression_weights), bbox_per_class=True)
+    boxes = detections['detection_boxes']
+    classes = tf.cast(detections['detection_classes'], tf.int32)
+    scale = tf.concat([image_shape, image_shape], axis=-1)[:, None, :]
+    out = {
+        'detection_boxes': tf.clip_by_value(boxes / scale, 0.0, 1.0),
+        'detection_scores': tf.cast(detections['detection_scores'],
+                                    tf.float32),
+        'detection_classes': tf.maximum(classes - 1, 0),
+        'num_detections': tf.cast(detections['num_detections'], tf.int32),
+    }
+    if self._mask_head is not None:
+      out[DETECTION_MASKS] = tf.sigmoid(
+          self.mask_logits(features, boxes, classes, training=False))
+    return out
+
+  def predict_masks_from_boxes(self, prediction_dict, boxes,
+                               true_image_shapes=None, classes=None):
+    """Box-prompted masks: the mask head at caller-given boxes.
+
+    Args:
+      prediction_dict: output of ``predict``.
+      boxes: [B, N, 4] normalized to the true image.
+      true_image_shapes: int [B, 3]; None = the padded input size.
+      classes: optional [B, N] 0-based classes (class-specific heads;
+        default class 0).
+
+    Returns:
+      {'detection_masks': [B, N, S', S'] float32 box-relative
+      probabilities}.
+    """
+    image_shape = self._true_image_shape(prediction_dict, true_image_shapes)
+    scale = tf.concat([image_shape, image_shape], axis=-1)[:, None, :]
+    pixels = tf.cast(boxes, tf.float32) * scale
+    if classes is None:
+      classes = tf.zeros(tf.shape(pixels)[:2], tf.int32)
+    logits = self.mask_logits(prediction_dict[FEATURES], pixels,
+                              tf.cast(classes, tf.int32) + 1, training=False)
+    return {DETECTION_MASKS: tf.sigmoid(logits)}
+
+  def _true_image_shape(self, prediction_dict, true_image_shapes):
+    return (prediction_dict[IMAGE_SHAPE] if true_image_shapes is None
+            else tf.cast(true_image_shapes, tf.float32)[:, :2])
+
+  def regularization_losses(self):
+    """No weight decay terms (the optimizer config owns regularization)."""
+    return []
+
+  def restore_from_objects(self, fine_tune_checkpoint_type='detection'):
+    """Objects for ``tf.train.Checkpoint``: 'detection' (backbone + FPN) or
+    'full' (the whole model)."""
+    if fine_tune_checkpoint_type == 'detection':
+      parts = {'_backbone': self._backbone}
+      if self._decoder is not None:
+        parts['_decoder'] = self._decoder
+      return {'model': tf.train.Checkpoint(**parts)}
+    if fine_tune_checkpoint_type == 'full':
+      return {'model': self}
+    raise ConfigError(
+        'train_config.fine_tune_checkpoint_type: Deep-MARC supports '
+        f'"detection" or "full", got {fine_tune_checkpoint_type!r}.')

@@ -1,0 +1,93 @@
+"""Deep-MARC losses: Model Garden's RPN / Fast R-CNN losses and our mask loss.
+
+The mask loss is ``mask_losses.weighted_mask_loss`` over per-box losses
+with per-box weights = the mask weight of the groundtruth instance behind
+the box: partial supervision is data, applied in that one place.
+"""
+
+import tensorflow as tf
+from official.vision.losses import maskrcnn_losses
+
+from deepmac_tf.data.fields import InputFields
+from deepmac_tf.losses import mask_losses
+
+LOSS_RPN_OBJECTNESS = 'Loss/RPNLoss/objectness_loss'
+LOSS_RPN_LOCALIZATION = 'Loss/RPNLoss/localization_loss'
+LOSS_BOX_CLASSIFICATION = 'Loss/BoxClassifierLoss/classification_loss'
+LOSS_BOX_LOCALIZATION = 'Loss/BoxClassifierLoss/localization_loss'
+LOSS_MASK = 'Loss/BoxClassifierLoss/mask_loss'
+LOSS_NAMES = (LOSS_RPN_OBJECTNESS, LOSS_RPN_LOCALIZATION,
+              LOSS_BOX_CLASSIFICATION, LOSS_BOX_LOCALIZATION, LOSS_MASK)
+
+_SIGMOID = mask_losses.MaskClassificationLoss()
+
+
+def instance_mask_weights(groundtruth, mask_head_params):
+  """[B, N] float32 mask weights of the groundtruth instances.
+
+  ``groundtruth_instance_mask_weights`` when the pipeline gives it (it
+  already folds in allowed classes, missing masks and padding); otherwise
+  the instance weights restricted to ``allowed_masked_classes_ids``.
+  """
+  weights = groundtruth.get(InputFields.MASK_WEIGHTS)
+  if weights is not None:
+    return tf.cast(weights, tf.float32)
+  classes = tf.cast(groundtruth[InputFields.CLASSES], tf.int32)
+  weights = groundtruth.get(InputFields.WEIGHTS)
+  weights = (tf.cast(classes > 0, tf.float32) if weights is None
+             else tf.cast(weights, tf.float32))
+  allowed = tuple(mask_head_params.allowed_masked_classes_ids)
+  if not allowed:
+    return weights
+  is_allowed = tf.reduce_any(
+      tf.equal(classes[..., None], tf.constant(allowed, tf.int32)), axis=-1)
+  return weights * tf.cast(is_allowed, tf.float32)
+
+
+def mask_loss(logits, targets, weights):
+  """sum_i w_i mean_pixels(CE_i) / max(sum_i w_i, 1) over [B, M] boxes."""
+  per_box = mask_losses.mask_prediction_loss(_SIGMOID, logits, targets)
+  return mask_losses.weighted_mask_loss(per_box, weights)
+
+
+def all_losses(params, first_stage, second_stage, rpn_score_targets,
+               rpn_box_targets):
+  """Every Deep-MARC loss, weighted by the config.
+
+  Args:
+    params: ``MaskRCNNParams``.
+    first_stage: ``predict`` output (``rpn_scores``, ``rpn_boxes``).
+    second_stage: dict with ``class_outputs``, ``box_outputs``,
+      ``class_targets``, ``box_targets`` and, when the mask branch ran,
+      ``mask_logits``, ``mask_targets``, ``mask_loss_weights``.
+    rpn_score_targets / rpn_box_targets: {level: [B, h, w, A(x4)]}.
+
+  Returns:
+    {name: float32 scalar} for the names in LOSS_NAMES (mask only with a
+    mask branch).
+  """
+  p = params
+  score_loss = maskrcnn_losses.RpnScoreLoss(p.rpn_batch_size_per_im)(
+      first_stage['rpn_scores'],
+      {k: tf.cast(v, tf.float32) for k, v in rpn_score_targets.items()})
+  box_loss = maskrcnn_losses.RpnBoxLoss(p.rpn_huber_loss_delta)(
+      first_stage['rpn_boxes'], rpn_box_targets)
+  class_targets = second_stage['class_targets']
+  frcnn_class = maskrcnn_losses.FastrcnnClassLoss()(
+      second_stage['class_outputs'], class_targets)
+  frcnn_box = maskrcnn_losses.FastrcnnBoxLoss(
+      p.frcnn_huber_loss_delta, class_agnostic_bbox_pred=False)(
+          second_stage['box_outputs'], class_targets,
+          second_stage['box_targets'])
+  losses = {
+      LOSS_RPN_OBJECTNESS: p.rpn_score_loss_weight * score_loss,
+      LOSS_RPN_LOCALIZATION: p.rpn_box_loss_weight * box_loss,
+      LOSS_BOX_CLASSIFICATION: p.frcnn_class_loss_weight * frcnn_class,
+      LOSS_BOX_LOCALIZATION: p.frcnn_box_loss_weight * frcnn_box,
+  }
+  if 'mask_logits' in second_stage:
+    losses[LOSS_MASK] = p.mask_loss_weight * mask_loss(
+        second_stage['mask_logits'], second_stage['mask_targets'],
+        second_stage['mask_loss_weights'])
+  return {k: tf.cast(tf.reduce_mean(v), tf.float32)
+          for k, v in losses.items()}

@@ -1,0 +1,112 @@
+"""Settings of the Deep-MARC / Mask R-CNN meta-architecture, as plain data.
+
+The builder (``builders/mask_rcnn_builder.py``) fills ``MaskRCNNParams`` from
+the pipeline config's ``faster_rcnn`` message; defaults are Model Garden's
+Mask R-CNN defaults (FPN levels 2-6, 3 aspect ratios, 512 sampled ROIs, ...)
+so a config that names only the paper's choices trains the paper's model.
+"""
+
+import dataclasses
+
+# Which boxes train the mask head (FasterRcnn.DeepMarcMaskHead.BoxSource).
+GROUNDTRUTH = 'groundtruth'
+PROPOSALS = 'proposals'
+PROPOSALS_AND_GROUNDTRUTH = 'proposals_and_groundtruth'
+BOX_SOURCES = (GROUNDTRUTH, PROPOSALS, PROPOSALS_AND_GROUNDTRUTH)
+
+# ImageNet statistics (0..255 RGB), what Model Garden's backbones expect.
+IMAGENET_MEAN_RGB = (0.485 * 255, 0.456 * 255, 0.406 * 255)
+IMAGENET_STDDEV_RGB = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+
+
+@dataclasses.dataclass(frozen=True)
+class MaskHeadParams:
+  """The mask branch.
+
+  Attributes:
+    network_type: catalogue name (``mask_heads.mask_head_names()``).
+    num_init_channels: width of the head and of its upsampling layer.
+    crop_size: ROIAlign crop S of the FPN features.
+    mask_size: output mask size (a multiple of crop_size).
+    class_agnostic: one mask per box, else one per class.
+    box_source: one of BOX_SOURCES (training only; inference uses the
+      detected boxes).
+    num_sampled_masks: foreground proposals per image for PROPOSALS*.
+    allowed_masked_classes_ids: 1-based ids whose masks train the head when
+      the groundtruth has no ``groundtruth_instance_mask_weights``.
+  """
+  network_type: str = 'mask_rcnn_fcn'
+  num_init_channels: int = 256
+  crop_size: int = 14
+  mask_size: int = 28
+  class_agnostic: bool = True
+  box_source: str = GROUNDTRUTH
+  num_sampled_masks: int = 128
+  allowed_masked_classes_ids: tuple = ()
+
+  def __post_init__(self):
+    if self.box_source not in BOX_SOURCES:
+      raise ValueError(f'box_source must be one of {BOX_SOURCES}, got '
+                       f'{self.box_source!r}.')
+    if self.mask_size % self.crop_size:
+      raise ValueError(f'mask_size {self.mask_size} must be a multiple of '
+                       f'crop_size {self.crop_size}.')
+
+  @property
+  def upsample_factor(self):
+    return self.mask_size // self.crop_size
+
+
+@dataclasses.dataclass(frozen=True)
+class MaskRCNNParams:
+  """Everything but the mask branch (Model Garden's defaults).
+
+  Class ids: ``num_classes`` object classes, 1-based in groundtruth; the
+  detection head has num_classes + 1 outputs (0 = background).
+  """
+  num_classes: int
+  backbone: str = 'resnet50_fpn'
+  min_level: int = 2
+  max_level: int = 6
+  fpn_num_filters: int = 256
+  anchor_num_scales: int = 1
+  anchor_aspect_ratios: tuple = (0.5, 1.0, 2.0)
+  anchor_size: float = 8.0
+  rpn_num_convs: int = 1
+  rpn_num_filters: int = 256
+  rpn_match_threshold: float = 0.7
+  rpn_unmatched_threshold: float = 0.3
+  rpn_batch_size_per_im: int = 256
+  rpn_fg_fraction: float = 0.5
+  rpn_pre_nms_top_k: int = 2000
+  rpn_nms_iou_threshold: float = 0.7
+  rpn_num_proposals: int = 1000
+  rpn_test_pre_nms_top_k: int = 1000
+  rpn_test_num_proposals: int = 1000
+  num_sampled_rois: int = 512
+  foreground_fraction: float = 0.25
+  foreground_iou_threshold: float = 0.5
+  background_iou_high_threshold: float = 0.5
+  background_iou_low_threshold: float = 0.0
+  roi_crop_size: int = 7
+  box_head_num_convs: int = 4
+  box_head_num_filters: int = 256
+  box_head_num_fcs: int = 1
+  box_head_fc_dims: int = 1024
+  box_regression_weights: tuple = (10.0, 10.0, 5.0, 5.0)
+  detection_pre_nms_top_k: int = 5000
+  detection_score_threshold: float = 0.05
+  detection_nms_iou_threshold: float = 0.5
+  max_num_detections: int = 100
+  rpn_huber_loss_delta: float = 1.0 / 9.0
+  frcnn_huber_loss_delta: float = 1.0
+  rpn_score_loss_weight: float = 1.0
+  rpn_box_loss_weight: float = 1.0
+  frcnn_class_loss_weight: float = 1.0
+  frcnn_box_loss_weight: float = 1.0
+  mask_loss_weight: float = 1.0
+  channel_means: tuple = IMAGENET_MEAN_RGB
+  channel_stds: tuple = IMAGENET_STDDEV_RGB
+  use_sync_batch_norm: bool = False
+  mask_head: MaskHeadParams | None = dataclasses.field(
+      default_factory=MaskHeadParams)
