@@ -238,3 +238,32 @@ def test_box_only_model_has_no_mask_outputs(images):
   assert losses_lib.LOSS_MASK not in losses
   detections = model.postprocess(model.predict(model.preprocess(images)))
   assert 'detection_masks' not in detections
+
+
+@pytest.mark.parametrize('override,message', [
+    ('deepmarc_mask_head { network_type: "hourglas20" }',
+     r'deepmarc_mask_head\.network_type: unknown mask head'),
+    ('deepmarc_mask_head { network_type: "cond_inst2" }',
+     r'deepmarc_mask_head\.network_type: .*parameter-free'),
+    ('deepmarc_mask_head { network_type: "hourglass52" crop_size: 14 }',
+     r'deepmarc_mask_head\.crop_size: 14 cannot be taken'),
+    ('deepmarc_mask_head { crop_size: 14 mask_size: 30 }',
+     r'deepmarc_mask_head\.mask_size: 30'),
+    ('deepmarc_mask_head { allowed_masked_classes_ids: 11 }',
+     r'allowed_masked_classes_ids: 11'),
+    ('number_of_stages: 2 deepmarc_mask_head { }', r'number_of_stages: 3'),
+    ('feature_extractor { type: "spinenet143" }', r'SpineNet gives levels'),
+    ('feature_extractor { type: "vgg16" }', r'unknown Deep-MARC backbone'),
+])
+def test_bad_faster_rcnn_settings_name_the_field(override, message):
+  from deepmac_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+  from deepmac_tf.builders import mask_rcnn_builder  # pylint: disable=g-import-not-at-top
+  from deepmac_tf.errors import ConfigError  # pylint: disable=g-import-not-at-top
+  from google.protobuf import text_format  # pylint: disable=g-import-not-at-top
+  pipeline = config_lib.get_pipeline_config_from_text(
+      'model { faster_rcnn { num_classes: 10 number_of_stages: 3 '
+      'feature_extractor { type: "resnet10_fpn" fpn { min_level: 2 '
+      'max_level: 6 } } } }')
+  text_format.Merge(override, pipeline.model.faster_rcnn)
+  with pytest.raises(ConfigError, match=message):
+    mask_rcnn_builder.params_from_proto(pipeline.model.faster_rcnn)
