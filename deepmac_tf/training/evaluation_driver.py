@@ -53,7 +53,7 @@ class InTrainingEvaluator:
 
   def __init__(self, configs, model_dir, model, optimizer,
                training_checkpoint, every_n_steps, best_metric=None,
-               sample_1_of_n=1, keep_best=True):
+               sample_1_of_n=1, best_root=None):
     self._eval_loop = import_eval_loop('--eval_every_n_steps')
     self._configs = configs
     self._model = model
@@ -64,11 +64,11 @@ class InTrainingEvaluator:
     self._use_averages = configs['eval_config'].use_moving_averages
     self.output_dir = eval_dir(model_dir)
     self._writer = tf.summary.create_file_writer(self.output_dir)
-    self.best = (checkpoints.BestCheckpointKeeper(
-        training_checkpoint, model_dir, self.metric) if keep_best else None)
+    # best_root: a scratch folder on non-chief workers (saves are collective).
+    self.best = checkpoints.BestCheckpointKeeper(
+        training_checkpoint, best_root or model_dir, self.metric)
     logging.info('Evaluating every %d steps; best checkpoint by %s in %s.',
-                 self.every_n_steps, self.metric,
-                 self.best.directory if self.best else '(off)')
+                 self.every_n_steps, self.metric, self.best.directory)
 
   def should_evaluate(self, step, last_step):
     return self.every_n_steps > 0 and (step % self.every_n_steps == 0 or
@@ -83,8 +83,7 @@ class InTrainingEvaluator:
           output_dir=self.output_dir, summary_writer=self._writer,
           sample_1_of_n=self._sample_1_of_n)
     log_metrics(step, metrics, self.metric)
-    if self.best is not None:
-      self.best.update(step, metrics)
+    self.best.update(step, metrics)
     return metrics
 
 

@@ -31,7 +31,8 @@ def format_progress_line(step, total_steps, losses, learning_rate,
   """The console line for one report (see module doc)."""
   parts = []
   if total_steps:
-    parts.append(f'Step {step}/{total_steps} ({100.0 * step / total_steps:.0f}%)')
+    percent = 100.0 * step / total_steps
+    parts.append(f'Step {step}/{total_steps} ({percent:.0f}%)')
   else:
     parts.append(f'Step {step}')
   names = sorted(losses, key=lambda n: (n != train_step.TOTAL_LOSS, n))

@@ -173,7 +173,7 @@ def train_loop(configs, model_dir, *, num_train_steps=None, strategy=None,
     evaluator = evaluation_driver.InTrainingEvaluator(
         configs, model_dir, model, optimizer, checkpoint, eval_every_n_steps,
         best_checkpoint_metric, sample_1_of_n_eval_examples,
-        keep_best=strategy_lib.is_chief(strategy))
+        best_root=output_dir)
   reporter = progress.ProgressReporter(
       model_dir, total_steps, log_every_n_steps,
       record_summaries and strategy_lib.is_chief(strategy))
@@ -201,7 +201,8 @@ def train_loop(configs, model_dir, *, num_train_steps=None, strategy=None,
       if reporter.should_report(current):
         reporter.report(current, losses, float(schedule(current - 1)))
       if current % checkpoint_every_n == 0:
-        last_saved, saved_step = manager.save(checkpoint_number=current), current
+        last_saved = manager.save(checkpoint_number=current)
+        saved_step = current
       if evaluator is not None and evaluator.should_evaluate(current,
                                                               total_steps):
         metrics = evaluator(current)
