@@ -198,8 +198,8 @@ class DeepMacServingModule(tf.Module):
       if out_hw is None:
         checks.append(tf.debugging.Assert(
             tf.equal(tf.shape(strings)[0], 1),
-            [f'{inputs_lib.INPUT_TENSOR}: this model\'s image resizer has '
-             'no fixed output size, so pass one encoded image per call; '
+            [f'{inputs_lib.INPUT_TENSOR}: the image resizer of this model '
+             'has no fixed output size, so pass one encoded image per call; '
              'batch size given:', tf.shape(strings)[0]]))
       with tf.control_dependencies(checks):
         strings = tf.identity(strings)
