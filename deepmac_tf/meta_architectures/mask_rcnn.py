@@ -363,6 +363,9 @@ class MaskRCNNMetaArch(tf_keras.layers.Layer):
       {'detection_masks': [B, N, S', S'] float32 box-relative
       probabilities}.
     """
+    if self._mask_head is None:
+      raise ValueError('This model has no mask head (number_of_stages: 2); '
+                       'it cannot segment boxes.')
     image_shape = self._true_image_shape(prediction_dict, true_image_shapes)
     scale = tf.concat([image_shape, image_shape], axis=-1)[:, None, :]
     pixels = tf.cast(boxes, tf.float32) * scale
