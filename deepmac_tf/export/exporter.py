@@ -61,17 +61,18 @@ def build_model_and_resizer(model_config):
 def create_variables(model, resizer):
   """One forward pass on a black image, so every variable exists.
 
-  The mask head is built lazily on its first call, so masks are predicted
-  too (at one dummy box).
+  Heads built lazily on their first call (Deep-MAC's mask head, Mask
+  R-CNN's box head) are run too: postprocess (unless detector-free) and
+  masks at one dummy box.
   """
   size = resizer.output_size or (resizer.min_dimension or _DUMMY_SIZE,) * 2
   images = tf.zeros([1, size[0], size[1], 3], tf.float32)
   predictions = model.predict(model.preprocess(images), training=False)
+  if not serving_module.is_detector_free(model):
+    model.postprocess(predictions)
   if serving_module.has_masks(model):
     model.predict_masks_from_boxes(
         predictions, tf.constant([[[0.25, 0.25, 0.75, 0.75]]], tf.float32))
-  else:
-    model.postprocess(predictions)
 
 
 def find_checkpoint(trained_checkpoint_dir):

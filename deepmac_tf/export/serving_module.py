@@ -50,7 +50,9 @@ def is_detector_free(model):
 
 
 def has_masks(model):
-  return hasattr(model, 'predict_masks_from_boxes')
+  """Whether the model predicts masks (Mask R-CNN may be boxes-only)."""
+  return (hasattr(model, 'predict_masks_from_boxes') and
+          bool(getattr(model, 'has_masks', True)))
 
 
 def check_input_type(model, input_type):
@@ -170,6 +172,10 @@ class DeepMacServingModule(tf.Module):
                 input_tensor, t),
             input_signature=[specs[inputs_lib.INPUT_TENSOR]])
       result[name] = fn.get_concrete_function()
+    if len(self._model.variables) != len(self.model_variables):
+      raise ValueError('The model created variables while the signatures were '
+                       'traced; run every head once before exporting '
+                       '(exporter.create_variables).')
     return result
 
   # -- the serving computations (traced into the signatures) ---------------
