@@ -12,6 +12,7 @@ and as Deep-MAC's mask head (no initial downsampling, one stack).
 
 import tf_keras
 
+from deepmac_tf.mask_heads import empty_batch
 from deepmac_tf.layers import hourglass_blocks
 
 # Depth -> (blocks_per_stage, channel multipliers of num_channels per stage) of
@@ -121,7 +122,7 @@ class EncoderDecoderBlock(hourglass_blocks.HourglassLayer):
 
 
 @tf_keras.utils.register_keras_serializable(package='deepmac_tf')
-class HourglassNetwork(tf_keras.Model):
+class HourglassNetwork(empty_batch.EmptyBatchSafe, tf_keras.Model):
   """Stacked hourglasses with intermediate supervision outputs.
 
   Maps images or features [batch, height, width, in_channels] to a list of

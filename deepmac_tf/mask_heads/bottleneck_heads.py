@@ -42,6 +42,7 @@ BN epsilon 1.001e-5, momentum 0.99 (plain or synchronized).
 
 import tf_keras
 
+from deepmac_tf.mask_heads import empty_batch
 from deepmac_tf import errors
 from deepmac_tf.mask_heads import resnet_heads
 
@@ -107,7 +108,7 @@ def _bottleneck_block(x, widths, conv_shortcut, name, use_sync_batch_norm):
 
 
 @tf_keras.saving.register_keras_serializable(package='deepmac_tf')
-class BottleneckMaskNetwork(tf_keras.layers.Layer):
+class BottleneckMaskNetwork(empty_batch.EmptyBatchSafe, tf_keras.layers.Layer):
   """Pre-activation bottleneck stacks behind a 1x1 input projection.
 
   Maps [N, S, S, C_in] to [N, S, S, c of the last stack] (resolution kept).

@@ -15,6 +15,8 @@ catalogue head.
 import tensorflow as tf
 import tf_keras
 
+from deepmac_tf.mask_heads import empty_batch
+
 # network_type -> number of conv layers.
 FCN_HEAD_SPECS = {'mask_rcnn_fcn': 4}
 FCN_HEAD_NAMES = tuple(FCN_HEAD_SPECS)
@@ -26,7 +28,7 @@ def _he_fan_out():
 
 
 @tf_keras.saving.register_keras_serializable(package='deepmac_tf')
-class ConvStackMaskNetwork(tf_keras.layers.Layer):
+class ConvStackMaskNetwork(empty_batch.EmptyBatchSafe, tf_keras.layers.Layer):
   """[N, S, S, C_in] -> [N, S, S, nc]: ``num_convs`` conv-BN-ReLU layers."""
 
   def __init__(self, num_convs=4, num_filters=256, use_sync_batch_norm=False,

@@ -18,6 +18,7 @@ a fixed size.
 import tensorflow as tf
 import tf_keras
 
+from deepmac_tf.mask_heads import empty_batch
 from deepmac_tf import errors
 
 # network_type -> (hidden units of fc1..fc{K-1}, dense kernel initializer).
@@ -31,7 +32,7 @@ FULLY_CONNECTED_HEAD_NAMES = tuple(FULLY_CONNECTED_HEAD_SPECS)
 
 
 @tf_keras.saving.register_keras_serializable(package='deepmac_tf')
-class FullyConnectedMaskHead(tf_keras.layers.Layer):
+class FullyConnectedMaskHead(empty_batch.EmptyBatchSafe, tf_keras.layers.Layer):
   """1x1 conv, flatten, dense layers: [N, S, S, C_in] -> [N, S, S, 1].
 
   Checkpoint children: `input_layer`, `fc1`..`fcK` and `model` (which holds

@@ -9,6 +9,7 @@ import tensorflow as tf
 import tf_keras
 
 from deepmac_tf import errors
+from deepmac_tf.mask_heads import empty_batch
 from deepmac_tf.mask_heads import parameter_free
 from deepmac_tf.mask_heads import registry
 
@@ -95,6 +96,10 @@ class MaskHeadNetwork(tf_keras.layers.Layer):
     """
     instance_embedding = tf.cast(instance_embedding, self.compute_dtype)
     pixel_input = tf.cast(pixel_input, self.compute_dtype)
+    # N == 0 is run as one zero instance, sliced off at the end.
+    instance_embedding, num_instances = empty_batch.pad_if_empty(
+        instance_embedding)
+    pixel_input, _ = empty_batch.pad_if_empty(pixel_input)
 
     if self._use_instance_embedding:
       # Broadcasting (not tf.tile) keeps the static shape.
@@ -126,7 +131,7 @@ class MaskHeadNetwork(tf_keras.layers.Layer):
 
     if out.shape[-1] is None or out.shape[-1] > 1:
       out = self.project_out(out)
-    return tf.cast(out[..., 0], tf.float32)
+    return tf.cast(out[:num_instances, ..., 0], tf.float32)
 
   def get_config(self):
     config = super().get_config()

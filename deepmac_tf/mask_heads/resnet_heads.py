@@ -29,6 +29,7 @@ mirrors the OD API so its checkpoints map onto `input_layer` and
 
 import tf_keras
 
+from deepmac_tf.mask_heads import empty_batch
 from deepmac_tf import errors
 
 # Keras-applications ResNet epsilon, which the OD API's resnet_v1 blocks use.
@@ -90,7 +91,7 @@ def _basic_block(x, filters, conv_shortcut, dilation_rates, name,
 
 
 @tf_keras.saving.register_keras_serializable(package='deepmac_tf')
-class ResNetMaskNetwork(tf_keras.layers.Layer):
+class ResNetMaskNetwork(empty_batch.EmptyBatchSafe, tf_keras.layers.Layer):
   """Stacks of pre-activation basic blocks behind a 1x1 input projection.
 
   Maps [N, S, S, C_in] to [N, S, S, stack_channels[-1]] (resolution kept).

@@ -15,6 +15,7 @@ meta-architecture feeds it.
 import tensorflow as tf
 import tf_keras
 
+from deepmac_tf.mask_heads import empty_batch
 from deepmac_tf.mask_heads import registry
 
 
@@ -24,7 +25,7 @@ def _he_fan_out():
 
 
 @tf_keras.saving.register_keras_serializable(package='deepmac_tf')
-class UpsamplingMaskHead(tf_keras.layers.Layer):
+class UpsamplingMaskHead(empty_batch.EmptyBatchSafe, tf_keras.layers.Layer):
   """[N, S, S, C] crops -> [N, f S, f S, num_outputs] mask logits."""
 
   def __init__(self, network_type, num_init_channels=256, crop_size=14,
