@@ -1,13 +1,23 @@
-"""The main job: the whole data path on the built-in synthetic dataset.
+"""The main job: partially supervised Deep-MAC, end to end, on synthetic data.
 
-Creates the synthetic partially supervised shapes dataset (seen classes have
-masks for training, unseen classes only boxes), writes a ready-to-use pipeline
-config for it, inspects the TFRecords against the config, feeds training
-batches through the tf.data input pipeline (decode, augment, resize, pad,
-partial-supervision mask weights) and draws them. No downloads; about a
-minute on 2 CPU cores.
+One command, no downloads, a few minutes on 2 CPU cores:
+
+  1. renders the synthetic shapes dataset: masks for the 5 "seen" classes
+     train the mask head, the 5 "unseen" classes only have boxes;
+  2. writes a ready-to-use pipeline config for it;
+  3. inspects the TFRecords against the config and draws a training batch
+     (which instances supervise the mask head);
+  4. trains a small Deep-MAC (scripts/model_main_tf2.py's training loop) with
+     a checkpoint at the end (rerunning resumes from it);
+  5. evaluates: COCO box AP, and mask AP split into seen vs unseen classes;
+  6. exports a SavedModel (detection + box-prompted signatures);
+  7. segments validation images with the SavedModel, by detection and from
+     groundtruth boxes (box prompts, unseen classes included), and writes
+     overlay PNGs.
 
   python scripts/run_demo.py --output_dir demo_output
+
+Every artefact is in --output_dir; the last lines say where.
 """
 
 import json
@@ -15,50 +25,72 @@ import os
 import time
 
 from absl import flags
+from absl import logging
 import numpy as np
 
 from deepmac_tf import cli
 from deepmac_tf import config as config_lib
 from deepmac_tf.config import validation
 
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_NUM_STEPS = 7
+
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', 'demo_output',
                                   'Where everything is written.')
-_NUM_TRAIN = flags.DEFINE_integer('num_train_images', 400,
+_NUM_TRAIN = flags.DEFINE_integer('num_train_images', 1000,
                                   'Synthetic training images.')
 _NUM_VAL = flags.DEFINE_integer('num_val_images', 100,
                                 'Synthetic validation images.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Dataset seed.')
-_NUM_BATCHES = flags.DEFINE_integer('num_batches', 3,
-                                    'Training batches to pull and summarize.')
+_TRAIN_STEPS = flags.DEFINE_integer(
+    'num_train_steps', None,
+    'Training steps (default: the config\'s train_config.num_steps).')
+_LOG_EVERY = flags.DEFINE_integer('log_every_n_steps', 50,
+                                  'Console progress cadence (steps).')
+_NUM_OVERLAYS = flags.DEFINE_integer('num_overlays', 4,
+                                     'Validation images drawn.')
 _TEMPLATE = flags.DEFINE_string(
     'pipeline_config_template',
-    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                 'configs', 'center_net_deepmac_synthetic_cpu.config'),
+    os.path.join(_REPO, 'configs', 'center_net_deepmac_synthetic_cpu.config'),
     'Pipeline config whose PATH_TO_BE_CONFIGURED placeholders are filled '
     'with the dataset folder.')
+_CONFIG_OVERRIDE = flags.DEFINE_string(
+    'config_override', '',
+    'Text-format fragment merged into the pipeline config.')
 
 
 def _step(number, title):
-  print(f'\n[{number}/4] {title}', flush=True)
+  print(f'\n[{number}/{_NUM_STEPS}] {title}', flush=True)
 
 
 def _create_dataset(data_dir):
   from deepmac_tf.data import synthetic  # pylint: disable=g-import-not-at-top
+  if os.path.exists(os.path.join(data_dir, 'demo_dataset.json')):
+    with open(os.path.join(data_dir, 'demo_dataset.json')) as f:
+      if json.load(f) == _dataset_key():
+        print(f'  reusing {data_dir} (same size and seed)')
+        return
   summary = synthetic.create_dataset(data_dir, _NUM_TRAIN.value,
                                      _NUM_VAL.value, seed=_SEED.value)
   for split in summary.splits.values():
     print(f'  {split.split}: {split.num_images} images, {split.num_instances} '
           f'instances -> {split.tfrecord_pattern}')
-  return summary
+  with open(os.path.join(data_dir, 'demo_dataset.json'), 'w') as f:
+    json.dump(_dataset_key(), f)
+
+
+def _dataset_key():
+  return {'num_train_images': _NUM_TRAIN.value,
+          'num_val_images': _NUM_VAL.value, 'seed': _SEED.value}
 
 
 def _write_pipeline_config(data_dir, output_dir):
   with open(_TEMPLATE.value, encoding='utf-8') as f:
     text = f.read().replace(validation.PLACEHOLDER, data_dir)
   pipeline = config_lib.get_pipeline_config_from_text(
-      text, source=_TEMPLATE.value)
-  path = config_lib.save_pipeline_config(pipeline, output_dir)
-  return path
+      text, source=_TEMPLATE.value,
+      config_override=_CONFIG_OVERRIDE.value or None)
+  return config_lib.save_pipeline_config(pipeline, output_dir)
 
 
 def _inspect(configs):
@@ -69,44 +101,137 @@ def _inspect(configs):
     raise SystemExit('ERROR: the dataset does not match the config (above).')
 
 
-def _feed_batches(configs, output_dir, data_dir):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+def _preview_batch(configs, data_dir, output_dir):
+  """Draws one training batch: which instances carry mask supervision."""
   from deepmac_tf.builders import dataset_builder  # pylint: disable=g-import-not-at-top
   from deepmac_tf.data import label_map_util  # pylint: disable=g-import-not-at-top
   from deepmac_tf.data import preview  # pylint: disable=g-import-not-at-top
   from deepmac_tf.data.fields import InputFields as F  # pylint: disable=g-import-not-at-top
   from PIL import Image  # pylint: disable=g-import-not-at-top
-
   dataset = dataset_builder.build_from_pipeline(configs, split='train')
+  batch = {k: v.numpy() for k, v in next(iter(dataset)).items()}
+  real = int((batch[F.WEIGHTS] > 0).sum())
+  supervised = int((batch[F.MASK_WEIGHTS] > 0).sum())
   category_index = label_map_util.create_category_index(
       os.path.join(data_dir, 'label_map.pbtxt'))
-  totals = {'instances': 0, 'supervised': 0}
-  start = time.time()
-  first = None
-  for index, batch in enumerate(dataset.take(_NUM_BATCHES.value)):
-    batch = tf.nest.map_structure(lambda t: t.numpy(), batch)
-    first = first or batch
-    real = batch[F.WEIGHTS] > 0
-    totals['instances'] += int(real.sum())
-    totals['supervised'] += int((batch[F.MASK_WEIGHTS] > 0).sum())
-    if index == 0:
-      for key in sorted(batch):
-        print(f'  {key:40s} {str(batch[key].shape):22s} {batch[key].dtype}')
-  seconds = time.time() - start
-  print(f'  {_NUM_BATCHES.value} batches in {seconds:.1f} s; '
-        f'{totals["supervised"]} of {totals["instances"]} instances carry '
-        'mask supervision (seen classes); the rest train boxes only.')
-  picture = preview.draw_batch(first, category_index)
   path = os.path.join(output_dir, 'train_batch_preview.png')
-  Image.fromarray(picture).save(path)
-  return path, totals
+  Image.fromarray(preview.draw_batch(batch, category_index)).save(path)
+  print(f'  one training batch: {supervised} of {real} instances carry mask '
+        f'supervision (seen classes), the rest train boxes only -> {path}')
+  return path, real, supervised
+
+
+def _train(configs, model_dir):
+  from deepmac_tf.training import train_loop  # pylint: disable=g-import-not-at-top
+  steps = _TRAIN_STEPS.value or configs['train_config'].num_steps
+  start = time.time()
+  result = train_loop.train_loop(
+      configs, model_dir, num_train_steps=steps, checkpoint_every_n=steps,
+      checkpoint_max_to_keep=2, log_every_n_steps=_LOG_EVERY.value)
+  seconds = time.time() - start
+  print(f'  trained to step {result.step} in {seconds:.0f} s; checkpoint '
+        f'{result.checkpoint}')
+  return result, seconds
+
+
+def _evaluate(configs, model_dir):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from deepmac_tf.builders import model_builder  # pylint: disable=g-import-not-at-top
+  from deepmac_tf.evaluation import eval_loop  # pylint: disable=g-import-not-at-top
+  model = model_builder.build(configs['model'], is_training=False)
+  checkpoint_path = tf.train.latest_checkpoint(model_dir)
+  tf.train.Checkpoint(model=model).restore(checkpoint_path).expect_partial()
+  eval_dir = os.path.join(model_dir, 'eval')
+  writer = tf.summary.create_file_writer(eval_dir)
+  step = int(checkpoint_path.rsplit('-', 1)[-1])
+  metrics = eval_loop.evaluate(model, configs, global_step=step,
+                               output_dir=eval_dir, summary_writer=writer)
+  writer.flush()
+  return metrics, os.path.join(eval_dir, f'metrics_step_{step}.json')
+
+
+def _print_metrics(metrics):
+  rows = [('box AP, all classes', 'DetectionBoxes_Precision/mAP'),
+          ('box AP@.50, all classes', 'DetectionBoxes_Precision/mAP@.50IOU'),
+          ('mask AP, all classes', 'DetectionMasks_Precision/mAP'),
+          ('mask AP, seen classes (masks in training)',
+           'DetectionMasks_SeenClasses/mAP'),
+          ('mask AP, unseen classes (boxes only)',
+           'DetectionMasks_UnseenClasses/mAP'),
+          ('mask AP@.50, seen classes', 'DetectionMasks_SeenClasses/mAP@.50IOU'),
+          ('mask AP@.50, unseen classes',
+           'DetectionMasks_UnseenClasses/mAP@.50IOU')]
+  for label, key in rows:
+    if key in metrics:
+      print(f'  {label:45s} {100 * metrics[key]:6.1f}')
+
+
+def _export(configs, model_dir, output_dir):
+  from deepmac_tf.export import exporter  # pylint: disable=g-import-not-at-top
+  pipeline = config_lib.create_pipeline_proto_from_configs(configs)
+  export_dir = os.path.join(output_dir, 'exported_model')
+  paths = exporter.export_inference_graph('image_tensor', pipeline, model_dir,
+                                          export_dir)
+  print(f'  {paths["saved_model"]} (serving_default: image_tensor; '
+        'image_and_boxes_tensor: box prompts)')
+  return paths['saved_model']
+
+
+def _val_examples(data_dir, count):
+  """[(image path, normalized gt boxes [N,4], class ids [N])] of val images."""
+  with open(os.path.join(data_dir, 'annotations', 'instances_val.json')) as f:
+    coco = json.load(f)
+  by_image = {}
+  for annotation in coco['annotations']:
+    by_image.setdefault(annotation['image_id'], []).append(annotation)
+  examples = []
+  for image in coco['images'][:count]:
+    height, width = image['height'], image['width']
+    annotations = by_image.get(image['id'], [])
+    boxes = [[a['bbox'][1] / height, a['bbox'][0] / width,
+              (a['bbox'][1] + a['bbox'][3]) / height,
+              (a['bbox'][0] + a['bbox'][2]) / width] for a in annotations]
+    examples.append((os.path.join(data_dir, 'images', 'val',
+                                  image['file_name']),
+                     np.array(boxes, np.float32).reshape([-1, 4]),
+                     np.array([a['category_id'] for a in annotations],
+                              np.int32)))
+  return examples
+
+
+def _overlays(saved_model_dir, data_dir, output_dir):
+  from deepmac_tf import inference  # pylint: disable=g-import-not-at-top
+  predictor = inference.load(saved_model_dir)
+  overlay_dir = os.path.join(output_dir, 'overlays')
+  os.makedirs(overlay_dir, exist_ok=True)
+  written, results = [], []
+  for index, (path, boxes, classes) in enumerate(
+      _val_examples(data_dir, _NUM_OVERLAYS.value)):
+    image = inference.load_image(path)
+    found = predictor.detect(image, min_score_threshold=0.3)
+    prompted = predictor.segment(image, boxes, classes=classes)
+    left = inference.draw_overlay(image, found, min_size=256)
+    right = inference.draw_overlay(image, prompted, min_size=256,
+                                   prompted=True)
+    gap = np.full([left.shape[0], 8, 3], 255, np.uint8)
+    out = os.path.join(overlay_dir, f'val_{index}.png')
+    inference.save_overlay(out, np.concatenate([left, gap, right], axis=1))
+    written.append(out)
+    results.extend(inference.to_coco_results(found, image_id=index))
+  results_path = os.path.join(overlay_dir, 'detections_coco.json')
+  inference.write_coco_results(results, results_path)
+  print(f'  {len(written)} overlays (left: detections with score >= 0.3; '
+        f'right: masks for the groundtruth boxes) in {overlay_dir}')
+  return written, results_path
 
 
 def main(argv):
   del argv
+  logging.set_verbosity(logging.WARNING)
   start = time.time()
   output_dir = os.path.abspath(_OUTPUT_DIR.value)
   data_dir = os.path.join(output_dir, 'synthetic_data')
+  model_dir = os.path.join(output_dir, 'model_dir')
   os.makedirs(output_dir, exist_ok=True)
 
   _step(1, f'Creating the synthetic dataset in {data_dir}')
@@ -119,33 +244,60 @@ def main(argv):
 
   _step(3, 'Inspecting the TFRecords against the config')
   _inspect(configs)
+  preview_path, num_instances, num_supervised = _preview_batch(
+      configs, data_dir, output_dir)
 
-  _step(4, 'Feeding training batches through the input pipeline')
-  preview_path, totals = _feed_batches(configs, output_dir, data_dir)
+  _step(4, 'Training Deep-MAC (masks of the seen classes only)')
+  logging.set_verbosity(logging.INFO)  # the training progress lines
+  train_result, train_seconds = _train(configs, model_dir)
+  logging.set_verbosity(logging.WARNING)
+
+  _step(5, 'Evaluating on the validation split')
+  metrics, metrics_path = _evaluate(configs, model_dir)
+  _print_metrics(metrics)
+
+  _step(6, 'Exporting a SavedModel')
+  saved_model_dir = _export(configs, model_dir, output_dir)
+
+  _step(7, 'Segmenting validation images with the SavedModel')
+  overlays, results_path = _overlays(saved_model_dir, data_dir, output_dir)
 
   summary = {
       'output_dir': output_dir,
       'dataset_dir': data_dir,
       'pipeline_config': config_path,
       'train_batch_preview': preview_path,
-      'instances_in_batches': totals['instances'],
-      'mask_supervised_instances': totals['supervised'],
+      'instances_in_batch': num_instances,
+      'mask_supervised_instances': num_supervised,
+      'model_dir': model_dir,
+      'train_steps': train_result.step,
+      'train_seconds': round(train_seconds, 1),
+      'final_losses': train_result.losses,
+      'metrics_json': metrics_path,
+      'metrics': {k: v for k, v in metrics.items()
+                  if '/' in k and 'PerformanceByCategory' not in k},
+      'saved_model': saved_model_dir,
+      'overlays': overlays,
+      'overlay_detections_coco_json': results_path,
       'seconds': round(time.time() - start, 1),
   }
-  with open(os.path.join(output_dir, 'demo_summary.json'), 'w') as f:
+  summary_path = os.path.join(output_dir, 'demo_summary.json')
+  with open(summary_path, 'w') as f:
     json.dump(summary, f, indent=2)
   print('\nDone in {:.0f} s. Everything is in {}:'.format(
       summary['seconds'], output_dir))
-  print(f'  dataset (images, COCO json, TFRecords, label map, class split): '
-        f'{data_dir}')
-  print(f'  pipeline config:        {config_path}')
-  print(f'  input batch preview:    {preview_path}')
-  print(f'  summary:                {os.path.join(output_dir, "demo_summary.json")}')
-  print('Inspect the data yourself with:\n  python scripts/inspect_dataset.py '
-        f'--pipeline_config_path {config_path}')
+  print(f'  dataset (images, COCO json, TFRecords, label map): {data_dir}')
+  print(f'  pipeline config:   {config_path}')
+  print(f'  checkpoints:       {model_dir}  (TensorBoard: tensorboard '
+        f'--logdir {model_dir})')
+  print(f'  metrics:           {metrics_path}')
+  print(f'  SavedModel:        {saved_model_dir}')
+  print(f'  overlays:          {os.path.dirname(overlays[0]) if overlays else "-"}')
+  print(f'  summary:           {summary_path}')
+  print('Next: python scripts/segment.py --saved_model_dir '
+        f'{saved_model_dir} --image <png> --output overlay.png')
   return 0
 
 
 if __name__ == '__main__':
-  np.set_printoptions(precision=3)
   cli.run(main)

@@ -29,16 +29,34 @@ def test_help_exits_zero(script):
 
 def test_demo_runs_end_to_end(tmp_path):
   out = tmp_path / 'demo'
+  # The tiny test template keeps it fast; the README's run uses
+  # configs/center_net_deepmac_synthetic_cpu.config.
   result = _run(os.path.join(REPO, 'scripts', 'run_demo.py'),
-                f'--output_dir={out}', '--num_train_images=24',
-                '--num_val_images=8', '--num_batches=1')
+                f'--output_dir={out}', '--num_train_images=16',
+                '--num_val_images=4', '--num_train_steps=3',
+                '--num_overlays=2', '--pipeline_config_template=' +
+                os.path.join(REPO, 'tests', 'fixtures', 'tiny_deepmac.config'))
   assert result.returncode == 0, result.stderr[-3000:]
   summary = json.loads((out / 'demo_summary.json').read_text())
   assert os.path.exists(summary['pipeline_config'])
   assert os.path.exists(summary['train_batch_preview'])
   assert 0 < summary['mask_supervised_instances'] < summary[
-      'instances_in_batches']
+      'instances_in_batch']
   assert 'train_input_reader: OK' in result.stdout
+  assert summary['train_steps'] == 3
+  assert os.path.exists(os.path.join(summary['model_dir'], 'ckpt-3.index'))
+  # Seen vs unseen mask AP, from the evaluation of the trained checkpoint.
+  for key in ('DetectionBoxes_Precision/mAP', 'DetectionMasks_SeenClasses/mAP',
+              'DetectionMasks_UnseenClasses/mAP'):
+    assert key in summary['metrics'], sorted(summary['metrics'])
+  with open(summary['metrics_json']) as f:
+    assert json.load(f)['DetectionMasks_UnseenClasses/mAP'] == summary[
+        'metrics']['DetectionMasks_UnseenClasses/mAP']
+  assert 'mask AP, unseen classes' in result.stdout
+  assert os.path.exists(os.path.join(summary['saved_model'], 'saved_model.pb'))
+  assert len(summary['overlays']) == 2
+  for path in summary['overlays']:
+    assert os.path.getsize(path) > 0
   assert 'Everything is in' in result.stdout
   # The written config has no placeholder left and points at the data.
   config_text = (out / 'pipeline.config').read_text()

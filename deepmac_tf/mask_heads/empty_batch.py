@@ -40,7 +40,11 @@ class EmptyBatchSafe:
 
   Put it first in the bases (``class Head(EmptyBatchSafe,
   tf_keras.layers.Layer)``): calls with N == 0 run on one zero instance and
-  return ``output[:0]`` (every output of a nested structure). Symbolic
+  return ``output[:0]`` (every output of a nested structure); when the
+  batch is statically empty the stand-in runs with ``training=False`` so
+  batch-norm statistics stay put (a batch that is only empty at run time
+  inside a graph runs in the caller's mode: never the case for training
+  batches, whose instance count is fixed by padding). Symbolic
   (functional-API) inputs and non-empty static batches pass straight
   through; variable and checkpoint names are unaffected.
   """
@@ -51,5 +55,12 @@ class EmptyBatchSafe:
     padded, count = pad_if_empty(inputs)
     if padded is inputs:
       return super().__call__(inputs, *args, **kwargs)
+    if inputs.shape[0] == 0:
+      # Known to be empty: the stand-in instance must not move batch-norm
+      # statistics, so it runs in inference mode (its output is dropped).
+      if args:
+        args = (False,) + tuple(args[1:])
+      else:
+        kwargs['training'] = False
     outputs = super().__call__(padded, *args, **kwargs)
     return tf.nest.map_structure(lambda t: t[:count], outputs)
