@@ -1,0 +1,65 @@
+"""A random ``InputFields`` training batch, for benchmarking models on
+configs whose data is not at hand (paper configs at any input size).
+
+Boxes are random, all real (no padding), classes 1..num_classes, masks are
+filled ellipses inside each box, mask weights 1 (the model's loss applies
+the allowed-class restriction when the batch would not).
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from deepmac_tf.data.fields import InputFields
+
+
+def _boxes(rng, batch, num, min_side=0.1, max_side=0.6):
+  sides = rng.uniform(min_side, max_side, size=(batch, num, 2))
+  corners = rng.uniform(0.0, 1.0 - sides)
+  return np.concatenate([corners, corners + sides], axis=-1).astype(np.float32)
+
+
+def _ellipse_masks(boxes, height, width):
+  """[B, N, 4] normalized -> [B, N, H, W] 0/1 ellipses inscribed in boxes."""
+  ys = (np.arange(height, dtype=np.float32) + 0.5) / height
+  xs = (np.arange(width, dtype=np.float32) + 0.5) / width
+  cy = (boxes[..., 0] + boxes[..., 2]) / 2
+  cx = (boxes[..., 1] + boxes[..., 3]) / 2
+  ry = (boxes[..., 2] - boxes[..., 0]) / 2
+  rx = (boxes[..., 3] - boxes[..., 1]) / 2
+  dy = (ys[None, None, :, None] - cy[..., None, None]) / ry[..., None, None]
+  dx = (xs[None, None, None, :] - cx[..., None, None]) / rx[..., None, None]
+  return (dy ** 2 + dx ** 2 <= 1.0).astype(np.float32)
+
+
+def groundtruth_batch(batch_size, height, width, num_instances, num_classes,
+                      with_masks=True, seed=0):
+  """Returns an ``InputFields`` dict of tensors (numeric fields only).
+
+  Shapes: image [B, H, W, 3] float32 0..255, boxes [B, N, 4], classes /
+  weights / mask weights / area / is_crowd [B, N], masks [B, N, H, W] (when
+  ``with_masks``), true_image_shape [B, 3], num_groundtruth_boxes [B].
+  """
+  rng = np.random.default_rng(seed)
+  b, n = int(batch_size), int(num_instances)
+  boxes = _boxes(rng, b, n)
+  batch = {
+      InputFields.IMAGE: rng.uniform(0, 255, (b, height, width, 3)).astype(
+          np.float32),
+      InputFields.TRUE_IMAGE_SHAPE: np.tile(
+          np.array([[height, width, 3]], np.int32), [b, 1]),
+      InputFields.ORIGINAL_IMAGE_SHAPE: np.tile(
+          np.array([[height, width]], np.int32), [b, 1]),
+      InputFields.BOXES: boxes,
+      InputFields.CLASSES: rng.integers(1, num_classes + 1, (b, n)).astype(
+          np.int32),
+      InputFields.WEIGHTS: np.ones((b, n), np.float32),
+      InputFields.IS_CROWD: np.zeros((b, n), bool),
+      InputFields.AREA: ((boxes[..., 2] - boxes[..., 0]) *
+                         (boxes[..., 3] - boxes[..., 1]) * height *
+                         width).astype(np.float32),
+      InputFields.MASK_WEIGHTS: np.ones((b, n), np.float32),
+      InputFields.NUM_BOXES: np.full((b,), n, np.int32),
+  }
+  if with_masks:
+    batch[InputFields.INSTANCE_MASKS] = _ellipse_masks(boxes, height, width)
+  return {k: tf.constant(v) for k, v in batch.items()}

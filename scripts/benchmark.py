@@ -1,0 +1,339 @@
+r"""Benchmarks a pipeline config: prints ONE JSON object of figures.
+
+Figures (median milliseconds after --warmup_steps calls, over --steps calls):
+  * ``train_step``: the training loop's own ``DistributedTrainStep`` (one
+    global batch of --batch_size, a fixed batch so input time is excluded);
+  * ``inference_checkpoint``: preprocess -> predict -> postprocess of the
+    in-memory model restored from a checkpoint (``tf.function``, batch 1);
+  * ``inference_saved_model``: ``serving_default`` of the SavedModel that
+    ``deepmac_tf.export`` writes from that checkpoint (uint8 [1, H, W, 3]);
+  * ``input_pipeline``: images/s of ``build_from_pipeline(configs, 'train')``
+    when the config's input paths resolve (else skipped, with the reason;
+    random inputs at the model size are used for everything else);
+  * ``memory``: peak RSS of the process and its growth over the benchmark;
+  * with ``--reference=model_garden`` (Deep-MARC / ``faster_rcnn`` configs):
+    Model Garden's deepmac_maskrcnn model with the same settings, timed on
+    the same inputs, and ``ratio_infer`` / ``ratio_train_step`` (ours /
+    theirs) plus both parameter counts.
+Machine facts and the settings used are recorded too. Figures only: it never
+fails on speed.
+
+  python scripts/benchmark.py --pipeline_config_path configs/X.config \
+      --image_size 512 --batch_size 2 --steps 3 --reference=model_garden \
+      --output_json bench.json
+"""
+
+import json
+import os
+import platform
+import tempfile
+import time
+
+from absl import flags
+from absl import logging
+
+from deepmac_tf import cli
+from deepmac_tf.errors import ConfigError
+from deepmac_tf.errors import DeepMacError
+
+# TensorFlow is imported lazily (in main) so that --help answers at once.
+
+_PIPELINE = flags.DEFINE_string('pipeline_config_path', None,
+                                'Path to the pipeline config (required).')
+_CONFIG_OVERRIDE = flags.DEFINE_string(
+    'config_override', None, 'Text-format fragment merged over the config.')
+_BATCH_SIZE = flags.DEFINE_integer(
+    'batch_size', None, 'Training batch (default: train_config.batch_size).')
+_IMAGE_SIZE = flags.DEFINE_integer(
+    'image_size', None, 'Square model input size (default: the config '
+    "image resizer's).")
+_WARMUP_STEPS = flags.DEFINE_integer(
+    'warmup_steps', 2, 'Untimed calls first (the first one traces).')
+_STEPS = flags.DEFINE_integer('steps', 5, 'Timed calls per figure.')
+_NUM_INSTANCES = flags.DEFINE_integer(
+    'num_instances', 8, 'Groundtruth instances per random image (capped '
+    'at train_config.max_number_of_boxes).')
+_INPUT_BATCHES = flags.DEFINE_integer(
+    'input_batches', 10, 'Batches read for the input-pipeline figure.')
+_REFERENCE = flags.DEFINE_enum(
+    'reference', None, ['model_garden'], 'Also time the reference model '
+    '(Mask R-CNN configs only).')
+_SAVED_MODEL = flags.DEFINE_bool(
+    'saved_model', True, 'Export and time the SavedModel (--nosaved_model '
+    'skips the figure, e.g. for a quick reference comparison).')
+_OUTPUT_JSON = flags.DEFINE_string('output_json', None,
+                                   'Also write the JSON to this file.')
+
+
+def _load_pipeline():
+  from deepmac_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+  if not _PIPELINE.value:
+    raise ConfigError('--pipeline_config_path: must be set.')
+  pipeline = config_lib.get_pipeline_config_from_file(
+      _PIPELINE.value, _CONFIG_OVERRIDE.value)
+  arch, model = config_lib.get_model_message(pipeline.model)
+  if _BATCH_SIZE.value is not None:
+    if _BATCH_SIZE.value < 1:
+      raise ConfigError(f'--batch_size: must be >= 1, got {_BATCH_SIZE.value}.')
+    pipeline.train_config.batch_size = _BATCH_SIZE.value
+  if _IMAGE_SIZE.value is not None:
+    size = _IMAGE_SIZE.value
+    if size < 1:
+      raise ConfigError(f'--image_size: must be >= 1, got {size}.')
+    resizer = model.image_resizer
+    kind = resizer.WhichOneof('image_resizer_oneof')
+    if kind == 'fixed_shape_resizer':
+      resizer.fixed_shape_resizer.height = size
+      resizer.fixed_shape_resizer.width = size
+    else:
+      resizer.keep_aspect_ratio_resizer.min_dimension = size
+      resizer.keep_aspect_ratio_resizer.max_dimension = size
+      resizer.keep_aspect_ratio_resizer.pad_to_max_dimension = True
+  if _REFERENCE.value == 'model_garden' and arch != 'faster_rcnn':
+    raise ConfigError(
+        f'--reference=model_garden: the config is a {arch} model; Model '
+        'Garden has no reference for CenterNet / Deep-MAC (only for Mask '
+        'R-CNN / Deep-MARC, model { faster_rcnn { ... } }).')
+  return pipeline, arch
+
+
+def _machine(tf, tf_keras):
+  return {
+      'cpu_count': os.cpu_count(),
+      'cpu_affinity': (len(os.sched_getaffinity(0))
+                       if hasattr(os, 'sched_getaffinity') else None),
+      'platform': platform.platform(),
+      'python': platform.python_version(),
+      'tensorflow': tf.__version__,
+      'tf_keras': tf_keras.__version__,
+      'devices': [d.name for d in tf.config.list_logical_devices()],
+      'precision_policy': tf_keras.mixed_precision.global_policy().name,
+      'intra_op_threads':
+          tf.config.threading.get_intra_op_parallelism_threads(),
+      'inter_op_threads':
+          tf.config.threading.get_inter_op_parallelism_threads(),
+  }
+
+
+def _input_pipeline(tf, configs, batches):
+  """(figure dict, first batch or None)."""
+  from deepmac_tf.builders import dataset_builder  # pylint: disable=g-import-not-at-top
+  try:
+    dataset = dataset_builder.build_from_pipeline(configs, 'train')
+  except DeepMacError as e:
+    return {'skipped': True, 'reason': str(e)}, None
+  iterator = iter(dataset)
+  first = next(iterator)  # Fills the pipeline's buffers; not timed.
+  images = 0
+  start = time.perf_counter()
+  for _ in range(batches):
+    batch = next(iterator)
+    images += int(tf.shape(batch['image'])[0])
+  elapsed = time.perf_counter() - start
+  return {'skipped': False, 'batches': batches, 'images': images,
+          'seconds': round(elapsed, 3),
+          'images_per_s': round(images / max(elapsed, 1e-9), 2)}, first
+
+
+def _random_batch(configs, arch, size):
+  from deepmac_tf.benchmarks import random_inputs  # pylint: disable=g-import-not-at-top
+  from deepmac_tf.config import config_util  # pylint: disable=g-import-not-at-top
+  train_config = configs['train_config']
+  num = max(1, min(_NUM_INSTANCES.value,
+                   train_config.max_number_of_boxes or _NUM_INSTANCES.value))
+  return random_inputs.groundtruth_batch(
+      train_config.batch_size, size[0], size[1], num,
+      config_util.get_number_of_classes(configs['model'])), num
+
+
+def _train_step(tf, configs, batch, model_dir):
+  """Training-loop pieces: model, optimizer, DistributedTrainStep."""
+  # pylint: disable=g-import-not-at-top
+  from deepmac_tf.benchmarks import timing
+  from deepmac_tf.builders import model_builder
+  from deepmac_tf.builders import optimizer_builder
+  from deepmac_tf.training import checkpoints
+  from deepmac_tf.training import model_variables
+  from deepmac_tf.training import strategy as strategy_lib
+  from deepmac_tf.training import train_step as train_step_lib
+  # pylint: enable=g-import-not-at-top
+  train_config = configs['train_config']
+  strategy = strategy_lib.select_strategy()
+  with strategy.scope():
+    model = model_builder.build(
+        configs['model'], is_training=True,
+        use_sync_batch_norm=strategy.num_replicas_in_sync > 1)
+    optimizer, _ = optimizer_builder.build(
+        train_config.optimizer, train_config.gradient_clipping_by_norm)
+    model_variables.build_model_variables(
+        model, *model_variables.input_size_from_configs(configs))
+    trainable = train_step_lib.select_trainable_variables(
+        model.trainable_variables, train_config.update_trainable_variables,
+        train_config.freeze_variables)
+    optimizer.build(trainable)
+    checkpoint, step = checkpoints.make_training_checkpoint(model, optimizer)
+  run_step = train_step_lib.DistributedTrainStep(
+      strategy, model, optimizer, step, trainable_variables=trainable,
+      add_regularization_loss=train_config.add_regularization_loss)
+  dataset = tf.data.Dataset.from_tensors(batch).repeat()
+  iterator = iter(strategy.experimental_distribute_dataset(dataset))
+  figure = timing.time_calls(lambda: run_step(next(iterator)),
+                             _WARMUP_STEPS.value, _STEPS.value)
+  figure['ms_per_image'] = round(
+      figure['median_ms'] / train_config.batch_size, 3)
+  figure['num_replicas'] = strategy.num_replicas_in_sync
+  figure['num_params'] = sum(int(tf.size(w)) for w in model.weights)
+  checkpoints.make_manager(checkpoint, model_dir).save(
+      checkpoint_number=int(step.numpy()))
+  return figure, model
+
+
+def _inference(tf, pipeline, model_dir, export_dir, image):
+  """Checkpointed in-memory model and exported SavedModel, batch 1."""
+  # pylint: disable=g-import-not-at-top
+  from deepmac_tf.benchmarks import timing
+  from deepmac_tf.export import exporter
+  # pylint: enable=g-import-not-at-top
+  model, resizer = exporter.build_model_and_resizer(pipeline.model)
+  exporter.create_variables(model, resizer)
+  exporter.restore_model(model, exporter.find_checkpoint(model_dir))
+  shapes = tf.constant([[image.shape[1], image.shape[2], 3]], tf.int32)
+
+  @tf.function
+  def detect(images):
+    predictions = model.predict(model.preprocess(images), training=False)
+    return model.postprocess(predictions, shapes)
+
+  ours = timing.time_calls(lambda: detect(image), _WARMUP_STEPS.value,
+                           _STEPS.value)
+  if not _SAVED_MODEL.value:
+    return ours, {'skipped': True, 'reason': '--nosaved_model'}
+  start = time.perf_counter()
+  exporter.export_inference_graph('image_tensor', pipeline, model_dir,
+                                  export_dir)
+  export_s = time.perf_counter() - start
+  serving = tf.saved_model.load(os.path.join(
+      export_dir, exporter.SAVED_MODEL_DIR)).signatures['serving_default']
+  uint8 = tf.cast(tf.clip_by_value(image, 0, 255), tf.uint8)
+  saved = timing.time_calls(lambda: serving(input_tensor=uint8),
+                            _WARMUP_STEPS.value, _STEPS.value)
+  saved['export_seconds'] = round(export_s, 2)
+  return ours, saved
+
+
+def _reference(tf, pipeline, batch, image, size):
+  """Model Garden's model, same settings and inputs."""
+  # pylint: disable=g-import-not-at-top
+  from deepmac_tf.benchmarks import model_garden_reference
+  from deepmac_tf.benchmarks import timing
+  from deepmac_tf.builders import mask_rcnn_builder
+  from deepmac_tf.builders import optimizer_builder
+  # pylint: enable=g-import-not-at-top
+  params = mask_rcnn_builder.params_from_proto(pipeline.model.faster_rcnn)
+  train_config = pipeline.train_config
+  optimizer, _ = optimizer_builder.build(
+      train_config.optimizer, train_config.gradient_clipping_by_norm)
+  reference = model_garden_reference.ReferenceModel(params, size, optimizer)
+  infer = timing.time_calls(lambda: reference.infer(image),
+                            _WARMUP_STEPS.value, _STEPS.value)
+  optimizer.build(reference.model.trainable_variables)
+  images = batch['image']
+  labels = reference.labels(batch)
+  train = timing.time_calls(lambda: reference.train_step(images, labels),
+                            _WARMUP_STEPS.value, _STEPS.value)
+  train['ms_per_image'] = round(train['median_ms'] / int(images.shape[0]), 3)
+  return {'inference': infer, 'train_step': train,
+          'num_params': reference.num_params(),
+          'convnet_variant': model_garden_reference.convnet_variant(
+              params.mask_head.network_type) if params.mask_head else None,
+          'notes': 'Model Garden DeepMaskRCNNModel built from the same '
+                   'MaskRCNNParams; its train step labels RPN anchors '
+                   'inside the step (as ours does in its loss) and takes '
+                   'box-cropped masks (its input format).'}
+
+
+def _ratio(ours, theirs):
+  return round(ours / theirs, 4) if theirs else None
+
+
+def main(argv):
+  del argv
+  from deepmac_tf.benchmarks import timing  # pylint: disable=g-import-not-at-top
+  pipeline, arch = _load_pipeline()
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tf_keras  # pylint: disable=g-import-not-at-top
+  from deepmac_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+  from deepmac_tf.training import model_variables  # pylint: disable=g-import-not-at-top
+  if _REFERENCE.value and pipeline.model.faster_rcnn.HasField(
+      'deepmarc_mask_head'):
+    from deepmac_tf.benchmarks import model_garden_reference  # pylint: disable=g-import-not-at-top
+    # Fails before any work for a head Model Garden lacks.
+    model_garden_reference.convnet_variant(
+        pipeline.model.faster_rcnn.deepmarc_mask_head.network_type)
+  if _STEPS.value < 1 or _WARMUP_STEPS.value < 0:
+    raise ConfigError('--steps must be >= 1 and --warmup_steps >= 0.')
+  rss_start, peak_start = timing.current_rss_mib(), timing.peak_rss_mib()
+  configs = config_lib.create_configs_from_pipeline_proto(pipeline)
+  size = model_variables.input_size_from_configs(configs)
+
+  input_figure, real_batch = _input_pipeline(tf, configs,
+                                             _INPUT_BATCHES.value)
+  if real_batch is not None and tuple(real_batch['image'].shape[1:3]) == size:
+    batch, inputs, num_instances = real_batch, 'input_pipeline_batch', None
+  else:
+    batch, num_instances = _random_batch(configs, arch, size)
+    inputs = 'random'
+  image = batch['image'][:1]
+
+  result = {
+      'pipeline_config_path': os.path.abspath(_PIPELINE.value),
+      'architecture': arch,
+      'settings': {
+          'config_override': _CONFIG_OVERRIDE.value,
+          'batch_size': configs['train_config'].batch_size,
+          'image_size': list(size), 'warmup_steps': _WARMUP_STEPS.value,
+          'steps': _STEPS.value, 'inputs': inputs,
+          'num_instances': (num_instances if num_instances is not None
+                            else int(batch['groundtruth_boxes'].shape[1])),
+          'inference_batch_size': 1, 'reference': _REFERENCE.value,
+      },
+      'machine': _machine(tf, tf_keras),
+      'input_pipeline': input_figure,
+  }
+  with tempfile.TemporaryDirectory(prefix='deepmac_benchmark_') as tmp:
+    model_dir = os.path.join(tmp, 'train')
+    logging.info('benchmark: timing the train step')
+    result['train_step'], _ = _train_step(tf, configs, batch, model_dir)
+    logging.info('benchmark: timing inference')
+    ours, saved = _inference(tf, pipeline, model_dir,
+                             os.path.join(tmp, 'export'), image)
+  result['inference_checkpoint'] = dict(ours, ms_per_image=ours['median_ms'])
+  result['inference_saved_model'] = (
+      dict(saved, ms_per_image=saved['median_ms']) if 'median_ms' in saved
+      else saved)
+  if _REFERENCE.value == 'model_garden':
+    logging.info('benchmark: timing the Model Garden reference')
+    theirs = _reference(tf, pipeline, batch, image, size)
+    result['reference_model_garden'] = theirs
+    result['ratio_infer'] = _ratio(ours['median_ms'],
+                                   theirs['inference']['median_ms'])
+    result['ratio_train_step'] = _ratio(result['train_step']['median_ms'],
+                                        theirs['train_step']['median_ms'])
+    result['num_params'] = {'ours': result['train_step']['num_params'],
+                            'model_garden': theirs['num_params']}
+  result['memory'] = {
+      'peak_rss_mib': timing.peak_rss_mib(),
+      'peak_rss_at_start_mib': peak_start,
+      'peak_rss_delta_mib': round(timing.peak_rss_mib() - peak_start, 1),
+      'rss_at_start_mib': rss_start, 'rss_at_end_mib': timing.current_rss_mib(),
+  }
+  text = json.dumps(result, indent=2, sort_keys=True)
+  if _OUTPUT_JSON.value:
+    with open(_OUTPUT_JSON.value, 'w', encoding='utf-8') as f:
+      f.write(text + '\n')
+    logging.info('Wrote %s', _OUTPUT_JSON.value)
+  print(text)
+
+
+if __name__ == '__main__':
+  cli.run(main)

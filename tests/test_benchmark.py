@@ -1,0 +1,97 @@
+"""scripts/benchmark.py: one JSON object with every figure (values are
+only checked to be present and positive; speed is never asserted)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pipeline_fixtures
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, 'scripts', 'benchmark.py')
+FAST = ['--steps=1', '--warmup_steps=1', '--input_batches=2']
+# Deep-MARC synthetic config made tiny (tracing dominates): 64 px, two FPN
+# levels, few proposals / detections, a narrow default (FCN) mask head.
+TINY_DEEPMARC = (
+    'model { faster_rcnn { feature_extractor { fpn { min_level: 4 '
+    'max_level: 5 } } first_stage_anchor_generator { '
+    'multiscale_anchor_generator { min_level: 4 max_level: 5 } } '
+    'first_stage_max_proposals: 16 '
+    'first_stage_max_proposals_eval: 16 second_stage_batch_size: 16 '
+    'second_stage_post_processing { batch_non_max_suppression { '
+    'max_total_detections: 4 max_detections_per_class: 4 } } '
+    'deepmarc_mask_head { network_type: "mask_rcnn_fcn" num_init_channels: 8 '
+    'crop_size: 8 mask_size: 16 num_sampled_masks: 4 } } }')
+
+
+def _run(*args):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+  proc = subprocess.run([sys.executable, SCRIPT, *args], capture_output=True,
+                        text=True, env=env, cwd=ROOT, timeout=300,
+                        check=False)
+  return proc
+
+
+def _positive(figure, key='median_ms'):
+  assert figure[key] > 0, figure
+
+
+def test_tiny_deepmac_prints_every_figure(tmp_path):
+  config = pipeline_fixtures.tiny_pipeline(tmp_path)
+  out = tmp_path / 'bench.json'
+  proc = _run(f'--pipeline_config_path={config}', *FAST,
+              f'--output_json={out}')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  result = json.loads(proc.stdout)
+  assert json.loads(out.read_text()) == result
+  _positive(result['train_step'])
+  _positive(result['train_step'], 'ms_per_image')
+  _positive(result['train_step'], 'num_params')
+  _positive(result['inference_checkpoint'], 'ms_per_image')
+  _positive(result['inference_saved_model'], 'ms_per_image')
+  assert result['input_pipeline']['skipped'] is False
+  _positive(result['input_pipeline'], 'images_per_s')
+  _positive(result['memory'], 'peak_rss_mib')
+  assert result['memory']['peak_rss_delta_mib'] >= 0
+  assert result['machine']['cpu_count'] >= 1
+  assert result['machine']['tensorflow']
+  assert result['machine']['precision_policy'] == 'float32'
+  assert result['machine']['devices']
+  assert result['settings']['image_size'] == [64, 64]
+  assert result['settings']['batch_size'] == 2
+  assert result['settings']['inputs'] == 'input_pipeline_batch'
+
+
+def test_deepmarc_with_model_garden_reference_prints_ratios(tmp_path):
+  config = os.path.join(ROOT, 'configs', 'deepmarc_synthetic_cpu.config')
+  proc = _run(f'--pipeline_config_path={config}', *FAST, '--image_size=64',
+              '--batch_size=1', '--num_instances=2', '--nosaved_model',
+              '--reference=model_garden', f'--config_override={TINY_DEEPMARC}')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  result = json.loads(proc.stdout)
+  # Placeholder input paths: the input figure is skipped with the reason.
+  assert result['input_pipeline']['skipped'] is True
+  assert 'PATH_TO_BE_CONFIGURED' in result['input_pipeline']['reason']
+  assert result['settings']['inputs'] == 'random'
+  assert result['ratio_infer'] > 0
+  assert result['ratio_train_step'] > 0
+  reference = result['reference_model_garden']
+  _positive(reference['inference'])
+  _positive(reference['train_step'])
+  assert result['num_params']['ours'] == result['num_params']['model_garden']
+
+
+def test_center_net_has_no_model_garden_reference(tmp_path):
+  config = pipeline_fixtures.tiny_pipeline(tmp_path)
+  proc = _run(f'--pipeline_config_path={config}', '--reference=model_garden')
+  assert proc.returncode == 1
+  errors = [l for l in proc.stderr.splitlines() if l.startswith('ERROR:')]
+  assert len(errors) == 1 and 'CenterNet' in errors[0], proc.stderr[-2000:]
+  assert not proc.stdout.strip()
+
+
+def test_help_exits_zero():
+  proc = _run('--help')
+  assert proc.returncode == 0
+  assert 'pipeline_config_path' in proc.stdout + proc.stderr
