@@ -135,19 +135,14 @@ def _train(configs, model_dir):
 
 
 def _evaluate(configs, model_dir):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from deepmac_tf.builders import model_builder  # pylint: disable=g-import-not-at-top
-  from deepmac_tf.evaluation import eval_loop  # pylint: disable=g-import-not-at-top
-  model = model_builder.build(configs['model'], is_training=False)
-  checkpoint_path = tf.train.latest_checkpoint(model_dir)
-  tf.train.Checkpoint(model=model).restore(checkpoint_path).expect_partial()
-  eval_dir = os.path.join(model_dir, 'eval')
-  writer = tf.summary.create_file_writer(eval_dir)
-  step = int(checkpoint_path.rsplit('-', 1)[-1])
-  metrics = eval_loop.evaluate(model, configs, global_step=step,
-                               output_dir=eval_dir, summary_writer=writer)
-  writer.flush()
-  return metrics, os.path.join(eval_dir, f'metrics_step_{step}.json')
+  """Evaluates the latest checkpoint as model_main_tf2.py --eval_timeout=0."""
+  from deepmac_tf.training import evaluation_driver  # pylint: disable=g-import-not-at-top
+  results = evaluation_driver.eval_continuously(configs, model_dir, model_dir,
+                                                eval_timeout=0)
+  checkpoint_path, metrics = next(iter(results.items()))
+  step = checkpoint_path.rsplit('-', 1)[-1]
+  return metrics, os.path.join(evaluation_driver.eval_dir(model_dir),
+                               f'metrics_step_{step}.json')
 
 
 def _print_metrics(metrics):
