@@ -67,3 +67,39 @@ def test_user_errors_are_one_line(tmp_path):
                        '--eval_timeout=0')
   assert no_checkpoint.returncode == 1
   assert 'ERROR: --checkpoint_dir: no checkpoint in' in no_checkpoint.stderr
+
+
+def test_sigkill_mid_run_resumes_from_the_last_checkpoint(tmp_path):
+  """A run killed with SIGKILL (no chance to save) restarts where it left."""
+  import signal  # pylint: disable=g-import-not-at-top
+  import time  # pylint: disable=g-import-not-at-top
+  pipeline = pipeline_fixtures.tiny_pipeline(tmp_path)
+  model_dir = tmp_path / 'model'
+  env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL='2')
+  process = subprocess.Popen(
+      [sys.executable, SCRIPT, f'--pipeline_config_path={pipeline}',
+       f'--model_dir={model_dir}', '--num_train_steps=100000',
+       '--checkpoint_every_n=2', '--record_summaries=false'],
+      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=REPO)
+  try:
+    deadline = time.time() + 300
+    while not glob.glob(str(model_dir / 'ckpt-4.index')):
+      assert process.poll() is None, 'training ended before it was killed'
+      assert time.time() < deadline, 'no ckpt-4 within 300 s'
+      time.sleep(0.2)
+  finally:
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+  steps = sorted(int(p.rsplit('-', 1)[-1].split('.')[0])
+                 for p in glob.glob(str(model_dir / 'ckpt-*.index')))
+  last = steps[-1]
+  assert last >= 4 and last % 2 == 0, steps
+  resumed = _run(f'--pipeline_config_path={pipeline}',
+                 f'--model_dir={model_dir}',
+                 f'--num_train_steps={last + 2}', '--checkpoint_every_n=2',
+                 '--log_every_n_steps=1', '--record_summaries=false')
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert f'ckpt-{last}' in resumed.stderr and f'(step {last})' in resumed.stderr
+  assert f'Step {last + 1}/{last + 2}' in resumed.stderr
+  assert f'Step {last - 1}/' not in resumed.stderr
+  assert os.path.exists(model_dir / f'ckpt-{last + 2}.index')
