@@ -28,7 +28,7 @@ TINY_DEEPMARC = (
 def _run(*args):
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
   proc = subprocess.run([sys.executable, SCRIPT, *args], capture_output=True,
-                        text=True, env=env, cwd=ROOT, timeout=300,
+                        text=True, env=env, cwd=ROOT, timeout=600,
                         check=False)
   return proc
 
@@ -50,6 +50,8 @@ def test_tiny_deepmac_prints_every_figure(tmp_path):
   _positive(result['train_step'], 'num_params')
   _positive(result['inference_checkpoint'], 'ms_per_image')
   _positive(result['inference_saved_model'], 'ms_per_image')
+  assert len(result['inference_checkpoint']['num_detections']) == 1
+  assert len(result['inference_saved_model']['num_detections']) == 1
   assert result['input_pipeline']['skipped'] is False
   _positive(result['input_pipeline'], 'images_per_s')
   _positive(result['memory'], 'peak_rss_mib')
@@ -78,6 +80,8 @@ def test_deepmarc_with_model_garden_reference_prints_ratios(tmp_path):
   assert result['ratio_train_step'] > 0
   reference = result['reference_model_garden']
   _positive(reference['inference'])
+  assert reference['inference']['max_detections'] == 4
+  assert result['inference_checkpoint']['max_detections'] == 4
   _positive(reference['train_step'])
   assert result['num_params']['ours'] == result['num_params']['model_garden']
 

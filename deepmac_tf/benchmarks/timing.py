@@ -14,28 +14,50 @@ def _block(result):
       lambda t: t.numpy() if hasattr(t, 'numpy') else t, result)
 
 
-def time_calls(fn, warmup_steps, steps):
-  """Runs ``fn()`` warmup_steps + steps times.
+def time_calls(fn, warmup_steps, steps, describe=None):
+  """Runs ``fn()`` warmup_steps + steps times (at least one warm-up call,
+  which traces).
+
+  Args:
+    fn: the call to time; its (nested) tensor result is fetched each time.
+    warmup_steps / steps: untimed and timed calls.
+    describe: optional ``result -> dict`` merged into the figure (e.g. how
+      many detections the last call made).
 
   Returns:
     dict: ``median_ms`` / ``min_ms`` / ``max_ms`` of the timed calls and
     ``first_call_ms`` (tracing included), ``steps``, ``warmup_steps``.
   """
   times = []
-  first = None
+  first = result = None
   for i in range(max(warmup_steps, 1) + steps):
     start = time.perf_counter()
-    _block(fn())
+    result = fn()
+    _block(result)
     elapsed = 1000.0 * (time.perf_counter() - start)
     if i == 0:
       first = elapsed
     if i >= max(warmup_steps, 1):
       times.append(elapsed)
-  return {'median_ms': round(float(np.median(times)), 3),
-          'min_ms': round(float(np.min(times)), 3),
-          'max_ms': round(float(np.max(times)), 3),
-          'first_call_ms': round(first, 3), 'steps': steps,
-          'warmup_steps': max(warmup_steps, 1)}
+  figure = {'median_ms': round(float(np.median(times)), 3),
+            'min_ms': round(float(np.min(times)), 3),
+            'max_ms': round(float(np.max(times)), 3),
+            'first_call_ms': round(first, 3), 'steps': steps,
+            'warmup_steps': max(warmup_steps, 1)}
+  if describe is not None:
+    figure.update(describe(result))
+  return figure
+
+
+def detections_described(result):
+  """{'num_detections': [...], 'max_detections': K} of a detection dict."""
+  figure = {}
+  if 'num_detections' in result:
+    figure['num_detections'] = [
+        int(n) for n in np.reshape(np.asarray(result['num_detections']), -1)]
+  if 'detection_boxes' in result:
+    figure['max_detections'] = int(result['detection_boxes'].shape[1])
+  return figure
 
 
 def peak_rss_mib():
