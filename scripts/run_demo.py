@@ -155,10 +155,14 @@ def _print_metrics(metrics):
            'DetectionMasks_UnseenClasses/mAP'),
           ('mask AP@.50, seen classes', 'DetectionMasks_SeenClasses/mAP@.50IOU'),
           ('mask AP@.50, unseen classes',
-           'DetectionMasks_UnseenClasses/mAP@.50IOU')]
+           'DetectionMasks_UnseenClasses/mAP@.50IOU'),
+          ('mask mIoU at groundtruth boxes, seen classes',
+           'BoxPromptedMasks/mIoU_seen'),
+          ('mask mIoU at groundtruth boxes, unseen classes',
+           'BoxPromptedMasks/mIoU_unseen')]
   for label, key in rows:
     if key in metrics:
-      print(f'  {label:45s} {100 * metrics[key]:6.1f}')
+      print(f'  {label:48s} {100 * metrics[key]:6.1f}')
 
 
 def _export(configs, model_dir, output_dir):

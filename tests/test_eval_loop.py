@@ -65,7 +65,12 @@ def test_evaluate_untrained_model_returns_every_key(tmp_path, data_root,
   for split in ('SeenClasses', 'UnseenClasses'):
     expected |= {f'DetectionMasks_{split}/{n}'
                  for n in coco_metrics.SPLIT_NAMES}
+  # Box prompts: the mask branch at the groundtruth boxes (mIoU).
+  expected |= {'BoxPromptedMasks/mIoU', 'BoxPromptedMasks/mIoU_seen',
+               'BoxPromptedMasks/mIoU_unseen'}
+  expected |= {f'BoxPromptedMasks/mIoU/{n}' for n in NAMES}
   assert set(metrics) == expected
+  assert 0.0 <= metrics['BoxPromptedMasks/mIoU_unseen'] <= 1.0
   assert all(isinstance(v, float) and -1.0 <= v <= 1.0
              for v in metrics.values())
   assert eval_loop.default_best_metric(configs) in metrics
@@ -212,3 +217,21 @@ def test_paste_masks_matches_mask_pasting():
   assert np.mean(pasted != (expected.numpy() > 0.5)) < 1e-3
   assert pasted.sum() > 0
   assert image_frames.paste_masks(masks[:0], boxes[:0], 4, 5).shape == (0, 4, 5)
+
+
+def test_box_prompted_miou_equals_the_detector_free_protocol(tmp_path,
+                                                            data_root):
+  """The detection model's BoxPromptedMasks/* are the detector-free mIoU of
+  the same weights (masks at the groundtruth boxes, one backbone pass)."""
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  configs = _configs(tmp_path, data_root)
+  configs['eval_config'].include_metrics_per_category = False
+  model = model_builder.build(configs['model'], is_training=False)
+  with_detection = eval_loop.evaluate(model, configs)
+  # The same weights, scored by the detector-free path.
+  model._deepmac_params = dataclasses.replace(  # pylint: disable=protected-access
+      model.deepmac_params, detector_free=True)
+  detector_free = eval_loop.evaluate(model, configs)
+  for suffix in ('', '_seen', '_unseen'):
+    assert with_detection[f'BoxPromptedMasks/mIoU{suffix}'] == pytest.approx(
+        detector_free[f'DetectorFreeMasks/mIoU{suffix}'], abs=1e-6)

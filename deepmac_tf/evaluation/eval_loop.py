@@ -72,6 +72,9 @@ def _cached(model, kind, make):
   return functions[kind]
 
 
+BOX_PROMPTED_MASKS = 'box_prompted_masks'
+
+
 def _detection_fn(model_ref):
   """tf.function: (images [B,H,W,3], true shapes [B,3]) -> detections."""
 
@@ -84,6 +87,25 @@ def _detection_fn(model_ref):
     return {k: detections[k] for k in _DETECTION_KEYS if k in detections}
 
   return detect
+
+
+def _detection_and_box_masks_fn(model_ref):
+  """tf.function: (images, true shapes, groundtruth boxes [B,N,4] normalized
+  to the true image) -> detections plus ``box_prompted_masks`` [B,N,S,S],
+  from one backbone pass."""
+
+  @tf.function(reduce_retracing=True)
+  def detect_and_prompt(images, true_image_shapes, boxes):
+    model = model_ref()
+    preprocessed = model.preprocess(images)
+    predictions = model.predict(preprocessed, training=False)
+    detections = model.postprocess(predictions, true_image_shapes)
+    outputs = {k: detections[k] for k in _DETECTION_KEYS if k in detections}
+    outputs[BOX_PROMPTED_MASKS] = model.predict_masks_from_boxes(
+        predictions, boxes, true_image_shapes)['detection_masks']
+    return outputs
+
+  return detect_and_prompt
 
 
 def _box_masks_fn(model_ref):
@@ -142,12 +164,9 @@ class _Visualizer:
     self.images.append(picture)
 
 
-def _score_detection_batch(detect, batch, evaluator, visualizer, with_masks,
+def _score_detection_batch(outputs, batch, evaluator, visualizer, with_masks,
                            next_id):
-  """Runs the detector on one batch and feeds the COCO evaluator."""
-  outputs = detect(tf.convert_to_tensor(batch[F.IMAGE]),
-                   tf.convert_to_tensor(batch[F.TRUE_IMAGE_SHAPE]))
-  outputs = {k: v.numpy() for k, v in outputs.items()}
+  """Feeds one batch's detections (numpy dict) to the COCO evaluator."""
   with_masks = with_masks and 'detection_masks' in outputs
   for i in range(batch[F.IMAGE].shape[0]):
     gt = image_frames.groundtruth(batch, i)
@@ -171,14 +190,9 @@ def _score_detection_batch(detect, batch, evaluator, visualizer, with_masks,
                      det['scores'], box_masks)
 
 
-def _score_detector_free_batch(masks_at_boxes, batch, accumulator,
-                               visualizer):
-  """Predicts masks at the groundtruth boxes and feeds the mIoU."""
-  boxes = _true_frame_boxes(batch)
-  box_masks = masks_at_boxes(
-      tf.convert_to_tensor(batch[F.IMAGE]),
-      tf.convert_to_tensor(batch[F.TRUE_IMAGE_SHAPE]),
-      tf.convert_to_tensor(boxes)).numpy()
+def _score_box_masks_batch(box_masks, batch, accumulator, visualizer):
+  """Feeds masks predicted at the groundtruth boxes ([B, N, S, S] numpy)
+  to the mIoU accumulator."""
   for i in range(batch[F.IMAGE].shape[0]):
     gt = image_frames.groundtruth(batch, i)
     if gt['masks'] is None:
@@ -191,10 +205,18 @@ def _score_detector_free_batch(masks_at_boxes, batch, accumulator,
                                          oh, ow)
     accumulator.add(predicted, gt['masks'], gt['boxes'], gt['classes'],
                     gt['is_crowd'])
-    if visualizer.wants_more():
+    if visualizer is not None and visualizer.wants_more():
       count = len(gt['classes'])
       visualizer.add(batch, i, gt, gt['boxes'], gt['classes'],
                      np.ones([count]), box_masks[i][valid])
+
+
+def _has_box_prompted_masks(model):
+  """Whether the model segments given boxes (Deep-MAC; Deep-MARC with a
+  mask head)."""
+  if not hasattr(model, 'predict_masks_from_boxes'):
+    return False
+  return bool(getattr(model, 'has_masks', True))
 
 
 def _step_value(global_step):
@@ -251,7 +273,9 @@ def evaluate(model, configs, *, global_step=None, output_dir=None,
 
   Returns:
     dict ``{metric name: float}``: COCO ``DetectionBoxes_*`` /
-    ``DetectionMasks_*`` metrics (incl. the seen / unseen split), or
+    ``DetectionMasks_*`` metrics (incl. the seen / unseen split) plus, for
+    a model that segments given boxes, ``BoxPromptedMasks/mIoU``
+    (``_seen`` / ``_unseen``): masks at the groundtruth boxes; or
     ``DetectorFreeMasks/*`` for a detector-free model.
 
   Raises:
@@ -267,6 +291,7 @@ def evaluate(model, configs, *, global_step=None, output_dir=None,
   per_category = bool(eval_config and eval_config.include_metrics_per_category)
   detector_free = bool(getattr(getattr(model, 'deepmac_params', None),
                                'detector_free', False))
+  box_prompted = None
   if detector_free:
     scorer = miou.MIoUAccumulator(categories, seen, per_category)
     run_batch = _cached(model, 'masks_at_boxes', _box_masks_fn)
@@ -277,6 +302,13 @@ def evaluate(model, configs, *, global_step=None, output_dir=None,
         seen)
     run_batch = _cached(model, 'detect', _detection_fn)
     with_masks = coco_metrics.MASK_METRICS in sets
+    # Box-prompted mIoU: the mask branch at the groundtruth boxes, the
+    # paper's detector-free protocol, independent of detection quality.
+    if with_masks and _has_box_prompted_masks(model):
+      box_prompted = miou.MIoUAccumulator(
+          categories, seen, per_category, prefix=miou.BOX_PROMPTED_PREFIX)
+      run_batch = _cached(model, 'detect_and_prompt',
+                          _detection_and_box_masks_fn)
   visualizer = _Visualizer(eval_config, category_index)
   dataset = dataset_builder.build_from_pipeline(
       _eval_configs(configs, sample_1_of_n, eval_input_index), 'eval',
@@ -292,15 +324,30 @@ def evaluate(model, configs, *, global_step=None, output_dir=None,
       size = keep
     if size == 0:
       break
+    images = tf.convert_to_tensor(batch[F.IMAGE])
+    true_shapes = tf.convert_to_tensor(batch[F.TRUE_IMAGE_SHAPE])
     if detector_free:
-      _score_detector_free_batch(run_batch, batch, scorer, visualizer)
+      box_masks = run_batch(images, true_shapes,
+                            tf.convert_to_tensor(_true_frame_boxes(batch)))
+      _score_box_masks_batch(box_masks.numpy(), batch, scorer, visualizer)
     else:
-      _score_detection_batch(run_batch, batch, scorer, visualizer,
-                             with_masks, lambda: next(counter))
+      if box_prompted is not None:
+        outputs = run_batch(images, true_shapes,
+                            tf.convert_to_tensor(_true_frame_boxes(batch)))
+      else:
+        outputs = run_batch(images, true_shapes)
+      outputs = {k: v.numpy() for k, v in outputs.items()}
+      _score_detection_batch(outputs, batch, scorer, visualizer, with_masks,
+                             lambda: next(counter))
+      if box_prompted is not None:
+        _score_box_masks_batch(outputs[BOX_PROMPTED_MASKS], batch,
+                               box_prompted, None)
     seen_examples += size
     if max_examples is not None and seen_examples >= max_examples:
       break
   metrics = scorer.evaluate()
+  if box_prompted is not None:
+    metrics.update(box_prompted.evaluate())
   seconds = time.time() - start
   title = (f'Eval at step {step}' if step is not None else 'Eval') + (
       f' ({seen_examples} examples, {seconds:.1f} s)')

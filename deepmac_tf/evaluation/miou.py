@@ -31,6 +31,10 @@ PREFIX = 'DetectorFreeMasks'
 MIOU = f'{PREFIX}/mIoU'
 MIOU_SEEN = f'{PREFIX}/mIoU_seen'
 MIOU_UNSEEN = f'{PREFIX}/mIoU_unseen'
+# The same protocol on a detection model's mask branch: masks predicted for
+# the groundtruth boxes (box prompts), so mask quality is measured apart
+# from detection quality.
+BOX_PROMPTED_PREFIX = 'BoxPromptedMasks'
 
 
 def box_region(boxes, height, width):
@@ -88,13 +92,17 @@ class MIoUAccumulator:
   """Per-instance IoUs of a dataset, fed image by image."""
 
   def __init__(self, categories, seen_class_ids=(),
-               include_metrics_per_category=False):
+               include_metrics_per_category=False, prefix=PREFIX):
     """Args:
       categories: list of ``{'id': 1-based int, 'name': str}``.
       seen_class_ids: ids allowed masks in training; the seen / unseen
         split is reported when they are a non-empty proper subset.
-      include_metrics_per_category: add ``DetectorFreeMasks/mIoU/<name>``.
+      include_metrics_per_category: add ``<prefix>/mIoU/<name>``.
+      prefix: metric-name prefix: ``DetectorFreeMasks`` for detector-free
+        models, ``BOX_PROMPTED_PREFIX`` for a detector's mask branch fed
+        the groundtruth boxes.
     """
+    self._prefix = prefix
     self._categories = list(categories)
     all_ids = {int(c['id']) for c in categories}
     seen = {int(i) for i in seen_class_ids} & all_ids
@@ -132,13 +140,14 @@ class MIoUAccumulator:
     """Returns ``{metric name: float}`` (see the module doc)."""
     ious = np.asarray(self._ious, np.float64)
     classes = np.asarray(self._classes, np.int64)
-    metrics = {MIOU: _mean(ious)}
+    name = f'{self._prefix}/mIoU'
+    metrics = {name: _mean(ious)}
     if self._split:
       seen = np.isin(classes, sorted(self._seen))
-      metrics[MIOU_SEEN] = _mean(ious[seen])
-      metrics[MIOU_UNSEEN] = _mean(ious[~seen])
+      metrics[f'{name}_seen'] = _mean(ious[seen])
+      metrics[f'{name}_unseen'] = _mean(ious[~seen])
     if self._per_category:
       for category in self._categories:
-        metrics[f'{MIOU}/{category["name"]}'] = _mean(
+        metrics[f'{name}/{category["name"]}'] = _mean(
             ious[classes == int(category['id'])])
     return metrics
