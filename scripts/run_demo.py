@@ -51,7 +51,7 @@ _NUM_OVERLAYS = flags.DEFINE_integer('num_overlays', 4,
                                      'Validation images drawn.')
 _TEMPLATE = flags.DEFINE_string(
     'pipeline_config_template',
-    os.path.join(_REPO, 'configs', 'center_net_deepmac_synthetic_cpu.config'),
+    os.path.join(_REPO, 'configs', 'center_net_deepmac_synthetic_demo.config'),
     'Pipeline config whose PATH_TO_BE_CONFIGURED placeholders are filled '
     'with the dataset folder.')
 _CONFIG_OVERRIDE = flags.DEFINE_string(
