@@ -150,27 +150,16 @@ def _train_step(tf, configs, batch, model_dir):
   """Training-loop pieces: model, optimizer, DistributedTrainStep."""
   # pylint: disable=g-import-not-at-top
   from deepmac_tf.benchmarks import timing
-  from deepmac_tf.builders import model_builder
-  from deepmac_tf.builders import optimizer_builder
   from deepmac_tf.training import checkpoints
-  from deepmac_tf.training import model_variables
   from deepmac_tf.training import strategy as strategy_lib
+  from deepmac_tf.training import train_loop
   from deepmac_tf.training import train_step as train_step_lib
   # pylint: enable=g-import-not-at-top
   train_config = configs['train_config']
   strategy = strategy_lib.select_strategy()
   with strategy.scope():
-    model = model_builder.build(
-        configs['model'], is_training=True,
-        use_sync_batch_norm=strategy.num_replicas_in_sync > 1)
-    optimizer, _ = optimizer_builder.build(
-        train_config.optimizer, train_config.gradient_clipping_by_norm)
-    model_variables.build_model_variables(
-        model, *model_variables.input_size_from_configs(configs))
-    trainable = train_step_lib.select_trainable_variables(
-        model.trainable_variables, train_config.update_trainable_variables,
-        train_config.freeze_variables)
-    optimizer.build(trainable)
+    model, optimizer, _, trainable = train_loop.build_training_state(
+        configs, strategy)
     checkpoint, step = checkpoints.make_training_checkpoint(model, optimizer)
   run_step = train_step_lib.DistributedTrainStep(
       strategy, model, optimizer, step, trainable_variables=trainable,

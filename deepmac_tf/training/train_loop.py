@@ -74,8 +74,9 @@ def _set_precision(train_config, use_tpu):
                     'the OD API); training in float32.')
 
 
-def _build_training_state(configs, strategy):
-  """Model, optimizer, schedule, trainable variables (in the scope)."""
+def build_training_state(configs, strategy):
+  """Model, optimizer, schedule, trainable variables: call in
+  ``strategy.scope()``. Shared by the train loop and scripts/benchmark.py."""
   train_config = configs['train_config']
   use_sync_bn = strategy.num_replicas_in_sync > 1
   model = model_builder.build(configs['model'], is_training=True,
@@ -149,7 +150,7 @@ def train_loop(configs, model_dir, *, num_train_steps=None, strategy=None,
         config_lib.create_pipeline_proto_from_configs(configs), model_dir)
 
   with strategy.scope():
-    model, optimizer, schedule, trainable = _build_training_state(
+    model, optimizer, schedule, trainable = build_training_state(
         configs, strategy)
     checkpoint, step = checkpoints.make_training_checkpoint(model, optimizer)
   manager = checkpoints.make_manager(checkpoint, output_dir,
