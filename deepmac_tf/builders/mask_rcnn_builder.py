@@ -94,6 +94,52 @@ def _post_processing_kwargs(config):
           'max_num_detections': nms.max_total_detections}
 
 
+# Hyperparams fields whose regularizer maps to a part of the model.
+_REGULARIZED_PARTS = (
+    ('feature_extractor.conv_hyperparams', params_lib.PART_BACKBONE),
+    ('first_stage_box_predictor_conv_hyperparams', params_lib.PART_RPN),
+    ('second_stage_box_predictor.mask_rcnn_box_predictor.fc_hyperparams',
+     params_lib.PART_BOX_HEAD),
+    ('second_stage_box_predictor.mask_rcnn_box_predictor.conv_hyperparams',
+     params_lib.PART_MASK_HEAD),
+)
+
+
+def _field(message, dotted):
+  """The sub-message at a dotted path, or None when any step is unset."""
+  for name in dotted.split('.'):
+    if not message.HasField(name):
+      return None
+    message = getattr(message, name)
+  return message
+
+
+def _l2_weight_decay(config):
+  """{part: L2 weight} from the ``regularizer`` of the Hyperparams fields.
+
+  ``l2_regularizer { weight: w }`` adds w * sum(kernel^2) / 2 of that part's
+  convolution / dense kernels (the OD API's Keras convention, = Model
+  Garden's ``l2_weight_decay``); L1 raises a ConfigError naming the field.
+  """
+  decay = {}
+  for dotted, part in _REGULARIZED_PARTS:
+    hyperparams = _field(config, dotted)
+    if hyperparams is None or not hyperparams.HasField('regularizer'):
+      continue
+    kind = hyperparams.regularizer.WhichOneof('regularizer_oneof')
+    if kind == 'l1_regularizer':
+      raise ConfigError(f'{_F}.{dotted}.regularizer.l1_regularizer: '
+                        'Deep-MARC supports l2_regularizer only.')
+    if kind == 'l2_regularizer':
+      weight = hyperparams.regularizer.l2_regularizer.weight
+      if weight < 0:
+        raise ConfigError(f'{_F}.{dotted}.regularizer.l2_regularizer.weight: '
+                          f'must be >= 0, got {weight}.')
+      if weight > 0:
+        decay[part] = float(weight)
+  return tuple(sorted(decay.items()))
+
+
 def params_from_proto(config, use_sync_batch_norm=False):
   """``FasterRcnn`` message -> ``MaskRCNNParams``."""
   if not config.HasField('num_classes') or config.num_classes < 1:
@@ -138,6 +184,7 @@ def params_from_proto(config, use_sync_batch_norm=False):
       frcnn_box_loss_weight=config.second_stage_localization_loss_weight,
       mask_loss_weight=config.second_stage_mask_prediction_loss_weight,
       use_sync_batch_norm=use_sync_batch_norm,
+      l2_weight_decay=_l2_weight_decay(config),
       mask_head=(mask_head_params_from_proto(config.deepmarc_mask_head,
                                              config.num_classes)
                  if config.number_of_stages == 3 else None))

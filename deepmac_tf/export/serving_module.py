@@ -50,9 +50,12 @@ def is_detector_free(model):
 
 
 def has_masks(model):
-  """Whether the model predicts masks (Mask R-CNN may be boxes-only)."""
-  return (hasattr(model, 'predict_masks_from_boxes') and
-          bool(getattr(model, 'has_masks', True)))
+  """Whether the model predicts masks: its own ``has_masks`` when it has
+  one (Mask R-CNN may be boxes-only), else whether it can segment boxes."""
+  own = getattr(model, 'has_masks', None)
+  if own is not None:
+    return bool(own)
+  return hasattr(model, 'predict_masks_from_boxes')
 
 
 def check_input_type(model, input_type):
@@ -69,9 +72,9 @@ def check_input_type(model, input_type):
         'sense for it.')
   if input_type == inputs_lib.IMAGE_AND_BOXES_TENSOR and not has_masks(model):
     raise ConfigError(
-        '--input_type=image_and_boxes_tensor: needs a Deep-MAC model '
-        '(model.center_net.deepmac_mask_estimation); this model predicts '
-        'no masks.')
+        '--input_type=image_and_boxes_tensor: needs a model with a mask head '
+        '(model.center_net.deepmac_mask_estimation, or model.faster_rcnn '
+        'with number_of_stages: 3); this model predicts no masks.')
 
 
 def reframe_masks(box_masks, boxes, image_height, image_width):

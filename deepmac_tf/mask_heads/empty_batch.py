@@ -32,7 +32,9 @@ def pad_if_empty(tensor):
   extra = tf.maximum(1 - count, 0)
   paddings = tf.concat([[[0, extra]],
                         tf.zeros([tensor.shape.rank - 1, 2], tf.int32)], 0)
-  return tf.pad(tensor, paddings), count
+  padded = tf.pad(tensor, paddings)
+  padded.set_shape([None] + tensor.shape[1:])  # keep the static crop dims
+  return padded, count
 
 
 class EmptyBatchSafe:

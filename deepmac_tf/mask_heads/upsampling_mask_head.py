@@ -77,6 +77,10 @@ class UpsamplingMaskHead(empty_batch.EmptyBatchSafe, tf_keras.layers.Layer):
     return self._crop_size * self._upsample_factor
 
   @property
+  def upsample_factor(self):
+    return self._upsample_factor
+
+  @property
   def num_outputs(self):
     return self._num_outputs
 

@@ -35,7 +35,9 @@ from deepmac_tf.errors import ConfigError
 from deepmac_tf.mask_heads import upsampling_mask_head
 from deepmac_tf.meta_architectures import mask_rcnn_backbones
 from deepmac_tf.meta_architectures import mask_rcnn_losses
+from deepmac_tf.meta_architectures import mask_rcnn_mask_branch as mask_branch
 from deepmac_tf.meta_architectures import mask_rcnn_params as params_lib
+from deepmac_tf.meta_architectures import mask_rcnn_postprocess as postprocess_lib
 from deepmac_tf.meta_architectures import mask_rcnn_targets as targets
 
 PREPROCESSED_INPUTS = 'preprocessed_inputs'
@@ -57,6 +59,7 @@ MASK_TARGETS = 'mask_targets'
 MASK_WEIGHTS = 'mask_loss_weights'
 
 DETECTION_MASKS = 'detection_masks'
+DETECTION_MULTICLASS_SCORES = 'detection_multiclass_scores'
 
 
 class MaskRCNNMetaArch(tf_keras.layers.Layer):
@@ -128,7 +131,7 @@ class MaskRCNNMetaArch(tf_keras.layers.Layer):
 
   params = property(lambda self: self._params)
   num_classes = property(lambda self: self._params.num_classes)
-  has_masks = property(lambda self: self._mask_head is not None)
+  has_masks = property(lambda self: self._mask_head is not None)  # export
 
   # -- features ------------------------------------------------------------
 
@@ -213,30 +216,13 @@ class MaskRCNNMetaArch(tf_keras.layers.Layer):
     return tf.cast(class_outputs, tf.float32), tf.cast(box_outputs,
                                                        tf.float32)
 
-  def mask_logits(self, features, boxes, classes, training=None):
-    """Mask logits at boxes: the one mask ROI crop + mask head call.
-
-    Args:
-      features: {level: [B, h_l, w_l, C]}.
-      boxes: [B, M, 4] pixels of the padded input.
-      classes: [B, M] int 1-based (picks the channel when class-specific).
-      training: Keras training flag of the mask head.
-
-    Returns:
-      [B, M, S', S'] float32 logits.
-    """
-    crops = self._mask_roi_aligner(features, boxes, training=training)
-    shape = tf.shape(crops)
-    flat = tf.reshape(crops, tf.concat([[shape[0] * shape[1]], shape[2:]],
-                                       axis=0))
-    logits = self._mask_head(flat, training=training)
-    size = self._mask_head.mask_size
-    logits = tf.reshape(logits, tf.stack(
-        [shape[0], shape[1], size, size, self._mask_head.num_outputs]))
-    if self._mask_head.num_outputs == 1:
-      return logits[..., 0]
-    channel = tf.maximum(tf.cast(classes, tf.int32) - 1, 0)
-    return tf.gather(logits, channel[..., None], axis=-1, batch_dims=2)[..., 0]
+  def mask_logits(self, features, boxes, classes, training=None, valid=None):
+    """[B, M, S', S'] float32 mask logits at boxes [B, M, 4] (pixels), the
+    head only on ``valid`` [B, M] boxes when given (others 0); see
+    ``mask_rcnn_mask_branch.mask_logits``."""
+    return mask_branch.mask_logits(
+        self._mask_roi_aligner, self._mask_head, features, boxes, classes,
+        training=training, valid=valid)
 
   def second_stage_for_training(self, prediction_dict, groundtruth,
                                 training=True):
@@ -277,8 +263,11 @@ class MaskRCNNMetaArch(tf_keras.layers.Layer):
         num_sampled_masks=m.num_sampled_masks)
     boxes = tf.stop_gradient(selection['boxes'])
     out[MASK_ROI_BOXES] = boxes
+    # Boxes with mask weight 0 (padding, unseen classes, background
+    # proposals) add nothing to the loss: the mask head skips them.
     out[MASK_LOGITS] = self.mask_logits(features, boxes,
-                                        selection['classes'], training)
+                                        selection['classes'], training,
+                                        valid=selection['weights'] > 0)
     out[MASK_TARGETS] = tf.stop_gradient(targets.mask_targets(
         masks, boxes, selection['instance_indices'], m.mask_size))
     out[MASK_WEIGHTS] = selection['weights']
@@ -323,8 +312,10 @@ class MaskRCNNMetaArch(tf_keras.layers.Layer):
     Returns:
       dict: ``detection_boxes`` [B, K, 4] normalized to the true image,
       ``detection_scores`` [B, K], ``detection_classes`` int32 [B, K]
-      0-based, ``num_detections`` int32 [B], ``detection_masks`` [B, K, S',
-      S'] box-relative probabilities (with a mask head).
+      0-based, ``num_detections`` int32 [B], ``detection_multiclass_scores``
+      [B, K, num_classes + 1] (softmax, background first, as the OD API's
+      Faster R-CNN), ``detection_masks`` [B, K, S', S'] box-relative
+      probabilities (with a mask head); padded slots are zeros.
     """
     image_shape = self._true_image_shape(prediction_dict, true_image_shapes)
     features = prediction_dict[FEATURES]
@@ -343,9 +334,17 @@ class MaskRCNNMetaArch(tf_keras.layers.Layer):
         'detection_classes': tf.maximum(classes - 1, 0),
         'num_detections': tf.cast(detections['num_detections'], tf.int32),
     }
+    out[DETECTION_MULTICLASS_SCORES] = postprocess_lib.multiclass_scores(
+        class_outputs, box_outputs, rois, image_shape, boxes, classes,
+        out['detection_scores'], out['num_detections'],
+        self._params.box_regression_weights)
     if self._mask_head is not None:
-      out[DETECTION_MASKS] = tf.sigmoid(
-          self.mask_logits(features, boxes, classes, training=False))
+      # The costly mask head runs on the real detections only.
+      real = tf.sequence_mask(out['num_detections'], tf.shape(boxes)[1])
+      logits = self.mask_logits(features, boxes, classes, training=False,
+                                valid=real)
+      out[DETECTION_MASKS] = tf.sigmoid(logits) * tf.cast(
+          real, tf.float32)[..., None, None]
     return out
 
   def predict_masks_from_boxes(self, prediction_dict, boxes,
@@ -376,20 +375,23 @@ class MaskRCNNMetaArch(tf_keras.layers.Layer):
     return {DETECTION_MASKS: tf.sigmoid(logits)}
 
   def _true_image_shape(self, prediction_dict, true_image_shapes):
-    return (prediction_dict[IMAGE_SHAPE] if true_image_shapes is None
-            else tf.cast(true_image_shapes, tf.float32)[:, :2])
+    return (prediction_dict[IMAGE_SHAPE] if true_image_shapes is None else
+            tf.cast(true_image_shapes, tf.float32)[:, :2])
 
   def regularization_losses(self):
-    """No weight decay terms (the optimizer config owns regularization)."""
-    return []
+    """[float32 scalar] L2 weight decay per part the config regularizes."""
+    parts = {params_lib.PART_BACKBONE: [self._backbone, self._decoder],
+             params_lib.PART_RPN: [self._rpn_head],
+             params_lib.PART_BOX_HEAD: [self._detection_head],
+             params_lib.PART_MASK_HEAD: [self._mask_head]}
+    return mask_rcnn_losses.l2_weight_decay_losses(
+        parts, self._params.l2_weight_decay)
 
   def restore_from_objects(self, fine_tune_checkpoint_type='detection'):
-    """Objects for ``tf.train.Checkpoint``: 'detection' (backbone + FPN) or
-    'full' (the whole model)."""
+    """Checkpoint objects: 'detection' (backbone + FPN) or 'full'."""
     if fine_tune_checkpoint_type == 'detection':
-      parts = {'_backbone': self._backbone}
-      if self._decoder is not None:
-        parts['_decoder'] = self._decoder
+      parts = {'_backbone': self._backbone, '_decoder': self._decoder}
+      parts = {k: v for k, v in parts.items() if v is not None}
       return {'model': tf.train.Checkpoint(**parts)}
     if fine_tune_checkpoint_type == 'full':
       return {'model': self}

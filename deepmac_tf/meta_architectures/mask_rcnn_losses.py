@@ -50,6 +50,27 @@ def mask_loss(logits, targets, weights):
   return mask_losses.weighted_mask_loss(per_box, weights)
 
 
+def l2_weight_decay_losses(parts, decay):
+  """weight * sum(kernel^2) / 2 per regularized part.
+
+  Args:
+    parts: {part name: [layers]} (None entries skipped).
+    decay: ((part name, weight), ...).
+
+  Returns:
+    list of float32 scalars, one per part with kernels.
+  """
+  losses = []
+  for part, weight in decay:
+    kernels = [v for layer in parts[part] if layer is not None
+               for v in layer.trainable_variables
+               if 'kernel' in v.name.split('/')[-1]]
+    if kernels:
+      losses.append(weight * tf.add_n(
+          [tf.nn.l2_loss(tf.cast(v, tf.float32)) for v in kernels]))
+  return losses
+
+
 def all_losses(params, first_stage, second_stage, rpn_score_targets,
                rpn_box_targets):
   """Every Deep-MARC loss, weighted by the config.

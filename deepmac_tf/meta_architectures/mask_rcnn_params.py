@@ -14,6 +14,12 @@ PROPOSALS = 'proposals'
 PROPOSALS_AND_GROUNDTRUTH = 'proposals_and_groundtruth'
 BOX_SOURCES = (GROUNDTRUTH, PROPOSALS, PROPOSALS_AND_GROUNDTRUTH)
 
+# Parts of the model an L2 weight decay can apply to (l2_weight_decay keys).
+PART_BACKBONE = 'backbone'  # backbone + FPN
+PART_RPN = 'rpn'
+PART_BOX_HEAD = 'box_head'
+PART_MASK_HEAD = 'mask_head'
+
 # ImageNet statistics (0..255 RGB), what Model Garden's backbones expect.
 IMAGENET_MEAN_RGB = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STDDEV_RGB = (0.229 * 255, 0.224 * 255, 0.225 * 255)
@@ -108,5 +114,7 @@ class MaskRCNNParams:
   channel_means: tuple = IMAGENET_MEAN_RGB
   channel_stds: tuple = IMAGENET_STDDEV_RGB
   use_sync_batch_norm: bool = False
+  # ((part, weight), ...): weight * sum(kernel^2) / 2 per part, PART_* keys.
+  l2_weight_decay: tuple = ()
   mask_head: MaskHeadParams | None = dataclasses.field(
       default_factory=MaskHeadParams)

@@ -1,0 +1,110 @@
+"""Deep-MARC post-processing and training shortcuts: multiclass scores of
+the kept detections, the mask head only on real detections / weighted
+instances (same outputs), L2 weight decay from the config."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from deepmac_tf import config as config_lib
+from deepmac_tf.builders import mask_rcnn_builder
+from deepmac_tf.errors import ConfigError
+from deepmac_tf.meta_architectures import mask_rcnn
+from tests import test_mask_rcnn as base
+
+
+@pytest.fixture(scope='module')
+def model_and_outputs():
+  tf.random.set_seed(3)
+  model = mask_rcnn.MaskRCNNMetaArch(True, base._params())
+  images = tf.random.stateless_uniform([2, base.SIZE, base.SIZE, 3], (4, 5),
+                                       0, 255)
+  predictions = model.predict(model.preprocess(images), training=False)
+  return model, predictions, model.postprocess(predictions)
+
+
+def test_multiclass_scores_belong_to_the_kept_detections(model_and_outputs):
+  _, _, out = model_and_outputs
+  scores = out['detection_multiclass_scores'].numpy()
+  k = out['detection_scores'].shape[1]
+  assert scores.shape == (2, k, base.NUM_CLASSES + 1)
+  for b, n in enumerate(out['num_detections'].numpy()):
+    assert n > 0
+    np.testing.assert_allclose(scores[b, :n].sum(-1), 1.0, rtol=1e-5)
+    # Background first: the detection's class is column class + 1.
+    picked = scores[b, np.arange(n), out['detection_classes'][b, :n] + 1]
+    np.testing.assert_allclose(picked, out['detection_scores'][b, :n],
+                               rtol=1e-5)
+    assert (scores[b, n:] == 0).all()
+
+
+def test_masks_of_real_detections_equal_the_head_on_all_boxes(
+    model_and_outputs):
+  model, predictions, out = model_and_outputs
+  pixels = out['detection_boxes'] * float(base.SIZE)
+  everywhere = tf.sigmoid(model.mask_logits(
+      predictions['features'], pixels, out['detection_classes'] + 1,
+      training=False)).numpy()
+  masks = out['detection_masks'].numpy()
+  for b, n in enumerate(out['num_detections'].numpy()):
+    np.testing.assert_allclose(masks[b, :n], everywhere[b, :n], atol=1e-5)
+    assert (masks[b, n:] == 0).all()
+
+
+def test_training_mask_logits_skip_weightless_instances(model_and_outputs):
+  model, _, _ = model_and_outputs
+  images = tf.random.stateless_uniform([1, base.SIZE, base.SIZE, 3], (1, 2),
+                                       0, 255)
+  gt = base._groundtruth(mask_weights=(1.0, 0.0, 0.0))
+  stage = model.predict(model.preprocess(images), training=True,
+                        groundtruth=gt)
+  logits = stage[mask_rcnn.MASK_LOGITS].numpy()
+  assert logits.shape[:2] == (1, 3)
+  assert np.abs(logits[0, 0]).sum() > 0
+  assert (logits[0, 1:] == 0).all()
+
+
+_L2 = '''
+model { faster_rcnn {
+  feature_extractor { conv_hyperparams { regularizer {
+    l2_regularizer { weight: 0.001 } } } }
+  second_stage_box_predictor { mask_rcnn_box_predictor { conv_hyperparams {
+    regularizer { l2_regularizer { weight: 0.002 } } } } }
+} }
+'''
+
+
+def _faster_rcnn(override):
+  with open(base_config(), encoding='utf-8') as f:
+    text = f.read()
+  return config_lib.get_pipeline_config_from_text(
+      text, source='deepmarc', config_override=override).model.faster_rcnn
+
+
+def base_config():
+  import os  # pylint: disable=g-import-not-at-top
+  return os.path.join(os.path.dirname(os.path.dirname(
+      os.path.abspath(__file__))), 'configs', 'deepmarc_synthetic_cpu.config')
+
+
+def test_l2_weight_decay_from_the_config():
+  params = mask_rcnn_builder.params_from_proto(_faster_rcnn(_L2))
+  assert dict(params.l2_weight_decay) == pytest.approx(
+      {'backbone': 0.001, 'mask_head': 0.002})
+  model = mask_rcnn.MaskRCNNMetaArch(True, params)
+  model.mask_logits(model(tf.zeros([1, 64, 64, 3]))['features'],
+                    tf.constant([[[0., 0., 32., 32.]]]), tf.ones([1, 1]))
+  losses = model.regularization_losses()
+  assert len(losses) == 2 and all(float(l) > 0 for l in losses)
+  kernels = [v for v in model._mask_head.trainable_variables  # pylint: disable=protected-access
+             if 'kernel' in v.name.split('/')[-1]]
+  expected = 0.002 * sum(float(tf.reduce_sum(v ** 2)) / 2 for v in kernels)
+  assert float(losses[1]) == pytest.approx(expected, rel=1e-4)
+
+
+def test_l1_regularizer_names_the_field():
+  with pytest.raises(ConfigError, match=r'first_stage_box_predictor_conv_'
+                     r'hyperparams.regularizer.l1_regularizer'):
+    mask_rcnn_builder.params_from_proto(_faster_rcnn('''
+      model { faster_rcnn { first_stage_box_predictor_conv_hyperparams {
+        regularizer { l1_regularizer { weight: 0.1 } } } } }'''))
