@@ -108,3 +108,37 @@ def test_l1_regularizer_names_the_field():
     mask_rcnn_builder.params_from_proto(_faster_rcnn('''
       model { faster_rcnn { first_stage_box_predictor_conv_hyperparams {
         regularizer { l1_regularizer { weight: 0.1 } } } } }'''))
+
+
+def test_allowed_classes_restrict_given_mask_weights_too():
+  from deepmac_tf.meta_architectures import mask_rcnn_losses  # pylint: disable=g-import-not-at-top
+  from deepmac_tf.meta_architectures import mask_rcnn_params  # pylint: disable=g-import-not-at-top
+  gt = {'groundtruth_classes': tf.constant([[1, 2, 3, 0]]),
+        'groundtruth_instance_mask_weights': tf.constant([[1., 1., 0., 0.]])}
+  head = mask_rcnn_params.MaskHeadParams(allowed_masked_classes_ids=(2, 3))
+  weights = mask_rcnn_losses.instance_mask_weights(gt, head)
+  np.testing.assert_array_equal(weights.numpy(), [[0., 1., 0., 0.]])
+
+
+def test_mixed_bfloat16_keeps_float32_losses_and_outputs():
+  import tf_keras  # pylint: disable=g-import-not-at-top
+  tf_keras.mixed_precision.set_global_policy('mixed_bfloat16')
+  try:
+    model = mask_rcnn.MaskRCNNMetaArch(True, base._params())
+  finally:
+    tf_keras.mixed_precision.set_global_policy('float32')
+  images = tf.random.stateless_uniform([1, base.SIZE, base.SIZE, 3], (1, 2),
+                                       0, 255)
+  gt = base._groundtruth()
+  with tf.GradientTape() as tape:
+    predictions = model.predict(model.preprocess(images), training=True,
+                                groundtruth=gt)
+    losses = model.loss(predictions, gt, training=True)
+    total = tf.add_n(list(losses.values()))
+  grads = tape.gradient(total, model.trainable_variables)
+  assert all(v.dtype == tf.float32 for v in losses.values())
+  assert all(g is not None for g in grads)
+  out = model.postprocess(model.predict(model.preprocess(images),
+                                        training=False))
+  assert out['detection_masks'].dtype == tf.float32
+  assert out['detection_multiclass_scores'].dtype == tf.float32

@@ -25,15 +25,17 @@ _SIGMOID = mask_losses.MaskClassificationLoss()
 def instance_mask_weights(groundtruth, mask_head_params):
   """[B, N] float32 mask weights of the groundtruth instances.
 
-  ``groundtruth_instance_mask_weights`` when the pipeline gives it (it
-  already folds in allowed classes, missing masks and padding); otherwise
-  the instance weights restricted to ``allowed_masked_classes_ids``.
+  ``groundtruth_instance_mask_weights`` when the batch has it (the input
+  pipeline already folds in allowed classes, missing masks and padding),
+  else the instance weights; either way restricted to
+  ``allowed_masked_classes_ids`` (idempotent for pipeline batches, and it
+  makes other batches, e.g. benchmark ones, train the head on allowed
+  classes only, so the mask head skips the rest).
   """
-  weights = groundtruth.get(InputFields.MASK_WEIGHTS)
-  if weights is not None:
-    return tf.cast(weights, tf.float32)
   classes = tf.cast(groundtruth[InputFields.CLASSES], tf.int32)
-  weights = groundtruth.get(InputFields.WEIGHTS)
+  weights = groundtruth.get(InputFields.MASK_WEIGHTS)
+  if weights is None:
+    weights = groundtruth.get(InputFields.WEIGHTS)
   weights = (tf.cast(classes > 0, tf.float32) if weights is None
              else tf.cast(weights, tf.float32))
   allowed = tuple(mask_head_params.allowed_masked_classes_ids)
