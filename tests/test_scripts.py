@@ -62,3 +62,15 @@ def test_demo_runs_end_to_end(tmp_path):
   config_text = (out / 'pipeline.config').read_text()
   assert 'PATH_TO_BE_CONFIGURED' not in config_text
   assert str(out / 'synthetic_data') in config_text
+
+
+def test_benchmark_roi_crop_prints_json():
+  result = _run(os.path.join(REPO, 'scripts', 'benchmark_roi_crop.py'),
+                '--batch=1', '--boxes=2', '--crop=4', '--channels=2',
+                '--map_sizes=8', '--repeats=1')
+  assert result.returncode == 0, result.stderr[-3000:]
+  figures = json.loads(result.stdout)
+  timings = figures['ms']
+  assert 'map8/gather/xla/forward' in timings
+  assert 'map8/tf.image.crop_and_resize/graph/forward_backward' in timings
+  assert all(value >= 0 for value in timings.values())
