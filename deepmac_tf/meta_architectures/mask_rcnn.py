@@ -133,8 +133,6 @@ class MaskRCNNMetaArch(tf_keras.layers.Layer):
   num_classes = property(lambda self: self._params.num_classes)
   has_masks = property(lambda self: self._mask_head is not None)  # export
 
-  # -- features ------------------------------------------------------------
-
   def _features(self, images, training):
     """{str(level): [B, H / 2^l, W / 2^l, C]} for min_level..max_level."""
     if self._backbone is None:
