@@ -279,14 +279,11 @@ class DeepMacServingModule(tf.Module):
     predictions = self._predict(images)
     # Normalized to the original image == normalized to the true (resized,
     # unpadded) image; the model maps them to the padded map.
-    # One extra (dummy) box: the mask head's convolutions fail on an empty
-    # batch of crops, and "no boxes" must give [B, 0, S, S].
+    # "No boxes" gives [B, 0, S, S]: the mask heads handle an empty batch
+    # of crops themselves (mask_heads/empty_batch.py).
     num_boxes = tf.shape(boxes)[1]
-    dummy = tf.tile(tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
-                    [tf.shape(boxes)[0], 1, 1])
     masks = self._model.predict_masks_from_boxes(
-        predictions, tf.concat([boxes, dummy], axis=1),
-        true_shapes)[DETECTION_MASKS][:, :num_boxes]
+        predictions, boxes, true_shapes)[DETECTION_MASKS]
     outputs = {
         DETECTION_MASKS: tf.cast(masks, tf.float32),
         DETECTION_BOXES: boxes,
