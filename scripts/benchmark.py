@@ -12,9 +12,13 @@ Figures (median milliseconds after --warmup_steps calls, over --steps calls):
     random inputs at the model size are used for everything else);
   * ``memory``: peak RSS of the process and its growth over the benchmark;
   * with ``--reference=model_garden`` (Deep-MARC / ``faster_rcnn`` configs):
-    Model Garden's deepmac_maskrcnn model with the same settings, timed on
-    the same inputs, and ``ratio_infer`` / ``ratio_train_step`` (ours /
-    theirs) plus both parameter counts.
+    Model Garden's deepmac_maskrcnn model with the same settings and our
+    backbone / FPN / RPN / box-head weights (both keep the same detections:
+    ``same_detections``), timed in turn with ours (a, b, a, b: load drift hits
+    both) on the same inputs, and ``ratio_infer`` / ``ratio_train_step``
+    (ours / theirs) plus both parameter counts. Random groundtruth is padded
+    to ``train_config.max_number_of_boxes`` as both input pipelines pad it
+    (--nopad_groundtruth: real instances only).
 Machine facts and the settings used are recorded too. Figures only: it never
 fails on speed.
 
@@ -53,6 +57,11 @@ _STEPS = flags.DEFINE_integer('steps', 5, 'Timed calls per figure.')
 _NUM_INSTANCES = flags.DEFINE_integer(
     'num_instances', 8, 'Groundtruth instances per random image (capped '
     'at train_config.max_number_of_boxes).')
+_PAD_GROUNDTRUTH = flags.DEFINE_bool(
+    'pad_groundtruth', True, 'Zero-pad the random instances to '
+    'train_config.max_number_of_boxes, as the input pipelines of both this '
+    "library and Model Garden (its parser's max_num_instances) do; "
+    '--nopad_groundtruth gives the models only the real instances.')
 _INPUT_BATCHES = flags.DEFINE_integer(
     'input_batches', 10, 'Batches read for the input-pipeline figure.')
 _REFERENCE = flags.DEFINE_enum(
@@ -139,11 +148,12 @@ def _random_batch(configs, arch, size):
   from deepmac_tf.benchmarks import random_inputs  # pylint: disable=g-import-not-at-top
   from deepmac_tf.config import config_util  # pylint: disable=g-import-not-at-top
   train_config = configs['train_config']
-  num = max(1, min(_NUM_INSTANCES.value,
-                   train_config.max_number_of_boxes or _NUM_INSTANCES.value))
+  max_boxes = train_config.max_number_of_boxes or None
+  num = max(1, min(_NUM_INSTANCES.value, max_boxes or _NUM_INSTANCES.value))
   return random_inputs.groundtruth_batch(
       train_config.batch_size, size[0], size[1], num,
-      config_util.get_number_of_classes(configs['model'])), num
+      config_util.get_number_of_classes(configs['model']),
+      pad_to=max_boxes if _PAD_GROUNDTRUTH.value else None), num
 
 
 def _train_step(tf, configs, batch, model_dir):
@@ -166,19 +176,23 @@ def _train_step(tf, configs, batch, model_dir):
       add_regularization_loss=train_config.add_regularization_loss)
   dataset = tf.data.Dataset.from_tensors(batch).repeat()
   iterator = iter(strategy.experimental_distribute_dataset(dataset))
-  figure = timing.time_calls(lambda: run_step(next(iterator)),
-                             _WARMUP_STEPS.value, _STEPS.value)
+  step_fn = lambda: run_step(next(iterator))  # pylint: disable=unnecessary-lambda-assignment
+  figure = timing.time_calls(step_fn, _WARMUP_STEPS.value, _STEPS.value)
   figure['ms_per_image'] = round(
       figure['median_ms'] / train_config.batch_size, 3)
   figure['num_replicas'] = strategy.num_replicas_in_sync
   figure['num_params'] = sum(int(tf.size(w)) for w in model.weights)
   checkpoints.make_manager(checkpoint, model_dir).save(
       checkpoint_number=int(step.numpy()))
-  return figure, model
+  return figure, step_fn
 
 
 def _inference(tf, pipeline, model_dir, export_dir, image):
-  """Checkpointed in-memory model and exported SavedModel, batch 1."""
+  """Checkpointed in-memory model and exported SavedModel, batch 1.
+
+  Returns:
+    (in-memory figure, SavedModel figure, the timed call, the model).
+  """
   # pylint: disable=g-import-not-at-top
   from deepmac_tf.benchmarks import timing
   from deepmac_tf.export import exporter
@@ -193,10 +207,12 @@ def _inference(tf, pipeline, model_dir, export_dir, image):
     predictions = model.predict(model.preprocess(images), training=False)
     return model.postprocess(predictions, shapes)
 
-  ours = timing.time_calls(lambda: detect(image), _WARMUP_STEPS.value,
-                           _STEPS.value, timing.detections_described)
+  detect_fn = lambda: detect(image)  # pylint: disable=unnecessary-lambda-assignment
+  ours = timing.time_calls(detect_fn, _WARMUP_STEPS.value, _STEPS.value,
+                           timing.detections_described)
   if not _SAVED_MODEL.value:
-    return ours, {'skipped': True, 'reason': '--nosaved_model'}
+    return (ours, {'skipped': True, 'reason': '--nosaved_model'}, detect_fn,
+            model)
   start = time.perf_counter()
   exporter.export_inference_graph('image_tensor', pipeline, model_dir,
                                   export_dir)
@@ -208,11 +224,37 @@ def _inference(tf, pipeline, model_dir, export_dir, image):
                             _WARMUP_STEPS.value, _STEPS.value,
                             timing.detections_described)
   saved['export_seconds'] = round(export_s, 2)
-  return ours, saved
+  return ours, saved, detect_fn, model
 
 
-def _reference(tf, pipeline, batch, image, size):
-  """Model Garden's model, same settings and inputs."""
+def _same_detections(ours, theirs, size, tolerance_px=1.0):
+  """(same, worst px): whether both models kept the same detections.
+
+  Compared as sets (each of our boxes has one of theirs within
+  ``tolerance_px``): float round-off of two differently fused graphs (large
+  with random weights, whose activations are not normalized yet) may move
+  boxes slightly and swap near-tied detections in the score order.
+  """
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  n_ours = np.asarray(ours['num_detections']).reshape(-1)
+  n_theirs = np.asarray(theirs['num_detections']).reshape(-1)
+  if not np.array_equal(n_ours, n_theirs):
+    return False, None
+  n = int(n_ours[0])
+  if not n:
+    return True, 0.0
+  scale = np.array([size[0], size[1], size[0], size[1]], np.float32)
+  mine = np.asarray(ours['detection_boxes'])[0, :n] * scale
+  their = np.asarray(theirs['detection_boxes'])[0, :n]
+  nearest = np.abs(mine[:, None] - their[None]).max(axis=-1).min(axis=1)
+  worst = float(nearest.max())
+  return worst < tolerance_px, round(worst, 5)
+
+
+def _reference(tf, pipeline, batch, image, size, our_calls):
+  """Model Garden's model, same settings, inputs and detection weights,
+  timed in turn with ours (``our_calls``: 'inference' / 'train_step'
+  callables and the inference 'model')."""
   # pylint: disable=g-import-not-at-top
   from deepmac_tf.benchmarks import model_garden_reference
   from deepmac_tf.benchmarks import timing
@@ -224,23 +266,41 @@ def _reference(tf, pipeline, batch, image, size):
   optimizer, _ = optimizer_builder.build(
       train_config.optimizer, train_config.gradient_clipping_by_norm)
   reference = model_garden_reference.ReferenceModel(params, size, optimizer)
-  infer = timing.time_calls(lambda: reference.infer(image),
-                            _WARMUP_STEPS.value, _STEPS.value,
-                            timing.detections_described)
+  reference.infer(image)  # Creates its variables.
+  reference.share_detection_weights(our_calls['model'])
+  same, box_diff = _same_detections(our_calls['inference'](),
+                                    reference.infer(image), size)
+  infer = timing.time_interleaved(
+      {'ours': our_calls['inference'],
+       'model_garden': lambda: reference.infer(image)},
+      _WARMUP_STEPS.value, _STEPS.value, timing.detections_described)
   optimizer.build(reference.model.trainable_variables)
   images = batch['image']
   labels = reference.labels(batch)
-  train = timing.time_calls(lambda: reference.train_step(images, labels),
-                            _WARMUP_STEPS.value, _STEPS.value)
-  train['ms_per_image'] = round(train['median_ms'] / int(images.shape[0]), 3)
-  return {'inference': infer, 'train_step': train,
+  train = timing.time_interleaved(
+      {'ours': our_calls['train_step'],
+       'model_garden': lambda: reference.train_step(images, labels)},
+      _WARMUP_STEPS.value, _STEPS.value)
+  for figure in train.values():
+    figure['ms_per_image'] = round(figure['median_ms'] / int(images.shape[0]),
+                                   3)
+  return {'inference': infer['model_garden'],
+          'train_step': train['model_garden'],
+          'ours_interleaved': {'inference': infer['ours'],
+                               'train_step': train['ours']},
+          'same_detections': same, 'detection_box_max_diff_px': box_diff,
           'num_params': reference.num_params(),
+          'nms_version': reference.model.detection_generator.get_config()[
+              'nms_version'],
           'convnet_variant': model_garden_reference.convnet_variant(
               params.mask_head.network_type) if params.mask_head else None,
           'notes': 'Model Garden DeepMaskRCNNModel built from the same '
-                   'MaskRCNNParams; its train step labels RPN anchors '
-                   'inside the step (as ours does in its loss) and takes '
-                   'box-cropped masks (its input format).'}
+                   'MaskRCNNParams, given our backbone / FPN / RPN / box-head '
+                   'weights (so both keep the same detections), timed in '
+                   'turn with ours on the same inputs; its train step labels '
+                   'RPN anchors inside the step (as ours does in its loss) '
+                   'and takes box-cropped masks (its input format), padded '
+                   'like the groundtruth (-1, as its parser pads).'}
 
 
 def _ratio(ours, theirs):
@@ -286,6 +346,7 @@ def main(argv):
           'steps': _STEPS.value, 'inputs': inputs,
           'num_instances': (num_instances if num_instances is not None
                             else int(batch['groundtruth_boxes'].shape[1])),
+          'groundtruth_slots': int(batch['groundtruth_boxes'].shape[1]),
           'inference_batch_size': 1, 'reference': _REFERENCE.value,
       },
       'machine': _machine(tf, tf_keras),
@@ -294,21 +355,30 @@ def main(argv):
   with tempfile.TemporaryDirectory(prefix='deepmac_benchmark_') as tmp:
     model_dir = os.path.join(tmp, 'train')
     logging.info('benchmark: timing the train step')
-    result['train_step'], _ = _train_step(tf, configs, batch, model_dir)
+    result['train_step'], step_fn = _train_step(tf, configs, batch,
+                                                model_dir)
     logging.info('benchmark: timing inference')
-    ours, saved = _inference(tf, pipeline, model_dir,
-                             os.path.join(tmp, 'export'), image)
+    ours, saved, detect_fn, model = _inference(
+        tf, pipeline, model_dir, os.path.join(tmp, 'export'), image)
   result['inference_checkpoint'] = dict(ours, ms_per_image=ours['median_ms'])
   result['inference_saved_model'] = (
       dict(saved, ms_per_image=saved['median_ms']) if 'median_ms' in saved
       else saved)
   if _REFERENCE.value == 'model_garden':
     logging.info('benchmark: timing the Model Garden reference')
-    theirs = _reference(tf, pipeline, batch, image, size)
+    theirs = _reference(tf, pipeline, batch, image, size,
+                        {'inference': detect_fn, 'train_step': step_fn,
+                         'model': model})
     result['reference_model_garden'] = theirs
-    result['ratio_infer'] = _ratio(ours['median_ms'],
+    mine = theirs['ours_interleaved']
+    from deepmac_tf.meta_architectures import mask_rcnn  # pylint: disable=g-import-not-at-top
+    result['nms_version'] = {
+        'ours': 'batched' if mask_rcnn.use_combined_nms(model.params)
+                else 'v2',
+        'model_garden': theirs['nms_version']}
+    result['ratio_infer'] = _ratio(mine['inference']['median_ms'],
                                    theirs['inference']['median_ms'])
-    result['ratio_train_step'] = _ratio(result['train_step']['median_ms'],
+    result['ratio_train_step'] = _ratio(mine['train_step']['median_ms'],
                                         theirs['train_step']['median_ms'])
     result['num_params'] = {'ours': result['train_step']['num_params'],
                             'model_garden': theirs['num_params']}

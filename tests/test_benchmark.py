@@ -84,6 +84,19 @@ def test_deepmarc_with_model_garden_reference_prints_ratios(tmp_path):
   assert result['inference_checkpoint']['max_detections'] == 4
   _positive(reference['train_step'])
   assert result['num_params']['ours'] == result['num_params']['model_garden']
+  # Shared detection weights: both models keep the same detections, so the
+  # timed work is the same; both timed in turn.
+  assert reference['same_detections'] is True, reference
+  ours = reference['ours_interleaved']
+  assert (ours['inference']['num_detections'] ==
+          reference['inference']['num_detections'])
+  assert result['ratio_infer'] == round(
+      ours['inference']['median_ms'] / reference['inference']['median_ms'], 4)
+  assert result['nms_version'] == {'ours': 'batched', 'model_garden': 'v2'}
+  # Groundtruth padded to max_number_of_boxes, as the input pipelines do.
+  assert result['settings']['num_instances'] == 2
+  assert result['settings']['groundtruth_slots'] == 8  # The config's.
+  assert reference['ours_interleaved']['train_step']['ms_per_image'] > 0
 
 
 def test_center_net_has_no_model_garden_reference(tmp_path):

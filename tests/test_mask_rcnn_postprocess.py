@@ -38,6 +38,37 @@ def test_multiclass_scores_belong_to_the_kept_detections(model_and_outputs):
     assert (scores[b, n:] == 0).all()
 
 
+def test_combined_nms_keeps_the_detections_of_model_gardens_nms(
+    model_and_outputs):
+  from official.vision.modeling.layers import detection_generator  # pylint: disable=g-import-not-at-top
+  model, predictions, out = model_and_outputs
+  assert mask_rcnn.use_combined_nms(model.params)  # CPU, all proposals.
+  fused = model._detection_generator  # pylint: disable=protected-access
+  assert fused.get_config()['nms_version'] == 'batched'
+  config = dict(fused.get_config(), nms_version='v2')
+  model._detection_generator = (  # pylint: disable=protected-access
+      detection_generator.DetectionGenerator(**config))
+  try:
+    padded = model.postprocess(predictions)
+  finally:
+    model._detection_generator = fused  # pylint: disable=protected-access
+  np.testing.assert_array_equal(padded['num_detections'],
+                                out['num_detections'])
+  for key in ('detection_boxes', 'detection_scores', 'detection_classes',
+              'detection_multiclass_scores', 'detection_masks'):
+    np.testing.assert_allclose(padded[key], out[key], atol=1e-6, err_msg=key)
+
+
+def test_nms_choice_follows_the_params():
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  params = base._params()
+  assert not mask_rcnn.use_combined_nms(
+      dataclasses.replace(params, use_combined_nms=False))
+  # A pre-NMS top-k below the proposal count needs the padded NMS's top-k.
+  assert not mask_rcnn.use_combined_nms(dataclasses.replace(
+      params, detection_pre_nms_top_k=params.rpn_test_num_proposals - 1))
+
+
 def test_masks_of_real_detections_equal_the_head_on_all_boxes(
     model_and_outputs):
   model, predictions, out = model_and_outputs

@@ -6,6 +6,7 @@ Both models are built from one ``MaskRCNNParams``; Model Garden's comes from
 ``scripts/benchmark.py --reference=model_garden``).
 """
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -55,3 +56,77 @@ def test_reference_names_the_mask_head_it_lacks():
   from deepmac_tf.errors import ConfigError  # pylint: disable=g-import-not-at-top
   with pytest.raises(ConfigError, match='resnet4'):
     model_garden_reference.convnet_variant('resnet4')
+
+
+def test_shared_detection_weights_give_the_same_detections():
+  """The benchmark's fairness premise: with our backbone / FPN / RPN /
+  box-head weights, Model Garden's model keeps exactly our detections."""
+  tf.random.set_seed(5)
+  params = _params(18, 'mask_rcnn_fcn', 16, 14)
+  images = tf.random.uniform([1, SIZE, SIZE, 3], 0, 255, seed=2)
+  reference = model_garden_reference.ReferenceModel(params, (SIZE, SIZE))
+  before = reference.infer(images)
+  ours = mask_rcnn.MaskRCNNMetaArch(False, params)
+  mine = ours.postprocess(ours.predict(ours.preprocess(images),
+                                       training=False))
+  reference.share_detection_weights(ours)
+  after = reference.infer(images)
+  n = int(mine['num_detections'][0])
+  assert n > 0 and int(after['num_detections'][0]) == n
+  # Same set of detections. Float round-off (eager here, a tf.function
+  # there) grows with the huge activations of random weights (inference
+  # batch norm does not normalize yet): ~1e-3 on softmax scores, and may
+  # swap near-tied neighbours in the score order.
+  theirs = np.concatenate([
+      after['detection_boxes'][0, :n] / SIZE,
+      after['detection_scores'][0, :n, None],
+      tf.cast(after['detection_classes'][0, :n, None] - 1, tf.float32)], -1)
+  for box, score, cls in zip(mine['detection_boxes'][0, :n].numpy(),
+                             mine['detection_scores'][0, :n].numpy(),
+                             mine['detection_classes'][0, :n].numpy()):
+    mine_row = np.concatenate([box, [score, cls]])
+    close = ((np.abs(theirs[:, :4] - box).max(axis=1) < 1e-3) &
+             (np.abs(theirs[:, 4] - score) < 5e-3) & (theirs[:, 5] == cls))
+    assert close.any(), mine_row
+  assert not np.allclose(before['detection_scores'], after['detection_scores'])
+
+
+def test_sharing_weights_names_a_mismatch():
+  reference = model_garden_reference.ReferenceModel(
+      _params(18, 'mask_rcnn_fcn', 16, 14), (SIZE, SIZE))
+  reference.infer(tf.zeros([1, SIZE, SIZE, 3]))
+  other = mask_rcnn.MaskRCNNMetaArch(False, _params(34, 'mask_rcnn_fcn', 16,
+                                                    14))
+  other(tf.zeros([1, SIZE, SIZE, 3]))
+  with pytest.raises(ValueError, match='backbone'):
+    reference.share_detection_weights(other)
+
+
+def test_random_groundtruth_pads_like_the_input_pipeline():
+  from deepmac_tf.benchmarks import random_inputs  # pylint: disable=g-import-not-at-top
+  batch = random_inputs.groundtruth_batch(2, 32, 32, 3, NUM_CLASSES,
+                                          pad_to=5)
+  assert batch['groundtruth_boxes'].shape == (2, 5, 4)
+  assert batch['groundtruth_instance_masks'].shape == (2, 5, 32, 32)
+  np.testing.assert_array_equal(batch['groundtruth_weights'][:, 3:], 0)
+  np.testing.assert_array_equal(batch['groundtruth_classes'][:, 3:], 0)
+  assert (batch['groundtruth_classes'].numpy()[:, :3] > 0).all()
+  np.testing.assert_array_equal(batch['num_groundtruth_boxes'], [3, 3])
+  assert float(tf.reduce_sum(batch['groundtruth_instance_masks'][:, 3:])) == 0
+  # Model Garden's labels: padding becomes -1, as its parser pads.
+  reference = model_garden_reference.ReferenceModel(
+      _params(18, 'mask_rcnn_fcn', 16, 14), (32, 32))
+  labels = reference.labels(batch)
+  np.testing.assert_array_equal(labels['gt_classes'][:, 3:], -1)
+  np.testing.assert_array_equal(labels['gt_boxes'][:, 3:], -1)
+
+
+def test_interleaved_timing_runs_each_call_in_turn():
+  from deepmac_tf.benchmarks import timing  # pylint: disable=g-import-not-at-top
+  order = []
+  figures = timing.time_interleaved(
+      {'a': lambda: order.append('a') or tf.constant(1),
+       'b': lambda: order.append('b') or tf.constant(2)}, 1, 2)
+  assert order == ['a', 'b'] * 3
+  assert set(figures) == {'a', 'b'}
+  assert figures['a']['steps'] == 2 and figures['a']['median_ms'] >= 0

@@ -184,6 +184,37 @@ class ReferenceModel:
     self.infer = tf.function(self._infer)
     self.train_step = tf.function(self._train_step)
 
+  def share_detection_weights(self, ours):
+    """Copies our backbone, FPN, RPN and box-head weights into Model
+    Garden's model, so that both make the same detections on the same image
+    (the same Model Garden layers with the same settings: the same variables
+    in the same order). The mask heads keep their own weights: those change
+    no detection, so neither the work either model does.
+
+    Both models must have been called once (variables exist).
+
+    Args:
+      ours: our ``MaskRCNNMetaArch``.
+
+    Raises:
+      ValueError: naming the part and variable whose shapes differ.
+    """
+    theirs = {'backbone': self.model.backbone, 'decoder': self.model.decoder,
+              'rpn_head': self.model.rpn_head,
+              'detection_head': self.model.detection_head[0]}
+    for part, layer in ours.detection_layers.items():
+      if layer is None and theirs[part] is None:
+        continue
+      mine, their = layer.weights, theirs[part].weights
+      if len(mine) != len(their):
+        raise ValueError(f'{part}: {len(mine)} weights here, {len(their)} in '
+                         'Model Garden\'s model.')
+      for a, b in zip(mine, their):
+        if a.shape != b.shape:
+          raise ValueError(f'{part}: {a.name} {a.shape} vs Model Garden '
+                           f'{b.name} {b.shape}.')
+        b.assign(a)
+
   def num_params(self):
     return sum(int(tf.size(w)) for w in self.model.weights)
 

@@ -1,9 +1,11 @@
 """A random ``InputFields`` training batch, for benchmarking models on
 configs whose data is not at hand (paper configs at any input size).
 
-Boxes are random, all real (no padding), classes 1..num_classes, masks are
-filled ellipses inside each box, mask weights 1 (the model's loss applies
-the allowed-class restriction when the batch would not).
+Boxes are random, classes 1..num_classes, masks are filled ellipses inside
+each box, mask weights 1 (the model's loss applies the allowed-class
+restriction when the batch would not). ``pad_to`` zero-pads the instances
+the way the input pipeline pads to ``train_config.max_number_of_boxes``
+(box 0, class 0, weights 0, empty mask).
 """
 
 import numpy as np
@@ -31,13 +33,29 @@ def _ellipse_masks(boxes, height, width):
   return (dy ** 2 + dx ** 2 <= 1.0).astype(np.float32)
 
 
+def _pad(batch, num, pad_to):
+  """Zero-pads every per-instance field from ``num`` to ``pad_to``."""
+  if pad_to is None or pad_to <= num:
+    return batch
+  for key in (InputFields.BOXES, InputFields.CLASSES, InputFields.WEIGHTS,
+              InputFields.IS_CROWD, InputFields.AREA, InputFields.MASK_WEIGHTS,
+              InputFields.INSTANCE_MASKS):
+    if key in batch:
+      value = batch[key]
+      widths = [(0, 0), (0, pad_to - num)] + [(0, 0)] * (value.ndim - 2)
+      batch[key] = np.pad(value, widths)
+  return batch
+
+
 def groundtruth_batch(batch_size, height, width, num_instances, num_classes,
-                      with_masks=True, seed=0):
+                      with_masks=True, seed=0, pad_to=None):
   """Returns an ``InputFields`` dict of tensors (numeric fields only).
 
   Shapes: image [B, H, W, 3] float32 0..255, boxes [B, N, 4], classes /
   weights / mask weights / area / is_crowd [B, N], masks [B, N, H, W] (when
-  ``with_masks``), true_image_shape [B, 3], num_groundtruth_boxes [B].
+  ``with_masks``), true_image_shape [B, 3], num_groundtruth_boxes [B]
+  (= num_instances). N = max(num_instances, pad_to): the first
+  num_instances are real, the rest zero padding.
   """
   rng = np.random.default_rng(seed)
   b, n = int(batch_size), int(num_instances)
@@ -62,4 +80,5 @@ def groundtruth_batch(batch_size, height, width, num_instances, num_classes,
   }
   if with_masks:
     batch[InputFields.INSTANCE_MASKS] = _ellipse_masks(boxes, height, width)
+  batch = _pad(batch, n, pad_to)
   return {k: tf.constant(v) for k, v in batch.items()}

@@ -28,25 +28,45 @@ def time_calls(fn, warmup_steps, steps, describe=None):
     dict: ``median_ms`` / ``min_ms`` / ``max_ms`` of the timed calls and
     ``first_call_ms`` (tracing included), ``steps``, ``warmup_steps``.
   """
-  times = []
-  first = result = None
+  return time_interleaved({'call': fn}, warmup_steps, steps,
+                          describe)['call']
+
+
+def time_interleaved(fns, warmup_steps, steps, describe=None):
+  """Times several calls in turn (a, b, a, b, ...), so that a machine whose
+  speed drifts (other load, clocks) slows each of them alike.
+
+  Args:
+    fns: {name: fn}; each ``fn()`` result is fetched each time.
+    warmup_steps / steps: untimed and timed rounds (at least one warm-up
+      round, which traces).
+    describe: optional ``result -> dict`` merged into each figure.
+
+  Returns:
+    {name: figure} with the keys of ``time_calls``.
+  """
+  times = {name: [] for name in fns}
+  first, last = {}, {}
   for i in range(max(warmup_steps, 1) + steps):
-    start = time.perf_counter()
-    result = fn()
-    _block(result)
-    elapsed = 1000.0 * (time.perf_counter() - start)
-    if i == 0:
-      first = elapsed
-    if i >= max(warmup_steps, 1):
-      times.append(elapsed)
-  figure = {'median_ms': round(float(np.median(times)), 3),
-            'min_ms': round(float(np.min(times)), 3),
-            'max_ms': round(float(np.max(times)), 3),
-            'first_call_ms': round(first, 3), 'steps': steps,
-            'warmup_steps': max(warmup_steps, 1)}
-  if describe is not None:
-    figure.update(describe(result))
-  return figure
+    for name, fn in fns.items():
+      start = time.perf_counter()
+      last[name] = fn()
+      _block(last[name])
+      elapsed = 1000.0 * (time.perf_counter() - start)
+      if i == 0:
+        first[name] = elapsed
+      if i >= max(warmup_steps, 1):
+        times[name].append(elapsed)
+  figures = {}
+  for name, values in times.items():
+    figures[name] = {'median_ms': round(float(np.median(values)), 3),
+                     'min_ms': round(float(np.min(values)), 3),
+                     'max_ms': round(float(np.max(values)), 3),
+                     'first_call_ms': round(first[name], 3), 'steps': steps,
+                     'warmup_steps': max(warmup_steps, 1)}
+    if describe is not None:
+      figures[name].update(describe(last[name]))
+  return figures
 
 
 def detections_described(result):

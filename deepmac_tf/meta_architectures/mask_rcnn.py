@@ -62,6 +62,27 @@ DETECTION_MASKS = 'detection_masks'
 DETECTION_MULTICLASS_SCORES = 'detection_multiclass_scores'
 
 
+def use_combined_nms(params):
+  """Whether the detection NMS runs as ``tf.image.combined_non_max_suppression``.
+
+  Model Garden's ``DetectionGenerator`` defaults to its padded sorted NMS
+  (``nms_version='v2'``), written for TPUs. When every proposal enters the
+  per-class NMS (``detection_pre_nms_top_k >= rpn_test_num_proposals``, as
+  in all our configs) the fused kernel (``'batched'``) keeps exactly the same
+  detections, in 7 ms instead of 450 ms for 1000 proposals x 90 classes on
+  2 CPU cores. It has no TPU kernel, so TPUs keep the padded NMS.
+  ``params.use_combined_nms`` overrides the choice by device.
+
+  (The RPN keeps Model Garden's NMS: its combined-NMS path skips the
+  pre-NMS top-k, which changes the proposals, for about 20 ms.)
+  """
+  if params.use_combined_nms is not None:
+    return params.use_combined_nms
+  if params.detection_pre_nms_top_k < params.rpn_test_num_proposals:
+    return False
+  return not tf.config.list_logical_devices('TPU')
+
+
 class MaskRCNNMetaArch(tf_keras.layers.Layer):
   """Mask R-CNN / Deep-MARC. Build with ``MaskRCNNParams``."""
 
@@ -117,7 +138,8 @@ class MaskRCNNMetaArch(tf_keras.layers.Layer):
         pre_nms_top_k=p.detection_pre_nms_top_k,
         pre_nms_score_threshold=p.detection_score_threshold,
         nms_iou_threshold=p.detection_nms_iou_threshold,
-        max_num_detections=p.max_num_detections)
+        max_num_detections=p.max_num_detections,
+        nms_version='batched' if use_combined_nms(p) else 'v2')
     self._mask_head = self._mask_roi_aligner = None
     if p.mask_head is not None:
       m = p.mask_head
@@ -130,6 +152,15 @@ class MaskRCNNMetaArch(tf_keras.layers.Layer):
           use_sync_batch_norm=sync, name='mask_head')
 
   params = property(lambda self: self._params)
+
+  @property
+  def detection_layers(self):
+    """{'backbone', 'decoder', 'rpn_head', 'detection_head': Model Garden
+    layer or None}: every layer whose weights decide the detections (built
+    on the first call; SpineNet's backbone too)."""
+    return {'backbone': self._backbone, 'decoder': self._decoder,
+            'rpn_head': self._rpn_head,
+            'detection_head': self._detection_head}
   num_classes = property(lambda self: self._params.num_classes)
   has_masks = property(lambda self: self._mask_head is not None)  # export
 

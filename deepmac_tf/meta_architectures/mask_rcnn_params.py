@@ -104,6 +104,10 @@ class MaskRCNNParams:
   detection_score_threshold: float = 0.05
   detection_nms_iou_threshold: float = 0.5
   max_num_detections: int = 100
+  # Detection NMS: True = the fused tf.image.combined_non_max_suppression
+  # kernel (CPU / GPU), False = Model Garden's padded sorted NMS (the one
+  # with a TPU kernel), None = pick (see mask_rcnn.use_combined_nms).
+  use_combined_nms: bool | None = None
   rpn_huber_loss_delta: float = 1.0 / 9.0
   frcnn_huber_loss_delta: float = 1.0
   rpn_score_loss_weight: float = 1.0
