@@ -173,3 +173,19 @@ def test_mixed_bfloat16_keeps_float32_losses_and_outputs():
                                         training=False))
   assert out['detection_masks'].dtype == tf.float32
   assert out['detection_multiclass_scores'].dtype == tf.float32
+
+
+def test_build_model_variables_creates_every_variable():
+  """Before training (optimizer slots, fine-tune restore) and before a
+  checkpoint of initial weights, the box and mask heads must exist too."""
+  from deepmac_tf.training import model_variables  # pylint: disable=g-import-not-at-top
+  model = mask_rcnn.MaskRCNNMetaArch(True, base._params())
+  model_variables.build_model_variables(model, base.SIZE, base.SIZE)
+  layers = model.detection_layers
+  assert all(layers[k].weights for k in ('backbone', 'rpn_head',
+                                         'detection_head'))
+  assert model._mask_head.weights  # pylint: disable=protected-access
+  count = len(model.weights)
+  model.postprocess(model.predict(model.preprocess(
+      tf.zeros([1, base.SIZE, base.SIZE, 3])), training=False))
+  assert len(model.weights) == count

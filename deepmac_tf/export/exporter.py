@@ -31,6 +31,7 @@ from deepmac_tf.errors import ConfigError
 from deepmac_tf.export import atomic_dir
 from deepmac_tf.export import serving_inputs
 from deepmac_tf.export import serving_module
+from deepmac_tf.training import model_variables
 
 METADATA_DIR = 'assets.extra'
 METADATA_FILE = 'export_metadata.json'
@@ -59,20 +60,10 @@ def build_model_and_resizer(model_config):
 
 
 def create_variables(model, resizer):
-  """One forward pass on a black image, so every variable exists.
-
-  Heads built lazily on their first call (Deep-MAC's mask head, Mask
-  R-CNN's box head) are run too: postprocess (unless detector-free) and
-  masks at one dummy box.
-  """
+  """One forward pass on a black image, so every variable exists
+  (``model_variables.build_model_variables`` at the resizer's size)."""
   size = resizer.output_size or (resizer.min_dimension or _DUMMY_SIZE,) * 2
-  images = tf.zeros([1, size[0], size[1], 3], tf.float32)
-  predictions = model.predict(model.preprocess(images), training=False)
-  if not serving_module.is_detector_free(model):
-    model.postprocess(predictions)
-  if serving_module.has_masks(model):
-    model.predict_masks_from_boxes(
-        predictions, tf.constant([[[0.25, 0.25, 0.75, 0.75]]], tf.float32))
+  model_variables.build_model_variables(model, int(size[0]), int(size[1]))
 
 
 def find_checkpoint(trained_checkpoint_dir):

@@ -25,11 +25,12 @@ def input_size_from_configs(configs):
 
 
 def build_model_variables(model, image_height, image_width):
-  """One inference-mode pass on a zero image through every head.
+  """One inference-mode pass on a zero image through every head, so every
+  variable exists (heads built on their first call included).
 
-  Runs ``predict`` and then, for Deep-MAC models, the mask head on one box
-  (``predict_masks_from_boxes``), else ``postprocess``: that touches the
-  backbone, every prediction head and the mask head.
+  Runs ``predict``, ``postprocess`` (unless the model is detector-free: that
+  builds e.g. Mask R-CNN's box head) and, for models with masks, the mask
+  head on one box (``predict_masks_from_boxes``).
 
   Args:
     model: a meta-architecture (``preprocess / predict / postprocess``).
@@ -37,8 +38,9 @@ def build_model_variables(model, image_height, image_width):
   """
   images = tf.zeros([1, image_height, image_width, 3], tf.float32)
   predictions = model.predict(model.preprocess(images), training=False)
-  if hasattr(model, 'predict_masks_from_boxes'):
+  deepmac_params = getattr(model, 'deepmac_params', None)
+  if not (deepmac_params is not None and deepmac_params.detector_free):
+    model.postprocess(predictions)
+  if getattr(model, 'has_masks', hasattr(model, 'predict_masks_from_boxes')):
     model.predict_masks_from_boxes(
         predictions, tf.constant([[[0.25, 0.25, 0.75, 0.75]]], tf.float32))
-  else:
-    model.postprocess(predictions)
