@@ -14,7 +14,7 @@ Figures (median milliseconds after --warmup_steps calls, over --steps calls):
   * with ``--reference=model_garden`` (Deep-MARC / ``faster_rcnn`` configs):
     Model Garden's deepmac_maskrcnn model with the same settings and our
     backbone / FPN / RPN / box-head weights (both keep the same detections:
-    ``same_detections``), timed in turn with ours (a, b, a, b: load drift hits
+    ``same_num_detections``, ``detections_matched_within_1px``), timed in turn with ours (a, b, a, b: load drift hits
     both) on the same inputs, and ``ratio_infer`` / ``ratio_train_step``
     (ours / theirs) plus both parameter counts. Random groundtruth is padded
     to ``train_config.max_number_of_boxes`` as both input pipelines pad it
@@ -70,6 +70,14 @@ _REFERENCE = flags.DEFINE_enum(
 _SAVED_MODEL = flags.DEFINE_bool(
     'saved_model', True, 'Export and time the SavedModel (--nosaved_model '
     'skips the figure, e.g. for a quick reference comparison).')
+_CHECKPOINT_DIR = flags.DEFINE_string(
+    'checkpoint_dir', None, 'Time inference (and the export) with this '
+    'trained checkpoint (a model_dir of model_main_tf2.py, or a checkpoint '
+    'prefix) instead of the initial weights; with --reference=model_garden '
+    'Model Garden gets its detection weights too.')
+_SEED = flags.DEFINE_integer(
+    'seed', 0, 'Random seed of the initial weights and inputs (the number of '
+    'real detections of initial weights depends on it).')
 _OUTPUT_JSON = flags.DEFINE_string('output_json', None,
                                    'Also write the JSON to this file.')
 
@@ -153,6 +161,7 @@ def _random_batch(configs, arch, size):
   return random_inputs.groundtruth_batch(
       train_config.batch_size, size[0], size[1], num,
       config_util.get_number_of_classes(configs['model']),
+      seed=_SEED.value,
       pad_to=max_boxes if _PAD_GROUNDTRUTH.value else None), num
 
 
@@ -191,7 +200,8 @@ def _train_step(tf, configs, batch, model_dir):
 def _inference(tf, pipeline, model_dir, export_dir, image):
   """Checkpointed in-memory model and exported SavedModel, batch 1.
 
-  The checkpoint holds the initial weights, not the few benchmark training
+  By default (no --checkpoint_dir) the checkpoint in ``model_dir`` holds the
+  initial weights, not the few benchmark training
   steps' (those, on random inputs, make a detector either like the initial
   one or one that finds nothing). With initial weights a Mask R-CNN keeps
   every detection slot (softmax scores spread around 1 / num_classes pass
@@ -209,7 +219,9 @@ def _inference(tf, pipeline, model_dir, export_dir, image):
   # pylint: enable=g-import-not-at-top
   model, resizer = exporter.build_model_and_resizer(pipeline.model)
   exporter.create_variables(model, resizer)
-  exporter.restore_model(model, exporter.find_checkpoint(model_dir))
+  checkpoint_path = exporter.find_checkpoint(model_dir, flag='--checkpoint_dir')
+  exporter.restore_model(model, checkpoint_path)
+  logging.info('benchmark: inference weights from %s', checkpoint_path)
   shapes = tf.constant([[image.shape[1], image.shape[2], 3]], tf.int32)
 
   @tf.function
@@ -237,28 +249,28 @@ def _inference(tf, pipeline, model_dir, export_dir, image):
   return ours, saved, detect_fn, model
 
 
-def _same_detections(ours, theirs, size, tolerance_px=1.0):
-  """(same, worst px): whether both models kept the same detections.
+def _matched_detections(ours, theirs, size, tolerance_px=1.0):
+  """(both kept as many detections, how many of ours Model Garden also has).
 
-  Compared as sets (each of our boxes has one of theirs within
-  ``tolerance_px``): float round-off of two differently fused graphs (large
-  with random weights, whose activations are not normalized yet) may move
-  boxes slightly and swap near-tied detections in the score order.
+  Matched as sets (one of their boxes within ``tolerance_px``): float
+  round-off of two differently fused graphs (large with random weights,
+  whose activations are not normalized yet) moves boxes slightly, swaps
+  near-tied detections and may trade the last few near the score cut-off.
   """
   import numpy as np  # pylint: disable=g-import-not-at-top
   n_ours = np.asarray(ours['num_detections']).reshape(-1)
   n_theirs = np.asarray(theirs['num_detections']).reshape(-1)
-  if not np.array_equal(n_ours, n_theirs):
-    return False, None
   n = int(n_ours[0])
   if not n:
-    return True, 0.0
+    return bool(np.array_equal(n_ours, n_theirs)), 0
   scale = np.array([size[0], size[1], size[0], size[1]], np.float32)
   mine = np.asarray(ours['detection_boxes'])[0, :n] * scale
-  their = np.asarray(theirs['detection_boxes'])[0, :n]
+  their = np.asarray(theirs['detection_boxes'])[0, :int(n_theirs[0])]
+  if not len(their):
+    return False, 0
   nearest = np.abs(mine[:, None] - their[None]).max(axis=-1).min(axis=1)
-  worst = float(nearest.max())
-  return worst < tolerance_px, round(worst, 5)
+  return (bool(np.array_equal(n_ours, n_theirs)),
+          int((nearest < tolerance_px).sum()))
 
 
 def _reference(tf, pipeline, batch, image, size, our_calls):
@@ -278,8 +290,8 @@ def _reference(tf, pipeline, batch, image, size, our_calls):
   reference = model_garden_reference.ReferenceModel(params, size, optimizer)
   reference.infer(image)  # Creates its variables.
   reference.share_detection_weights(our_calls['model'])
-  same, box_diff = _same_detections(our_calls['inference'](),
-                                    reference.infer(image), size)
+  same_count, matched = _matched_detections(our_calls['inference'](),
+                                            reference.infer(image), size)
   infer = timing.time_interleaved(
       {'ours': our_calls['inference'],
        'model_garden': lambda: reference.infer(image)},
@@ -298,7 +310,8 @@ def _reference(tf, pipeline, batch, image, size, our_calls):
           'train_step': train['model_garden'],
           'ours_interleaved': {'inference': infer['ours'],
                                'train_step': train['ours']},
-          'same_detections': same, 'detection_box_max_diff_px': box_diff,
+          'same_num_detections': same_count,
+          'detections_matched_within_1px': matched,
           'num_params': reference.num_params(),
           'nms_version': reference.model.detection_generator.get_config()[
               'nms_version'],
@@ -333,6 +346,10 @@ def main(argv):
         pipeline.model.faster_rcnn.deepmarc_mask_head.network_type)
   if _STEPS.value < 1 or _WARMUP_STEPS.value < 0:
     raise ConfigError('--steps must be >= 1 and --warmup_steps >= 0.')
+  if _CHECKPOINT_DIR.value is not None:
+    from deepmac_tf.export import exporter  # pylint: disable=g-import-not-at-top
+    exporter.find_checkpoint(_CHECKPOINT_DIR.value, flag='--checkpoint_dir')
+  tf_keras.utils.set_random_seed(_SEED.value)
   rss_start, peak_start = timing.current_rss_mib(), timing.peak_rss_mib()
   configs = config_lib.create_configs_from_pipeline_proto(pipeline)
   size = model_variables.input_size_from_configs(configs)
@@ -358,6 +375,9 @@ def main(argv):
                             else int(batch['groundtruth_boxes'].shape[1])),
           'groundtruth_slots': int(batch['groundtruth_boxes'].shape[1]),
           'inference_batch_size': 1, 'reference': _REFERENCE.value,
+          'seed': _SEED.value,
+          'inference_weights': (os.path.abspath(_CHECKPOINT_DIR.value)
+                                if _CHECKPOINT_DIR.value else 'initial'),
       },
       'machine': _machine(tf, tf_keras),
       'input_pipeline': input_figure,
@@ -369,7 +389,8 @@ def main(argv):
                                                 model_dir)
     logging.info('benchmark: timing inference')
     ours, saved, detect_fn, model = _inference(
-        tf, pipeline, model_dir, os.path.join(tmp, 'export'), image)
+        tf, pipeline, _CHECKPOINT_DIR.value or model_dir,
+        os.path.join(tmp, 'export'), image)
   result['inference_checkpoint'] = dict(ours, ms_per_image=ours['median_ms'])
   result['inference_saved_model'] = (
       dict(saved, ms_per_image=saved['median_ms']) if 'median_ms' in saved

@@ -66,13 +66,13 @@ def create_variables(model, resizer):
   model_variables.build_model_variables(model, int(size[0]), int(size[1]))
 
 
-def find_checkpoint(trained_checkpoint_dir):
+def find_checkpoint(trained_checkpoint_dir, flag='--trained_checkpoint_dir'):
   """Latest checkpoint prefix of a training directory (or a prefix itself).
 
   Raises:
-    ConfigError: the folder is missing or holds no checkpoint.
+    ConfigError: the folder is missing or holds no checkpoint (naming
+      ``flag``, the user-facing setting it came from).
   """
-  flag = '--trained_checkpoint_dir'
   path = os.fspath(trained_checkpoint_dir or '')
   if not path:
     raise ConfigError(f'{flag}: must be set (the training model_dir).')
