@@ -14,11 +14,13 @@ Figures (median milliseconds after --warmup_steps calls, over --steps calls):
   * with ``--reference=model_garden`` (Deep-MARC / ``faster_rcnn`` configs):
     Model Garden's deepmac_maskrcnn model with the same settings and our
     backbone / FPN / RPN / box-head weights (both keep the same detections:
-    ``same_num_detections``, ``detections_matched_within_1px``), timed in turn with ours (a, b, a, b: load drift hits
-    both) on the same inputs, and ``ratio_infer`` / ``ratio_train_step``
-    (ours / theirs) plus both parameter counts. Random groundtruth is padded
-    to ``train_config.max_number_of_boxes`` as both input pipelines pad it
-    (--nopad_groundtruth: real instances only).
+    ``same_num_detections``, ``detections_matched_within_1px``), timed in
+    turn with ours (a, b, a, b: load drift hits both) on the same inputs,
+    and ``ratio_infer`` / ``ratio_train_step`` (ours / theirs) plus both
+    parameter counts. Random groundtruth is padded to
+    ``train_config.max_number_of_boxes`` as both input pipelines pad it
+    (--nopad_groundtruth: real instances only). Inference runs on the
+    initial weights unless --checkpoint_dir names trained ones.
 Machine facts and the settings used are recorded too. Figures only: it never
 fails on speed.
 
@@ -201,9 +203,9 @@ def _inference(tf, pipeline, model_dir, export_dir, image):
   """Checkpointed in-memory model and exported SavedModel, batch 1.
 
   By default (no --checkpoint_dir) the checkpoint in ``model_dir`` holds the
-  initial weights, not the few benchmark training
-  steps' (those, on random inputs, make a detector either like the initial
-  one or one that finds nothing). With initial weights a Mask R-CNN keeps
+  initial weights, not those after the few benchmark training steps (which,
+  on random inputs, make a detector either like the initial one or one that
+  finds nothing). With initial weights a Mask R-CNN keeps
   every detection slot (softmax scores spread around 1 / num_classes pass
   the 0.05 threshold): the most mask-head work, the worst case for ours,
   which runs the mask head on real detections only. A higher

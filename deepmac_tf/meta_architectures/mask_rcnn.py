@@ -63,7 +63,7 @@ DETECTION_MULTICLASS_SCORES = 'detection_multiclass_scores'
 
 
 def use_combined_nms(params):
-  """Whether the detection NMS runs as ``tf.image.combined_non_max_suppression``.
+  """Whether the detection NMS is ``tf.image.combined_non_max_suppression``.
 
   Model Garden's ``DetectionGenerator`` defaults to its padded sorted NMS
   (``nms_version='v2'``), written for TPUs. When every proposal enters the
