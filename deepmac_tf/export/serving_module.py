@@ -31,6 +31,8 @@ import tensorflow as tf
 
 from deepmac_tf.errors import ConfigError
 from deepmac_tf.export import serving_inputs as inputs_lib
+from deepmac_tf.meta_architectures.capabilities import has_masks
+from deepmac_tf.meta_architectures.capabilities import is_detector_free
 
 DETECTION_BOXES = 'detection_boxes'
 DETECTION_MASKS = 'detection_masks'
@@ -44,18 +46,6 @@ LABEL_ID_OFFSET = 1
 DEFAULT_SIGNATURE = 'serving_default'
 
 
-def is_detector_free(model):
-  params = getattr(model, 'deepmac_params', None)
-  return bool(params is not None and params.detector_free)
-
-
-def has_masks(model):
-  """Whether the model predicts masks: its own ``has_masks`` when it has
-  one (Mask R-CNN may be boxes-only), else whether it can segment boxes."""
-  own = getattr(model, 'has_masks', None)
-  if own is not None:
-    return bool(own)
-  return hasattr(model, 'predict_masks_from_boxes')
 
 
 def check_input_type(model, input_type):

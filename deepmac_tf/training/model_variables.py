@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from deepmac_tf.config import config_util
 from deepmac_tf.data import image_resizer
+from deepmac_tf.meta_architectures import capabilities
 
 _FALLBACK_SIZE = 64
 
@@ -38,9 +39,8 @@ def build_model_variables(model, image_height, image_width):
   """
   images = tf.zeros([1, image_height, image_width, 3], tf.float32)
   predictions = model.predict(model.preprocess(images), training=False)
-  deepmac_params = getattr(model, 'deepmac_params', None)
-  if not (deepmac_params is not None and deepmac_params.detector_free):
+  if not capabilities.is_detector_free(model):
     model.postprocess(predictions)
-  if getattr(model, 'has_masks', hasattr(model, 'predict_masks_from_boxes')):
+  if capabilities.has_masks(model):
     model.predict_masks_from_boxes(
         predictions, tf.constant([[[0.25, 0.25, 0.75, 0.75]]], tf.float32))
