@@ -59,6 +59,32 @@ def test_combined_nms_keeps_the_detections_of_model_gardens_nms(
     np.testing.assert_allclose(padded[key], out[key], atol=1e-6, err_msg=key)
 
 
+def test_padded_proposals_never_become_detections():
+  from official.vision.modeling.layers import detection_generator  # pylint: disable=g-import-not-at-top
+  from deepmac_tf.meta_architectures import mask_rcnn_postprocess  # pylint: disable=g-import-not-at-top
+  rois = tf.constant([[[0., 0., 20., 20.], [30., 30., 60., 50.],
+                       [10., 40., 30., 60.], [0., 0., 0., 0.],
+                       [0., 0., 0., 0.], [0., 0., 0., 0.]]])
+  logits = tf.tile(tf.constant([[[0., 5., 0.]]]), [1, 6, 1])  # Class 1.
+  deltas = tf.zeros([1, 6, 12])
+  generator = detection_generator.DetectionGenerator(
+      pre_nms_score_threshold=0.05, nms_iou_threshold=0.5,
+      max_num_detections=10, nms_version='batched')
+
+  def detect(class_outputs):
+    out = generator(deltas, class_outputs, rois, tf.constant([[64., 64.]]),
+                    [10., 10., 5., 5.], bbox_per_class=True)
+    n = int(out['num_detections'][0])
+    return n, out['detection_boxes'][0, :n].numpy()
+
+  n, _ = detect(logits)
+  assert n == 6  # The fused NMS keeps the three empty padding boxes.
+  n, boxes = detect(mask_rcnn_postprocess.without_padded_proposals(logits,
+                                                                   rois))
+  assert n == 3
+  assert ((boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])).all()
+
+
 def test_nms_choice_follows_the_params():
   import dataclasses  # pylint: disable=g-import-not-at-top
   params = base._params()

@@ -90,6 +90,8 @@ def reference_config(params, image_size):
   if config.decoder.type == 'fpn':
     config.decoder.fpn.num_filters = params.fpn_num_filters
   config.norm_activation.use_sync_bn = params.use_sync_batch_norm
+  config.norm_activation.norm_momentum = params.norm_momentum
+  config.norm_activation.norm_epsilon = params.norm_epsilon
   config.anchor.num_scales = params.anchor_num_scales
   config.anchor.aspect_ratios = list(params.anchor_aspect_ratios)
   config.anchor.anchor_size = params.anchor_size

@@ -108,13 +108,15 @@ class MaskRCNNMetaArch(tf_keras.layers.Layer):
       self._backbone, self._decoder = (
           mask_rcnn_backbones.build_backbone_and_decoder(
               p.backbone, p.min_level, p.max_level, p.fpn_num_filters,
-              use_sync_batch_norm=sync))
+              use_sync_batch_norm=sync, norm_momentum=p.norm_momentum,
+              norm_epsilon=p.norm_epsilon))
     self._rpn_head = dense_prediction_heads.RPNHead(
         min_level=p.min_level, max_level=p.max_level,
         num_anchors_per_location=(p.anchor_num_scales *
                                   len(p.anchor_aspect_ratios)),
         num_convs=p.rpn_num_convs, num_filters=p.rpn_num_filters,
-        use_sync_bn=sync)
+        use_sync_bn=sync, norm_momentum=p.norm_momentum,
+        norm_epsilon=p.norm_epsilon)
     self._roi_generator = roi_generator.MultilevelROIGenerator(
         pre_nms_top_k=p.rpn_pre_nms_top_k,
         nms_iou_threshold=p.rpn_nms_iou_threshold,
@@ -133,7 +135,8 @@ class MaskRCNNMetaArch(tf_keras.layers.Layer):
     self._detection_head = instance_heads.DetectionHead(
         num_classes=p.num_classes + 1, num_convs=p.box_head_num_convs,
         num_filters=p.box_head_num_filters, num_fcs=p.box_head_num_fcs, fc_dims=p.box_head_fc_dims,
-        use_sync_bn=sync, name='detection_head')
+        use_sync_bn=sync, norm_momentum=p.norm_momentum,
+        norm_epsilon=p.norm_epsilon, name='detection_head')
     self._detection_generator = detection_generator.DetectionGenerator(
         pre_nms_top_k=p.detection_pre_nms_top_k,
         pre_nms_score_threshold=p.detection_score_threshold,
@@ -172,7 +175,9 @@ class MaskRCNNMetaArch(tf_keras.layers.Layer):
           mask_rcnn_backbones.build_backbone_and_decoder(
               self._params.backbone, self._params.min_level,
               self._params.max_level, image_size=self._image_size,
-              use_sync_batch_norm=self._params.use_sync_batch_norm))
+              use_sync_batch_norm=self._params.use_sync_batch_norm,
+              norm_momentum=self._params.norm_momentum,
+              norm_epsilon=self._params.norm_epsilon))
     features = self._backbone(images, training=training)
     if self._decoder is not None:
       features = self._decoder(features, training=training)
@@ -350,6 +355,8 @@ class MaskRCNNMetaArch(tf_keras.layers.Layer):
     features = prediction_dict[FEATURES]
     rois = prediction_dict[PROPOSALS]
     class_outputs, box_outputs = self._box_head(features, rois, False)
+    class_outputs = postprocess_lib.without_padded_proposals(class_outputs,
+                                                             rois)
     detections = self._detection_generator(
         box_outputs, class_outputs, rois, image_shape,
         list(self._params.box_regression_weights), bbox_per_class=True)

@@ -51,7 +51,8 @@ def check_backbone(type_name, min_level, max_level):
 
 def build_backbone_and_decoder(type_name, min_level, max_level,
                                fpn_num_filters=256, image_size=None,
-                               use_sync_batch_norm=False):
+                               use_sync_batch_norm=False,
+                               norm_momentum=0.997, norm_epsilon=1e-4):
   """Builds (backbone, decoder or None).
 
   Args:
@@ -60,6 +61,8 @@ def build_backbone_and_decoder(type_name, min_level, max_level,
     fpn_num_filters: FPN width (ResNet only).
     image_size: (height, width); SpineNet needs it, ResNet ignores it.
     use_sync_batch_norm: synchronized batch norm across replicas.
+    norm_momentum / norm_epsilon: batch norm settings (Model Garden's Mask
+      R-CNN defaults).
 
   Returns:
     backbone: maps [B, H, W, 3] to {str(level): [B, H/2^l, W/2^l, C_l]}.
@@ -72,16 +75,19 @@ def build_backbone_and_decoder(type_name, min_level, max_level,
     backbone = resnet_lib.ResNet(
         model_id=int(resnet.group(1)),
         input_specs=tf_keras.layers.InputSpec(shape=[None, None, None, 3]),
-        use_sync_bn=use_sync_batch_norm)
+        use_sync_bn=use_sync_batch_norm, norm_momentum=norm_momentum,
+        norm_epsilon=norm_epsilon)
     decoder = fpn_lib.FPN(
         input_specs=backbone.output_specs, min_level=min_level,
         max_level=max_level, num_filters=fpn_num_filters,
-        use_sync_bn=use_sync_batch_norm)
+        use_sync_bn=use_sync_batch_norm, norm_momentum=norm_momentum,
+        norm_epsilon=norm_epsilon)
     return backbone, decoder
   height, width = image_size
   backbone = spinenet_lib.SpineNet(
       input_specs=tf_keras.layers.InputSpec(shape=[None, height, width, 3]),
       min_level=min_level, max_level=max_level,
       **spinenet_lib.SCALING_MAP[_SPINENET.match(type_name).group(1)],
-      use_sync_bn=use_sync_batch_norm)
+      use_sync_bn=use_sync_batch_norm, norm_momentum=norm_momentum,
+        norm_epsilon=norm_epsilon)
   return backbone, None

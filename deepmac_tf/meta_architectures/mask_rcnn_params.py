@@ -118,6 +118,10 @@ class MaskRCNNParams:
   channel_means: tuple = IMAGENET_MEAN_RGB
   channel_stds: tuple = IMAGENET_STDDEV_RGB
   use_sync_batch_norm: bool = False
+  # Batch norm of the Model Garden parts (backbone, FPN, RPN, box head):
+  # Model Garden's Mask R-CNN defaults (norm_activation).
+  norm_momentum: float = 0.997
+  norm_epsilon: float = 1e-4
   # ((part, weight), ...): weight * sum(kernel^2) / 2 per part, PART_* keys.
   l2_weight_decay: tuple = ()
   mask_head: MaskHeadParams | None = dataclasses.field(

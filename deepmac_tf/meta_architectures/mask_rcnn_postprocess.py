@@ -1,6 +1,7 @@
 """Post-processing helpers of Deep-MARC that Model Garden's
-``DetectionGenerator`` does not give: the per-class scores of each kept
-detection (OD API ``detection_multiclass_scores``).
+``DetectionGenerator`` does not give: padded proposals kept out of the
+detections, and the per-class scores of each kept detection (OD API
+``detection_multiclass_scores``).
 
 The generator returns boxes, scores and classes after NMS but not which
 proposal each detection came from. Each detection is exactly one
@@ -13,6 +14,29 @@ float rounding). Cost: B x K x R x 4 subtractions, no extra network call.
 
 import tensorflow as tf
 from official.vision.ops import box_ops
+
+
+def without_padded_proposals(class_outputs, rois):
+  """Box-classifier logits with padded proposals made sure background.
+
+  The ROI generator pads its output to a fixed count with zero boxes when
+  fewer proposals survive (small inputs). Their features are all alike, so
+  they score alike, and the fused NMS keeps every one of them (zero-area
+  boxes overlap nothing): rows of identical empty detections. With logits
+  (0 for background, -1e4 elsewhere) no class of theirs passes any score
+  threshold, in either NMS.
+
+  Args:
+    class_outputs: [B, R, C + 1] logits (0 = background).
+    rois: [B, R, 4] proposals; zero-area = padding.
+
+  Returns:
+    [B, R, C + 1] logits, padded rows replaced.
+  """
+  real = (rois[..., 2] > rois[..., 0]) & (rois[..., 3] > rois[..., 1])
+  background = tf.one_hot(0, tf.shape(class_outputs)[-1], on_value=0.0,
+                          off_value=-1e4, dtype=class_outputs.dtype)
+  return tf.where(real[..., None], class_outputs, background)
 
 
 def multiclass_scores(class_outputs, box_outputs, rois, image_shape,
