@@ -102,16 +102,24 @@ def _inspect(configs):
 
 
 def _preview_batch(configs, data_dir, output_dir):
-  """Draws one training batch: which instances carry mask supervision."""
+  """Draws one training batch: which instances carry mask supervision.
+
+  The first of up to 10 batches that has both kinds of instance (seen
+  classes with masks, unseen ones with boxes only) is drawn, so the
+  picture shows the split; with small batches one may hold only one kind.
+  """
   from deepmac_tf.builders import dataset_builder  # pylint: disable=g-import-not-at-top
   from deepmac_tf.data import label_map_util  # pylint: disable=g-import-not-at-top
   from deepmac_tf.data import preview  # pylint: disable=g-import-not-at-top
   from deepmac_tf.data.fields import InputFields as F  # pylint: disable=g-import-not-at-top
   from PIL import Image  # pylint: disable=g-import-not-at-top
   dataset = dataset_builder.build_from_pipeline(configs, split='train')
-  batch = {k: v.numpy() for k, v in next(iter(dataset)).items()}
-  real = int((batch[F.WEIGHTS] > 0).sum())
-  supervised = int((batch[F.MASK_WEIGHTS] > 0).sum())
+  for batch in dataset.take(10):
+    batch = {k: v.numpy() for k, v in batch.items()}
+    real = int((batch[F.WEIGHTS] > 0).sum())
+    supervised = int((batch[F.MASK_WEIGHTS] > 0).sum())
+    if 0 < supervised < real:
+      break
   category_index = label_map_util.create_category_index(
       os.path.join(data_dir, 'label_map.pbtxt'))
   path = os.path.join(output_dir, 'train_batch_preview.png')
