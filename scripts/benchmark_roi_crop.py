@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from deepmac_tf import cli
-from deepmac_tf.meta_architectures import roi_crop
+from deepmac_tf.ops import roi_crop
 
 flags.DEFINE_integer('batch', 8, 'Images per batch.')
 flags.DEFINE_integer('boxes', 100, 'Boxes per image.')

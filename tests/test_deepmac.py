@@ -13,7 +13,8 @@ from deepmac_tf.data.fields import InputFields
 from deepmac_tf.errors import ConfigError
 from deepmac_tf.meta_architectures import center_net_params
 from deepmac_tf.meta_architectures import deepmac
-from deepmac_tf.meta_architectures import deepmac_ops
+from deepmac_tf.ops import mask_head_inputs
+from deepmac_tf.ops import mask_targets
 
 IMAGE_SIZE = 64  # -> 16 x 16 feature maps (stride 4)
 NUM_CLASSES = 3
@@ -100,12 +101,12 @@ def _predict(model, training=True, batch=2):
 
 
 class _Spy:
-  """Records the boxes given to a deepmac_ops function, then calls it."""
+  """Records the boxes given to an ops function, then calls it."""
 
-  def __init__(self, monkeypatch, name):
+  def __init__(self, monkeypatch, module, name):
     self.boxes = []
-    self._original = getattr(deepmac_ops, name)
-    monkeypatch.setattr(deepmac_ops, name, self)
+    self._original = getattr(module, name)
+    monkeypatch.setattr(module, name, self)
 
   def __call__(self, first, boxes, *args, **kwargs):
     self.boxes.append(tf.convert_to_tensor(boxes).numpy())
@@ -217,8 +218,8 @@ def test_default_mask_weights_follow_allowed_classes():
 
 
 def test_training_crops_groundtruth_boxes_targets_jittered(monkeypatch):
-  crops = _Spy(monkeypatch, 'crop_mask_head_inputs')
-  targets = _Spy(monkeypatch, 'crop_instance_masks')
+  crops = _Spy(monkeypatch, mask_head_inputs, 'crop_mask_head_inputs')
+  targets = _Spy(monkeypatch, mask_targets, 'crop_instance_masks')
   model = _model(max_roi_jitter_ratio=0.3, roi_jitter_mode='default')
   gt = _groundtruth()
   model.loss(_predict(model), gt, training=True)
@@ -233,7 +234,7 @@ def test_training_crops_groundtruth_boxes_targets_jittered(monkeypatch):
 
 
 def test_use_only_last_stage_crops_once(monkeypatch):
-  crops = _Spy(monkeypatch, 'crop_mask_head_inputs')
+  crops = _Spy(monkeypatch, mask_head_inputs, 'crop_mask_head_inputs')
   model = _model(use_only_last_stage=True)
   model.loss(_predict(model), _groundtruth())
   assert len(crops.boxes) == 1
@@ -242,7 +243,7 @@ def test_use_only_last_stage_crops_once(monkeypatch):
 def test_postprocess_crops_predicted_boxes(monkeypatch):
   model = _model(mock_net=True)
   predictions = _predict(model, training=False)
-  crops = _Spy(monkeypatch, 'crop_mask_head_inputs')
+  crops = _Spy(monkeypatch, mask_head_inputs, 'crop_mask_head_inputs')
   detections = model.postprocess(predictions)
   assert detections['detection_boxes'].shape == (2, 5, 4)
   assert detections['detection_masks'].shape == (2, 5, 16, 16)
@@ -256,7 +257,7 @@ def test_postprocess_crops_predicted_boxes(monkeypatch):
 def test_predict_masks_from_boxes_maps_true_image_boxes(monkeypatch):
   model = _model()
   predictions = _predict(model, training=False, batch=1)
-  crops = _Spy(monkeypatch, 'crop_mask_head_inputs')
+  crops = _Spy(monkeypatch, mask_head_inputs, 'crop_mask_head_inputs')
   boxes = tf.constant([[[0.1, 0.5, 0.3, 0.75], [0.0, 0.0, 1.0, 1.0],
                         [0.2, 0.2, 0.4, 0.4]]])
   out = model.predict_masks_from_boxes(predictions, boxes,

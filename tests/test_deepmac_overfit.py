@@ -21,7 +21,7 @@ from deepmac_tf import config as config_lib  # pylint: disable=g-import-not-at-t
 from deepmac_tf.builders import dataset_builder  # pylint: disable=g-import-not-at-top,wrong-import-position
 from deepmac_tf.builders import model_builder  # pylint: disable=g-import-not-at-top,wrong-import-position
 from deepmac_tf.data.fields import InputFields as F  # pylint: disable=g-import-not-at-top,wrong-import-position
-from deepmac_tf.meta_architectures import mask_pasting  # pylint: disable=g-import-not-at-top,wrong-import-position
+from deepmac_tf.ops import mask_pasting  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 # Every class supervises masks; no augmentation so the batch is fixed.
 _OVERRIDE = """

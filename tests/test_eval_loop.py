@@ -205,7 +205,7 @@ def test_true_normalized_boxes_undo_padding():
 
 
 def test_paste_masks_matches_mask_pasting():
-  from deepmac_tf.meta_architectures import mask_pasting  # pylint: disable=g-import-not-at-top
+  from deepmac_tf.ops import mask_pasting  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(0)
   masks = rng.random([5, 16, 16]).astype(np.float32)
   corner = rng.random([5, 2]) * 0.6

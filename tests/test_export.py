@@ -18,7 +18,7 @@ import pipeline_fixtures  # pylint: disable=g-import-not-at-top,wrong-import-pos
 from deepmac_tf import config as config_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 from deepmac_tf.errors import ConfigError  # pylint: disable=g-import-not-at-top,wrong-import-position
 from deepmac_tf.export import exporter  # pylint: disable=g-import-not-at-top,wrong-import-position
-from deepmac_tf.meta_architectures import mask_pasting  # pylint: disable=g-import-not-at-top,wrong-import-position
+from deepmac_tf.ops import mask_pasting  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INPUT_TYPES = ('image_tensor', 'float_image_tensor',

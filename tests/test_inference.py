@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_export as export_helpers  # pylint: disable=g-import-not-at-top,wrong-import-position
 from deepmac_tf import inference  # pylint: disable=g-import-not-at-top,wrong-import-position
 from deepmac_tf.errors import DataError  # pylint: disable=g-import-not-at-top,wrong-import-position
-from deepmac_tf.meta_architectures import mask_pasting  # pylint: disable=g-import-not-at-top,wrong-import-position
+from deepmac_tf.ops import mask_pasting  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 REPO = export_helpers.REPO
 NAMES = ['circle', 'ellipse', 'square', 'triangle', 'hexagon', 'star', 'cross',

@@ -128,7 +128,7 @@ def paste_masks(box_masks, boxes, height, width):
   if count == 0:
     return np.zeros([0, int(height), int(width)], np.uint8)
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from deepmac_tf.meta_architectures import mask_pasting  # pylint: disable=g-import-not-at-top
+  from deepmac_tf.ops import mask_pasting  # pylint: disable=g-import-not-at-top
   pasted = tf.image.crop_and_resize(
       box_masks[..., None],
       mask_pasting.reverse_boxes(np.asarray(boxes, np.float32)),

@@ -23,12 +23,13 @@ from deepmac_tf.data.fields import InputFields
 from deepmac_tf.errors import ConfigError
 from deepmac_tf.losses import mask_losses
 from deepmac_tf.mask_heads import mask_head_network
-from deepmac_tf.meta_architectures import box_jitter
 from deepmac_tf.meta_architectures import center_net
 from deepmac_tf.meta_architectures import deepmac_losses
-from deepmac_tf.meta_architectures import deepmac_ops
 from deepmac_tf.meta_architectures import deepmac_params as params_lib
-from deepmac_tf.meta_architectures import roi_crop
+from deepmac_tf.ops import box_jitter
+from deepmac_tf.ops import instances
+from deepmac_tf.ops import mask_head_inputs
+from deepmac_tf.ops import roi_crop
 
 DeepMACParams = params_lib.DeepMACParams
 deepmac_params_from_proto = params_lib.deepmac_params_from_proto
@@ -135,17 +136,17 @@ class DeepMACMetaArch(center_net.CenterNetMetaArch):
     p = self._deepmac_params
     batch, num_instances = tf.shape(boxes)[0], tf.shape(boxes)[1]
     if p.predict_full_resolution_masks:
-      pixel_input = deepmac_ops.full_resolution_mask_head_inputs(
+      pixel_input = mask_head_inputs.full_resolution_mask_head_inputs(
           pixel_embedding, boxes, p.use_xy)
     else:
-      pixel_input = deepmac_ops.crop_mask_head_inputs(
+      pixel_input = mask_head_inputs.crop_mask_head_inputs(
           pixel_embedding, boxes, p.mask_size, p.use_xy)
-    instance_input = deepmac_ops.gather_instance_embeddings(
+    instance_input = mask_head_inputs.gather_instance_embeddings(
         instance_embedding, boxes)
-    logits = self._mask_net(deepmac_ops.flatten_instances(instance_input),
-                            deepmac_ops.flatten_instances(pixel_input),
+    logits = self._mask_net(instances.flatten_instances(instance_input),
+                            instances.flatten_instances(pixel_input),
                             training=training)
-    return deepmac_ops.unflatten_instances(logits, batch, num_instances)
+    return instances.unflatten_instances(logits, batch, num_instances)
 
   def _masks_from_boxes(self, prediction_dict, boxes):
     """Mask probabilities at boxes normalized to the padded map (last stage).
@@ -162,8 +163,8 @@ class DeepMACMetaArch(center_net.CenterNetMetaArch):
                                training=False)
     if p.predict_full_resolution_masks:
       height, width = center_net.spatial_size(pixel_embedding)
-      logits = deepmac_ops.resize_logits(logits, height * self._stride,
-                                         width * self._stride)
+      logits = instances.resize_logits(logits, height * self._stride,
+                                       width * self._stride)
       logits = roi_crop.crop_and_resize_per_instance(
           logits, boxes, p.postprocess_crop_size)
     return tf.sigmoid(logits)

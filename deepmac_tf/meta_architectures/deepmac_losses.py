@@ -9,8 +9,9 @@ normalization happen afterwards in ``mask_losses.weighted_mask_loss``.
 import tensorflow as tf
 
 from deepmac_tf.losses import mask_losses
-from deepmac_tf.meta_architectures import deepmac_ops
-from deepmac_tf.meta_architectures import roi_crop
+from deepmac_tf.ops import instances
+from deepmac_tf.ops import mask_targets
+from deepmac_tf.ops import roi_crop
 
 
 def _spatial(tensor):
@@ -39,7 +40,7 @@ def per_instance_no_class_overlap(classes, weights, boxes, height, width):
   Returns:
     [B, N, h, w] float32 of 0 / 1.
   """
-  filled = deepmac_ops.fill_boxes(boxes, height, width)
+  filled = mask_targets.fill_boxes(boxes, height, width)
   classes = tf.cast(classes, tf.int32)
   valid = tf.cast(weights, tf.float32) > 0
   same_class = tf.logical_and(
@@ -86,10 +87,10 @@ def mask_estimation_loss(loss, logits, masks, boxes_for_crop,
   if full_resolution:
     targets = tf.stop_gradient(tf.cast(masks, tf.float32))
     height, width = _spatial(targets)
-    logits = suppress_overlap(deepmac_ops.resize_logits(logits, height,
+    logits = suppress_overlap(instances.resize_logits(logits, height,
                                                         width))
   else:
-    targets = deepmac_ops.crop_instance_masks(masks, boxes_for_crop,
+    targets = mask_targets.crop_instance_masks(masks, boxes_for_crop,
                                               _spatial(logits))
   return mask_losses.mask_prediction_loss(loss, logits, targets)
 
@@ -120,7 +121,7 @@ def box_consistency_loss(loss, boxes, boxes_for_crop, logits, mask_size,
   """
   logits = tf.cast(logits, tf.float32)
   height, width = _spatial(logits)
-  filled = deepmac_ops.fill_boxes(tf.stop_gradient(boxes), height, width)
+  filled = mask_targets.fill_boxes(tf.stop_gradient(boxes), height, width)
   if not full_resolution:
     crop_boxes = tf.stop_gradient(boxes_for_crop)
     filled = roi_crop.crop_and_resize_per_instance(filled, crop_boxes,

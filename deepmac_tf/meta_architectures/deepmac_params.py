@@ -20,7 +20,7 @@ import numpy as np
 from deepmac_tf.errors import ConfigError
 from deepmac_tf.losses import mask_losses
 from deepmac_tf.mask_heads import registry
-from deepmac_tf.meta_architectures import box_jitter
+from deepmac_tf.ops import box_jitter
 
 FIELD = 'model.center_net.deepmac_mask_estimation'
 

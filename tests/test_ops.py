@@ -1,14 +1,16 @@
-"""Tests of the Deep-MAC mask-branch ops: crop, embeddings, fill, jitter,
+"""Tests of the pure ops (deepmac_tf.ops): crop, embeddings, fill, jitter,
 pasting (spec sections 2.2, 5, 8.2, 8.5)."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from deepmac_tf.meta_architectures import box_jitter
-from deepmac_tf.meta_architectures import deepmac_ops
-from deepmac_tf.meta_architectures import mask_pasting
-from deepmac_tf.meta_architectures import roi_crop
+from deepmac_tf.ops import box_jitter
+from deepmac_tf.ops import instances
+from deepmac_tf.ops import mask_head_inputs
+from deepmac_tf.ops import mask_pasting
+from deepmac_tf.ops import mask_targets
+from deepmac_tf.ops import roi_crop
 
 
 def _random_boxes(rng, batch, num, low=0.0, high=1.0):
@@ -57,7 +59,7 @@ def test_crop_bfloat16_and_empty():
                              atol=0.05)
   empty = roi_crop.crop_and_resize(features, tf.zeros([2, 0, 4]), 5)
   assert empty.shape == (2, 0, 5, 5, 3)
-  masks = deepmac_ops.crop_instance_masks(tf.zeros([0, 0, 16, 16]),
+  masks = mask_targets.crop_instance_masks(tf.zeros([0, 0, 16, 16]),
                                           tf.zeros([0, 0, 4]), 4)
   assert masks.shape == (0, 0, 4, 4)
   with pytest.raises(ValueError, match='method'):
@@ -83,7 +85,7 @@ def test_crop_instance_masks_shape_and_soft_values():
   masks[:, :, :, :64] = 1.0
   # The last sample column lies at x = 63.5, half way across the edge.
   boxes = np.tile(np.array([0.0, 0.0, 1.0, 0.5], np.float32), [8, 5, 1])
-  crops = deepmac_ops.crop_instance_masks(masks, boxes, 32).numpy()
+  crops = mask_targets.crop_instance_masks(masks, boxes, 32).numpy()
   assert crops.shape == (8, 5, 32, 32)
   np.testing.assert_allclose(crops[0, 0, :, :31], 1.0)
   np.testing.assert_allclose(crops[0, 0, :, 31], 0.5)  # soft, not binarized
@@ -92,7 +94,7 @@ def test_crop_instance_masks_shape_and_soft_values():
 def test_fill_boxes_spec_values():
   boxes = tf.constant([[[0.0, 0.0, 0.5, 0.5], [0.5, 0.5, 1.0, 1.0],
                         [0.0, 0.0, 1.0, 1.0]]])
-  filled = deepmac_ops.fill_boxes(boxes, 32, 32).numpy()[0]
+  filled = mask_targets.fill_boxes(boxes, 32, 32).numpy()[0]
   expected = np.zeros([3, 32, 32], np.float32)
   expected[0, :17, :17] = 1.0
   expected[1, 16:, 16:] = 1.0
@@ -103,13 +105,13 @@ def test_fill_boxes_spec_values():
 def test_instance_embedding_cells_spec():
   boxes = tf.constant([[[0.0, 0.0, 0.5, 0.5], [0.5, 0.0, 1.0, 1.0],
                         [0.0, 0.0, 0.5, 1.0]]])
-  cells = deepmac_ops.box_center_cells(boxes, 32, 32).numpy()[0]
+  cells = mask_head_inputs.box_center_cells(boxes, 32, 32).numpy()[0]
   np.testing.assert_array_equal(cells, [[8, 8], [24, 16], [8, 16]])
   embedding = np.zeros([1, 32, 32, 2], np.float32)
   embedding[0, 8, 8] = [1, 2]
   embedding[0, 24, 16] = [3, 4]
   embedding[0, 8, 16] = [5, 6]
-  gathered = deepmac_ops.gather_instance_embeddings(embedding, boxes)
+  gathered = mask_head_inputs.gather_instance_embeddings(embedding, boxes)
   np.testing.assert_array_equal(gathered.numpy()[0], [[1, 2], [3, 4], [5, 6]])
 
 
@@ -118,7 +120,7 @@ def test_crop_mode_mask_head_input_spec():
   embedding = np.zeros([2, 32, 32, 4], np.float32)
   embedding[0, :16, :16], embedding[0, 16:, 16:] = 1.0, 2.0
   embedding[1, :16, :16], embedding[1, 16:, 16:] = 3.0, 4.0
-  inputs = tf.function(deepmac_ops.crop_mask_head_inputs, jit_compile=True)(
+  inputs = tf.function(mask_head_inputs.crop_mask_head_inputs, jit_compile=True)(
       tf.constant(embedding), boxes, 16).numpy()
   assert inputs.shape == (2, 2, 16, 16, 6)
   y_grid, x_grid = np.meshgrid(np.linspace(-1, 1, 16), np.linspace(-1, 1, 16),
@@ -127,7 +129,7 @@ def test_crop_mode_mask_head_input_spec():
     np.testing.assert_allclose(inputs[i, j, :, :, 0], y_grid, atol=1e-6)
     np.testing.assert_allclose(inputs[i, j, :, :, 1], x_grid, atol=1e-6)
     np.testing.assert_allclose(inputs[i, j, :, :, 2:], 2 * i + j + 1.0)
-  no_xy = deepmac_ops.crop_mask_head_inputs(embedding, boxes, 16,
+  no_xy = mask_head_inputs.crop_mask_head_inputs(embedding, boxes, 16,
                                             use_xy=False)
   assert no_xy.shape == (2, 2, 16, 16, 4)
 
@@ -136,7 +138,7 @@ def test_full_resolution_mask_head_input_spec():
   boxes = tf.constant([[[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 0.5, 0.5]],
                        [[0.5, 0.5, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0]]])
   embedding = tf.ones([2, 32, 32, 4])
-  inputs = deepmac_ops.full_resolution_mask_head_inputs(embedding, boxes)
+  inputs = mask_head_inputs.full_resolution_mask_head_inputs(embedding, boxes)
   assert inputs.shape == (2, 2, 32, 32, 6)
   line = np.linspace(0, 1, 32)
   centers = [[0.5, 0.25], [0.75, 0.0]]
@@ -223,8 +225,8 @@ def test_paste_matches_odapi_reframe_and_batches():
 
 def test_resize_logits_and_flatten_roundtrip():
   logits = tf.random.stateless_normal([2, 3, 4, 4], [3, 4])
-  flat = deepmac_ops.flatten_instances(logits)
+  flat = instances.flatten_instances(logits)
   assert flat.shape == (6, 4, 4)
   np.testing.assert_array_equal(
-      deepmac_ops.unflatten_instances(flat, 2, 3).numpy(), logits.numpy())
-  assert deepmac_ops.resize_logits(logits, 8, 12).shape == (2, 3, 8, 12)
+      instances.unflatten_instances(flat, 2, 3).numpy(), logits.numpy())
+  assert instances.resize_logits(logits, 8, 12).shape == (2, 3, 8, 12)

@@ -1,4 +1,6 @@
-"""Pure, vectorized ops of the Deep-MAC mask branch (spec sections 1.2, 5).
+"""Inputs of the mask head (spec sections 1.2, 5): coordinate embeddings,
+crop-mode and full-resolution pixel inputs, instance embeddings gathered at
+box centres.
 
 Every function works on a whole batch at once ([batch, num_instances, ...]),
 has no Python loop over instances, and runs under
@@ -8,20 +10,7 @@ normalized to the (padded) map they refer to.
 
 import tensorflow as tf
 
-from deepmac_tf.meta_architectures import roi_crop
-
-
-def flatten_instances(tensor):
-  """[B, N, ...] -> [B * N, ...]."""
-  shape = tf.shape(tensor)
-  return tf.reshape(tensor, tf.concat([[shape[0] * shape[1]], shape[2:]], 0))
-
-
-def unflatten_instances(tensor, batch, num_instances):
-  """[B * N, ...] -> [B, N, ...]."""
-  shape = tf.shape(tensor)
-  return tf.reshape(tensor,
-                    tf.concat([[batch, num_instances], shape[1:]], 0))
+from deepmac_tf.ops import roi_crop
 
 
 def crop_coordinate_channels(batch, num_instances, mask_size, dtype):
@@ -150,58 +139,3 @@ def gather_instance_embeddings(instance_embedding, boxes):
   cells = box_center_cells(boxes, tf.shape(instance_embedding)[1],
                            tf.shape(instance_embedding)[2])
   return tf.gather_nd(instance_embedding, cells, batch_dims=1)
-
-
-def crop_instance_masks(masks, boxes, mask_size, crop_method='gather'):
-  """Groundtruth mask targets: each instance's mask cropped at its box.
-
-  Soft (bilinear) values, not binarized; no gradient flows through.
-
-  Args:
-    masks: [B, N, H, W] instance masks at the input resolution.
-    boxes: [B, N, 4] boxes normalized to the padded input.
-    mask_size: python int S.
-    crop_method: ``roi_crop.crop_and_resize`` method.
-
-  Returns:
-    [B, N, S, S] float32 targets.
-  """
-  masks = tf.stop_gradient(tf.cast(masks, tf.float32))
-  crops = roi_crop.crop_and_resize_per_instance(
-      masks, tf.stop_gradient(boxes), mask_size, method=crop_method)
-  return tf.stop_gradient(crops)
-
-
-def fill_boxes(boxes, height, width):
-  """Binary box masks (spec section 5.1).
-
-  Pixel (i, j) is inside iff ymin * H <= i <= ymax * H and
-  xmin * W <= j <= xmax * W (inclusive, scaled by H and W, not H - 1).
-
-  Args:
-    boxes: [B, N, 4] normalized boxes.
-    height: scalar H.
-    width: scalar W.
-
-  Returns:
-    [B, N, H, W] float32 of 0 / 1.
-  """
-  boxes = tf.cast(boxes, tf.float32)
-  scale = tf.cast(tf.stack([height, width, height, width]), tf.float32)
-  ymin, xmin, ymax, xmax = tf.unstack(boxes * scale, axis=-1)
-  rows = tf.range(height, dtype=tf.float32)
-  cols = tf.range(width, dtype=tf.float32)
-  in_rows = tf.logical_and(rows >= ymin[..., None], rows <= ymax[..., None])
-  in_cols = tf.logical_and(cols >= xmin[..., None], cols <= xmax[..., None])
-  inside = tf.logical_and(in_rows[..., :, None], in_cols[..., None, :])
-  return tf.cast(inside, tf.float32)
-
-
-def resize_logits(logits, height, width):
-  """Bilinearly resizes [B, N, h, w] logits to [B, N, height, width]."""
-  batch = tf.shape(logits)[0]
-  num_instances = tf.shape(logits)[1]
-  flat = flatten_instances(logits)[..., None]
-  resized = tf.image.resize(flat, tf.stack([height, width]),
-                            method=tf.image.ResizeMethod.BILINEAR)
-  return unflatten_instances(resized[..., 0], batch, num_instances)

@@ -8,7 +8,7 @@ image frame expressed in the box's coordinates -- to the image size, with
 
 import tensorflow as tf
 
-from deepmac_tf.meta_architectures import roi_crop
+from deepmac_tf.ops import roi_crop
 
 
 def reverse_boxes(boxes):
