@@ -75,7 +75,7 @@ def test_deepmac_message_has_every_odapi_field():
   assert odapi_fields == expected
   # Our extensions live at field numbers >= 1000, clear of the OD API's.
   assert {name for name, number in fields.items() if number >= 1000} == {
-      'detector_free'}
+      'detector_free', 'embedding_head_kernel'}
 
 
 def test_deepmac_defaults_match_odapi():

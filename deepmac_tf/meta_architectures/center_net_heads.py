@@ -29,7 +29,8 @@ def make_prediction_net(num_out_channels: int,
 
   Args:
     num_out_channels: channels of the output.
-    kernel_sizes: kernel size of each hidden conv.
+    kernel_sizes: kernel size of each hidden conv: an int k (k x k) or a
+      (height, width) pair (e.g. (1, 3), the OD API's unit-height conv).
     num_filters: filters of each hidden conv (same length as kernel_sizes).
     bias_fill: constant initial bias of the output conv (e.g. -2.19 for a
       heatmap whose prior is 0.1); None = zeros.

@@ -98,9 +98,13 @@ class DeepMACMetaArch(center_net.CenterNetMetaArch):
     if deepmac_params.detector_free:
       # No detection heads at all: nothing untrained in the checkpoint.
       self._prediction_head_dict = {}
-    self._add_prediction_head(INSTANCE_EMBEDDING, deepmac_params.dim)
+    # 3x3 (OD API 2021 release) or 1x3 (its later unit_height_conv).
+    kernel = (deepmac_params.embedding_head_kernel_shape,)
+    self._add_prediction_head(INSTANCE_EMBEDDING, deepmac_params.dim,
+                              kernel_sizes=kernel)
     self._add_prediction_head(PIXEL_EMBEDDING,
-                              deepmac_params.pixel_embedding_dim)
+                              deepmac_params.pixel_embedding_dim,
+                              kernel_sizes=kernel)
     self._mask_net = mask_head_network.MaskHeadNetwork(
         deepmac_params.network_type,
         num_init_channels=deepmac_params.num_init_channels,

@@ -32,6 +32,12 @@ UNSUPPORTED_LOSS_WEIGHTS = (
 )
 
 
+# embedding_head_kernel -> kernel (height, width) of the embedding heads'
+# first conv: the OD API's 2021 release 3x3, its later code 1x3.
+EMBEDDING_HEAD_KERNEL_SHAPES = {'auto': (3, 3), 'kernel_3x3': (3, 3),
+                                'kernel_1x3': (1, 3)}
+
+
 @dataclasses.dataclass(frozen=True)
 class DeepMACParams:
   """Deep-MAC mask-branch settings (defaults = the proto's defaults).
@@ -78,9 +84,17 @@ class DeepMACParams:
   ignore_per_class_box_overlap: bool = False
   feature_consistency_type: str = 'consistency_default_lab'
   feature_consistency_comparison: str = 'comparison_default_gaussian'
+  # Ours (proto field 1001): 'auto' (3x3 unless a checkpoint says 1x3, see
+  # builders/checkpoint_layout.py), 'kernel_3x3' or 'kernel_1x3'.
+  embedding_head_kernel: str = 'auto'
   # Ours (not in the proto).
   detector_free: bool = False
   use_sync_batch_norm: bool = False
+
+  @property
+  def embedding_head_kernel_shape(self) -> tuple[int, int]:
+    """(height, width) of the embedding heads' first conv."""
+    return EMBEDDING_HEAD_KERNEL_SHAPES[self.embedding_head_kernel]
 
   def __post_init__(self):
     object.__setattr__(self, 'allowed_masked_classes_ids',
@@ -100,6 +114,10 @@ def _validate(p):
     if getattr(p, name) <= 0:
       raise ConfigError(f'{FIELD}.{name}: must be positive, got '
                         f'{getattr(p, name)}.')
+  if p.embedding_head_kernel not in EMBEDDING_HEAD_KERNEL_SHAPES:
+    raise ConfigError(f'{FIELD}.embedding_head_kernel: must be one of '
+                      f'{sorted(EMBEDDING_HEAD_KERNEL_SHAPES)}, got '
+                      f'{p.embedding_head_kernel!r}.')
   if p.mask_num_subsamples > 0:
     raise ConfigError(f'{FIELD}.mask_num_subsamples: subsampling masks is '
                       f'not supported; use a value <= 0 (got '
