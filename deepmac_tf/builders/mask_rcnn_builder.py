@@ -7,6 +7,7 @@ OD API fields keep their meaning where Model Garden has the same knob
 Unsupported options raise one ``ConfigError`` naming the field.
 """
 
+from deepmac_tf.builders import maskx_builder
 from deepmac_tf.errors import ConfigError
 from deepmac_tf.mask_heads import registry as mask_head_registry
 from deepmac_tf.meta_architectures import mask_rcnn
@@ -57,7 +58,8 @@ def mask_head_params_from_proto(config, num_classes):
       class_agnostic=config.class_agnostic,
       box_source=_BOX_SOURCES[config.box_source],
       num_sampled_masks=config.num_sampled_masks,
-      allowed_masked_classes_ids=tuple(config.allowed_masked_classes_ids))
+      allowed_masked_classes_ids=tuple(config.allowed_masked_classes_ids),
+      **maskx_builder.maskx_kwargs_from_proto(config))
 
 
 def _anchor_kwargs(config, min_level, max_level):

@@ -115,3 +115,11 @@ def build(model_config, is_training, use_sync_batch_norm=False):
                                    use_sync_batch_norm)
   raise ConfigError('model: no architecture set; expected center_net { } or '
                     'faster_rcnn { }.')
+
+
+def check_train_config(model_config, train_config):
+  """Checks the train_config settings a model's options need (MaskX
+  STAGE_WISE needs ``fine_tune_checkpoint``); raises ConfigError."""
+  if model_config.WhichOneof('model') == 'faster_rcnn':
+    from deepmac_tf.builders import maskx_builder  # pylint: disable=g-import-not-at-top
+    maskx_builder.check_train_config(model_config.faster_rcnn, train_config)

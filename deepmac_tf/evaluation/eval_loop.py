@@ -35,6 +35,7 @@ from deepmac_tf.evaluation import eval_setup
 from deepmac_tf.evaluation import image_frames
 from deepmac_tf.evaluation import miou
 from deepmac_tf.evaluation import visualization
+from deepmac_tf.meta_architectures import capabilities
 
 default_best_metric = eval_setup.default_best_metric
 
@@ -95,14 +96,17 @@ def _detection_and_box_masks_fn(model_ref):
   from one backbone pass."""
 
   @tf.function(reduce_retracing=True)
-  def detect_and_prompt(images, true_image_shapes, boxes):
+  def detect_and_prompt(images, true_image_shapes, boxes, classes):
     model = model_ref()
     preprocessed = model.preprocess(images)
     predictions = model.predict(preprocessed, training=False)
     detections = model.postprocess(predictions, true_image_shapes)
     outputs = {k: detections[k] for k in _DETECTION_KEYS if k in detections}
+    # Class-specific masks: the channel of each groundtruth box's class.
+    kwargs = ({'classes': tf.maximum(tf.cast(classes, tf.int32) - 1, 0)}
+              if capabilities.needs_box_classes(model) else {})
     outputs[BOX_PROMPTED_MASKS] = model.predict_masks_from_boxes(
-        predictions, boxes, true_image_shapes)['detection_masks']
+        predictions, boxes, true_image_shapes, **kwargs)['detection_masks']
     return outputs
 
   return detect_and_prompt
@@ -333,7 +337,8 @@ def evaluate(model, configs, *, global_step=None, output_dir=None,
     else:
       if box_prompted is not None:
         outputs = run_batch(images, true_shapes,
-                            tf.convert_to_tensor(_true_frame_boxes(batch)))
+                            tf.convert_to_tensor(_true_frame_boxes(batch)),
+                            tf.convert_to_tensor(batch[F.CLASSES]))
       else:
         outputs = run_batch(images, true_shapes)
       outputs = {k: v.numpy() for k, v in outputs.items()}

@@ -15,3 +15,9 @@ def has_masks(model):
   if own is not None:
     return bool(own)
   return hasattr(model, 'predict_masks_from_boxes')
+
+
+def needs_box_classes(model):
+  """Whether box-prompted masks need the class of each box (class-specific
+  masks: Mask R-CNN with class_agnostic: false, MaskX R-CNN)."""
+  return bool(getattr(model, 'class_specific_masks', False))

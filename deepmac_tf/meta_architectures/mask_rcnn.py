@@ -34,6 +34,7 @@ from deepmac_tf.data.fields import InputFields
 from deepmac_tf.errors import ConfigError
 from deepmac_tf.mask_heads import upsampling_mask_head
 from deepmac_tf.meta_architectures import mask_rcnn_backbones
+from deepmac_tf.meta_architectures import mask_rcnn_class_masks as class_masks
 from deepmac_tf.meta_architectures import mask_rcnn_losses
 from deepmac_tf.meta_architectures import mask_rcnn_mask_branch as mask_branch
 from deepmac_tf.meta_architectures import mask_rcnn_params as params_lib
@@ -144,6 +145,8 @@ class MaskRCNNMetaArch(tf_keras.layers.Layer):
         max_num_detections=p.max_num_detections,
         nms_version='batched' if use_combined_nms(p) else 'v2')
     self._mask_head = self._mask_roi_aligner = None
+    self._weight_transfer = self._mlp_mask_branch = None
+    self._random_class_embeddings = None
     if p.mask_head is not None:
       m = p.mask_head
       self._mask_roi_aligner = roi_aligner.MultilevelROIAligner(
@@ -151,8 +154,28 @@ class MaskRCNNMetaArch(tf_keras.layers.Layer):
       self._mask_head = upsampling_mask_head.UpsamplingMaskHead(
           m.network_type, num_init_channels=m.num_init_channels,
           crop_size=m.crop_size, upsample_factor=m.upsample_factor,
-          num_outputs=1 if m.class_agnostic else p.num_classes,
+          num_outputs=class_masks.mask_head_num_outputs(p),
           use_sync_batch_norm=sync, name='mask_head')
+      (self._weight_transfer, self._mlp_mask_branch,
+       self._random_class_embeddings) = class_masks.build_maskx_parts(p)
+    self._freeze_detector()
+
+  @property
+  def stage_wise(self):
+    """MaskX STAGE_WISE: the detector is frozen, the mask branch trains."""
+    return self._params.mask_head is not None and (
+        self._params.mask_head.stage_wise)
+
+  def _freeze_detector(self):
+    if self.stage_wise:
+      for layer in self.detection_layers.values():
+        if layer is not None:
+          layer.trainable = False
+
+  def _detector_training(self, training):
+    """Keras training flag of the detection layers (False when frozen, so
+    batch norm keeps the restored statistics)."""
+    return False if self.stage_wise else training
 
   params = property(lambda self: self._params)
 
@@ -166,6 +189,9 @@ class MaskRCNNMetaArch(tf_keras.layers.Layer):
             'detection_head': self._detection_head}
   num_classes = property(lambda self: self._params.num_classes)
   has_masks = property(lambda self: self._mask_head is not None)  # export
+  # Box-prompted masks need each box's class (capabilities.needs_box_classes).
+  class_specific_masks = property(
+      lambda self: self.has_masks and not self._params.mask_head.class_agnostic)
 
   def _features(self, images, training):
     """{str(level): [B, H / 2^l, W / 2^l, C]} for min_level..max_level."""
@@ -178,6 +204,8 @@ class MaskRCNNMetaArch(tf_keras.layers.Layer):
               use_sync_batch_norm=self._params.use_sync_batch_norm,
               norm_momentum=self._params.norm_momentum,
               norm_epsilon=self._params.norm_epsilon))
+      self._freeze_detector()
+    training = self._detector_training(training)
     features = self._backbone(images, training=training)
     if self._decoder is not None:
       features = self._decoder(features, training=training)
@@ -222,7 +250,8 @@ class MaskRCNNMetaArch(tf_keras.layers.Layer):
     else:
       image_shape = tf.cast(true_image_shapes, tf.float32)[:, :2]
     features = self._features(preprocessed_inputs, training)
-    rpn_scores, rpn_boxes = self._rpn_head(features, training=training)
+    rpn_scores, rpn_boxes = self._rpn_head(
+        features, training=self._detector_training(training))
     rpn_scores = {k: tf.cast(v, tf.float32) for k, v in rpn_scores.items()}
     rpn_boxes = {k: tf.cast(v, tf.float32) for k, v in rpn_boxes.items()}
     anchors = targets.anchor_boxes(self._params, height, width)
@@ -244,6 +273,7 @@ class MaskRCNNMetaArch(tf_keras.layers.Layer):
     return self.predict(self.preprocess(images), training=training)
 
   def _box_head(self, features, rois, training):
+    training = self._detector_training(training)
     roi_features = self._roi_aligner(features, rois, training=training)
     class_outputs, box_outputs = self._detection_head(roi_features,
                                                       training=training)
@@ -254,9 +284,13 @@ class MaskRCNNMetaArch(tf_keras.layers.Layer):
     """[B, M, S', S'] float32 mask logits at boxes [B, M, 4] (pixels), the
     head only on ``valid`` [B, M] boxes when given (others 0); see
     ``mask_rcnn_mask_branch.mask_logits``."""
+    row_logits = class_masks.row_logits_fn(
+        self._mask_head, self._params.mask_head, self._detection_head,
+        self._weight_transfer, self._random_class_embeddings,
+        self._mlp_mask_branch, training=training)
     return mask_branch.mask_logits(
         self._mask_roi_aligner, self._mask_head, features, boxes, classes,
-        training=training, valid=valid)
+        training=training, valid=valid, row_logits=row_logits)
 
   def second_stage_for_training(self, prediction_dict, groundtruth,
                                 training=True):
@@ -391,8 +425,8 @@ class MaskRCNNMetaArch(tf_keras.layers.Layer):
       prediction_dict: output of ``predict``.
       boxes: [B, N, 4] normalized to the true image.
       true_image_shapes: int [B, 3]; None = the padded input size.
-      classes: optional [B, N] 0-based classes (class-specific heads;
-        default class 0).
+      classes: [B, N] 0-based classes; required by class-specific heads
+        (the mask is the channel of the box's class), ignored otherwise.
 
     Returns:
       {'detection_masks': [B, N, S', S'] float32 box-relative
@@ -405,6 +439,11 @@ class MaskRCNNMetaArch(tf_keras.layers.Layer):
     scale = tf.concat([image_shape, image_shape], axis=-1)[:, None, :]
     pixels = tf.cast(boxes, tf.float32) * scale
     if classes is None:
+      if not self._params.mask_head.class_agnostic:
+        raise ValueError(
+            'This model predicts class-specific masks (model.faster_rcnn.'
+            'deepmarc_mask_head.class_agnostic: false): pass the class of '
+            'each box (classes [batch, num_boxes]) with the boxes.')
       classes = tf.zeros(tf.shape(pixels)[:2], tf.int32)
     logits = self.mask_logits(prediction_dict[FEATURES], pixels,
                               tf.cast(classes, tf.int32) + 1, training=False)
@@ -419,14 +458,20 @@ class MaskRCNNMetaArch(tf_keras.layers.Layer):
     parts = {params_lib.PART_BACKBONE: [self._backbone, self._decoder],
              params_lib.PART_RPN: [self._rpn_head],
              params_lib.PART_BOX_HEAD: [self._detection_head],
-             params_lib.PART_MASK_HEAD: [self._mask_head]}
+             params_lib.PART_MASK_HEAD: [self._mask_head,
+                                         self._weight_transfer,
+                                         self._mlp_mask_branch]}
     return mask_rcnn_losses.l2_weight_decay_losses(
         parts, self._params.l2_weight_decay)
 
   def restore_from_objects(self, fine_tune_checkpoint_type='detection'):
-    """Checkpoint objects: 'detection' (backbone + FPN) or 'full'."""
+    """Checkpoint objects: 'detection' (backbone + FPN; STAGE_WISE: the
+    whole detector, RPN and box head too) or 'full'."""
     if fine_tune_checkpoint_type == 'detection':
       parts = {'_backbone': self._backbone, '_decoder': self._decoder}
+      if self.stage_wise:
+        parts.update(_rpn_head=self._rpn_head,
+                     _detection_head=self._detection_head)
       parts = {k: v for k, v in parts.items() if v is not None}
       return {'model': tf.train.Checkpoint(**parts)}
     if fine_tune_checkpoint_type == 'full':

@@ -10,9 +10,11 @@ output shapes keep the padded box count.
 
 import tensorflow as tf
 
+from deepmac_tf.meta_architectures import mask_rcnn_class_masks as class_masks
+
 
 def mask_logits(roi_aligner, mask_head, features, boxes, classes,
-                training=None, valid=None):
+                training=None, valid=None, row_logits=None):
   """Mask logits at boxes: the one mask ROI crop + mask head call.
 
   Args:
@@ -25,6 +27,9 @@ def mask_logits(roi_aligner, mask_head, features, boxes, classes,
     valid: optional bool [B, M]: run the (costly) mask head only on these
       boxes (real detections, instances with a mask weight); the others
       get logits 0. None = every box.
+    row_logits: optional ``(crops [n, S, S, C], classes [n]) -> [n, S', S']``
+      (``mask_rcnn_class_masks.row_logits_fn``: class channel, MaskX weight
+      transfer, MLP branch); default: ``mask_head`` and its class channel.
 
   Returns:
     [B, M, S', S'] float32 logits.
@@ -45,13 +50,9 @@ def mask_logits(roi_aligner, mask_head, features, boxes, classes,
   crop = size // mask_head.upsample_factor
   channels = next(iter(features.values())).shape[-1]
   flat = tf.ensure_shape(flat, [None, crop, crop, channels])
-  logits = mask_head(flat, training=training)  # [n, S', S', O]
-  if mask_head.num_outputs == 1:
-    logits = logits[..., 0]
-  else:
-    channel = tf.maximum(tf.cast(flat_classes, tf.int32) - 1, 0)
-    logits = tf.gather(logits, channel[:, None], axis=-1,
-                       batch_dims=1)[..., 0]
+  if row_logits is None:
+    row_logits = class_masks.head_row_logits_fn(mask_head, training)
+  logits = row_logits(flat, flat_classes)  # [n, S', S']
   out_shape = tf.stack([shape[0], shape[1], size, size])
   if index is None:
     return tf.reshape(logits, out_shape)

@@ -25,6 +25,49 @@ IMAGENET_MEAN_RGB = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STDDEV_RGB = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 
 
+# MaskX R-CNN: what T reads (FasterRcnn.DeepMarcMaskHead.WeightTransfer.Input).
+TRANSFER_CLS = 'cls'
+TRANSFER_BOX = 'box'
+TRANSFER_CLS_AND_BOX = 'cls+box'
+TRANSFER_RANDOM = 'random'
+TRANSFER_INPUTS = (TRANSFER_CLS, TRANSFER_BOX, TRANSFER_CLS_AND_BOX,
+                   TRANSFER_RANDOM)
+# Training modes (FasterRcnn.DeepMarcMaskHead.TrainingMode).
+END_TO_END = 'end_to_end'
+STAGE_WISE = 'stage_wise'
+TRAINING_MODES = (END_TO_END, STAGE_WISE)
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightTransferParams:
+  """MaskX R-CNN: the class's last mask layer is T(w_det(c)).
+
+  Attributes:
+    input: one of TRANSFER_INPUTS (w_det(c); 'random' = fixed Gaussian).
+    num_layers: layers of T (1 = affine).
+    activation: 'leaky_relu' or 'relu' (``mask_heads.weight_transfer``).
+    hidden_dim: width of T's hidden layers.
+    stop_gradient: no gradient from T into the box head.
+  """
+  input: str = TRANSFER_CLS_AND_BOX
+  num_layers: int = 2
+  activation: str = 'leaky_relu'
+  hidden_dim: int = 1024
+  stop_gradient: bool = True
+
+  def __post_init__(self):
+    if self.input not in TRANSFER_INPUTS:
+      raise ValueError(f'input must be one of {TRANSFER_INPUTS}, got '
+                       f'{self.input!r}.')
+
+
+@dataclasses.dataclass(frozen=True)
+class MlpMaskBranchParams:
+  """MaskX R-CNN's class-agnostic MLP mask branch (fused by addition)."""
+  num_fc_layers: int = 2
+  fc_dim: int = 1024
+
+
 @dataclasses.dataclass(frozen=True)
 class MaskHeadParams:
   """The mask branch.
@@ -40,6 +83,9 @@ class MaskHeadParams:
     num_sampled_masks: foreground proposals per image for PROPOSALS*.
     allowed_masked_classes_ids: 1-based ids whose masks train the head when
       the groundtruth has no ``groundtruth_instance_mask_weights``.
+    weight_transfer: MaskX weight transfer (class-specific only) or None.
+    mlp_mask_branch: fused class-agnostic MLP branch or None.
+    training_mode: END_TO_END or STAGE_WISE (detector frozen).
   """
   network_type: str = 'mask_rcnn_fcn'
   num_init_channels: int = 256
@@ -49,8 +95,17 @@ class MaskHeadParams:
   box_source: str = GROUNDTRUTH
   num_sampled_masks: int = 128
   allowed_masked_classes_ids: tuple = ()
+  weight_transfer: WeightTransferParams | None = None
+  mlp_mask_branch: MlpMaskBranchParams | None = None
+  training_mode: str = END_TO_END
 
   def __post_init__(self):
+    if self.weight_transfer is not None and self.class_agnostic:
+      raise ValueError('weight_transfer needs class-specific masks '
+                       '(class_agnostic=False).')
+    if self.training_mode not in TRAINING_MODES:
+      raise ValueError(f'training_mode must be one of {TRAINING_MODES}, got '
+                       f'{self.training_mode!r}.')
     if self.box_source not in BOX_SOURCES:
       raise ValueError(f'box_source must be one of {BOX_SOURCES}, got '
                        f'{self.box_source!r}.')
@@ -61,6 +116,10 @@ class MaskHeadParams:
   @property
   def upsample_factor(self):
     return self.mask_size // self.crop_size
+
+  @property
+  def stage_wise(self):
+    return self.training_mode == STAGE_WISE
 
 
 @dataclasses.dataclass(frozen=True)

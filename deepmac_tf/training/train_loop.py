@@ -78,6 +78,7 @@ def build_training_state(configs, strategy):
   """Model, optimizer, schedule, trainable variables: call in
   ``strategy.scope()``. Shared by the train loop and scripts/benchmark.py."""
   train_config = configs['train_config']
+  model_builder.check_train_config(configs['model'], train_config)
   use_sync_bn = strategy.num_replicas_in_sync > 1
   model = model_builder.build(configs['model'], is_training=True,
                               use_sync_batch_norm=use_sync_bn)
