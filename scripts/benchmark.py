@@ -339,7 +339,7 @@ def main(argv):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tf_keras  # pylint: disable=g-import-not-at-top
   from deepmac_tf import config as config_lib  # pylint: disable=g-import-not-at-top
-  from deepmac_tf.training import model_variables  # pylint: disable=g-import-not-at-top
+  from deepmac_tf.builders import model_variables  # pylint: disable=g-import-not-at-top
   if _REFERENCE.value and pipeline.model.faster_rcnn.HasField(
       'deepmarc_mask_head'):
     from deepmac_tf.benchmarks import model_garden_reference  # pylint: disable=g-import-not-at-top

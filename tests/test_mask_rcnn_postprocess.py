@@ -204,7 +204,7 @@ def test_mixed_bfloat16_keeps_float32_losses_and_outputs():
 def test_build_model_variables_creates_every_variable():
   """Before training (optimizer slots, fine-tune restore) and before a
   checkpoint of initial weights, the box and mask heads must exist too."""
-  from deepmac_tf.training import model_variables  # pylint: disable=g-import-not-at-top
+  from deepmac_tf.builders import model_variables  # pylint: disable=g-import-not-at-top
   model = mask_rcnn.MaskRCNNMetaArch(True, base._params())
   model_variables.build_model_variables(model, base.SIZE, base.SIZE)
   layers = model.detection_layers

@@ -25,7 +25,8 @@ _SCRIPT = textwrap.dedent('''
     from deepmac_tf import config as config_lib
     from deepmac_tf.builders import dataset_builder, model_builder
     from deepmac_tf.data.fields import InputFields
-    from deepmac_tf.training import model_variables, strategy as strategy_lib
+    from deepmac_tf.builders import model_variables
+    from deepmac_tf.training import strategy as strategy_lib
     from deepmac_tf.training import train_loop, train_step
 
     pipeline_path, model_dir = sys.argv[1], sys.argv[2]

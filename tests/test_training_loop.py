@@ -16,11 +16,11 @@ import tf_keras
 import pipeline_fixtures
 from deepmac_tf import config as config_lib
 from deepmac_tf.builders import model_builder
+from deepmac_tf.builders import model_variables
 from deepmac_tf.errors import ConfigError
 from deepmac_tf.training import checkpoints
 from deepmac_tf.training import evaluation_driver
 from deepmac_tf.training import fine_tune
-from deepmac_tf.training import model_variables
 from deepmac_tf.training import train_loop
 
 

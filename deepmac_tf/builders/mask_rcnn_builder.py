@@ -7,11 +7,11 @@ OD API fields keep their meaning where Model Garden has the same knob
 Unsupported options raise one ``ConfigError`` naming the field.
 """
 
+from deepmac_tf.backbones import deepmarc_backbones
 from deepmac_tf.builders import maskx_builder
 from deepmac_tf.errors import ConfigError
 from deepmac_tf.mask_heads import registry as mask_head_registry
 from deepmac_tf.meta_architectures import mask_rcnn
-from deepmac_tf.meta_architectures import mask_rcnn_backbones
 from deepmac_tf.meta_architectures import mask_rcnn_params as params_lib
 from deepmac_tf.protos import faster_rcnn_pb2
 from deepmac_tf.protos import post_processing_pb2
@@ -155,11 +155,11 @@ def params_from_proto(config, use_sync_batch_norm=False):
   if not fe.type:
     raise ConfigError(f'{_F}.feature_extractor.type: must be set.')
   spinenet = fe.type.startswith('spinenet')
-  default_levels = mask_rcnn_backbones.SPINENET_LEVELS if spinenet else (2, 6)
+  default_levels = deepmarc_backbones.SPINENET_LEVELS if spinenet else (2, 6)
   min_level, max_level = (
       (fe.fpn.min_level, fe.fpn.max_level) if fe.HasField('fpn')
       else default_levels)
-  mask_rcnn_backbones.check_backbone(fe.type, min_level, max_level)
+  deepmarc_backbones.check_backbone(fe.type, min_level, max_level)
   stride = max(config.maxpool_stride, 1)
   kwargs = dict(
       num_classes=config.num_classes, backbone=fe.type, min_level=min_level,

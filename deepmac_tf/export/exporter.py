@@ -23,15 +23,15 @@ import shutil
 from absl import logging
 import tensorflow as tf
 
-from deepmac_tf import config as config_lib
 from deepmac_tf.builders import model_builder
+from deepmac_tf.builders import model_variables
+from deepmac_tf import config as config_lib
 from deepmac_tf.config.config_util import PIPELINE_CONFIG_NAME
 from deepmac_tf.data import image_resizer as image_resizer_lib
 from deepmac_tf.errors import ConfigError
 from deepmac_tf.export import atomic_dir
 from deepmac_tf.export import serving_inputs
 from deepmac_tf.export import serving_module
-from deepmac_tf.training import model_variables
 
 METADATA_DIR = 'assets.extra'
 METADATA_FILE = 'export_metadata.json'

@@ -270,7 +270,7 @@ class DeepMacServingModule(tf.Module):
     # Normalized to the original image == normalized to the true (resized,
     # unpadded) image; the model maps them to the padded map.
     # "No boxes" gives [B, 0, S, S]: the mask heads handle an empty batch
-    # of crops themselves (mask_heads/empty_batch.py).
+    # of crops themselves (layers/empty_batch.py).
     num_boxes = tf.shape(boxes)[1]
     masks = self._model.predict_masks_from_boxes(
         predictions, boxes, true_shapes)[DETECTION_MASKS]

@@ -12,7 +12,7 @@ and as Deep-MAC's mask head (no initial downsampling, one stack).
 
 import tf_keras
 
-from deepmac_tf.mask_heads import empty_batch
+from deepmac_tf.layers import empty_batch
 from deepmac_tf.layers import hourglass_blocks
 
 # Depth -> (blocks_per_stage, channel multipliers of num_channels per stage) of

@@ -42,7 +42,7 @@ BN epsilon 1.001e-5, momentum 0.99 (plain or synchronized).
 
 import tf_keras
 
-from deepmac_tf.mask_heads import empty_batch
+from deepmac_tf.layers import empty_batch
 from deepmac_tf import errors
 from deepmac_tf.mask_heads import resnet_heads
 

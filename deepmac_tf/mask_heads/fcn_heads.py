@@ -15,7 +15,7 @@ catalogue head.
 import tensorflow as tf
 import tf_keras
 
-from deepmac_tf.mask_heads import empty_batch
+from deepmac_tf.layers import empty_batch
 
 # network_type -> number of conv layers.
 FCN_HEAD_SPECS = {'mask_rcnn_fcn': 4}

@@ -18,7 +18,7 @@ a fixed size.
 import tensorflow as tf
 import tf_keras
 
-from deepmac_tf.mask_heads import empty_batch
+from deepmac_tf.layers import empty_batch
 from deepmac_tf import errors
 
 # network_type -> (hidden units of fc1..fc{K-1}, dense kernel initializer).

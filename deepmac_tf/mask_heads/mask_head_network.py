@@ -9,7 +9,7 @@ import tensorflow as tf
 import tf_keras
 
 from deepmac_tf import errors
-from deepmac_tf.mask_heads import empty_batch
+from deepmac_tf.layers import empty_batch
 from deepmac_tf.mask_heads import parameter_free
 from deepmac_tf.mask_heads import registry
 

@@ -29,7 +29,7 @@ mirrors the OD API so its checkpoints map onto `input_layer` and
 
 import tf_keras
 
-from deepmac_tf.mask_heads import empty_batch
+from deepmac_tf.layers import empty_batch
 from deepmac_tf import errors
 
 # Keras-applications ResNet epsilon, which the OD API's resnet_v1 blocks use.

@@ -18,7 +18,7 @@ meta-architecture feeds it.
 import tensorflow as tf
 import tf_keras
 
-from deepmac_tf.mask_heads import empty_batch
+from deepmac_tf.layers import empty_batch
 from deepmac_tf.mask_heads import registry
 
 

@@ -30,10 +30,10 @@ from official.vision.modeling.layers import roi_generator
 from official.vision.modeling.layers import roi_sampler
 from official.vision.ops import box_ops
 
+from deepmac_tf.backbones import deepmarc_backbones
 from deepmac_tf.data.fields import InputFields
 from deepmac_tf.errors import ConfigError
 from deepmac_tf.mask_heads import upsampling_mask_head
-from deepmac_tf.meta_architectures import mask_rcnn_backbones
 from deepmac_tf.meta_architectures import mask_rcnn_class_masks as class_masks
 from deepmac_tf.meta_architectures import mask_rcnn_losses
 from deepmac_tf.meta_architectures import mask_rcnn_mask_branch as mask_branch
@@ -107,7 +107,7 @@ class MaskRCNNMetaArch(tf_keras.layers.Layer):
     self._backbone = None  # SpineNet needs the input size: built lazily.
     if not p.backbone.startswith('spinenet'):
       self._backbone, self._decoder = (
-          mask_rcnn_backbones.build_backbone_and_decoder(
+          deepmarc_backbones.build_backbone_and_decoder(
               p.backbone, p.min_level, p.max_level, p.fpn_num_filters,
               use_sync_batch_norm=sync, norm_momentum=p.norm_momentum,
               norm_epsilon=p.norm_epsilon))
@@ -198,7 +198,7 @@ class MaskRCNNMetaArch(tf_keras.layers.Layer):
     if self._backbone is None:
       self._image_size = tuple(images.shape[1:3])
       self._backbone, self._decoder = (
-          mask_rcnn_backbones.build_backbone_and_decoder(
+          deepmarc_backbones.build_backbone_and_decoder(
               self._params.backbone, self._params.min_level,
               self._params.max_level, image_size=self._image_size,
               use_sync_batch_norm=self._params.use_sync_batch_norm,

@@ -15,10 +15,10 @@ from absl import logging
 import tensorflow as tf
 
 from deepmac_tf.builders import model_builder
+from deepmac_tf.builders import model_variables
 from deepmac_tf.builders import optimizer_builder
 from deepmac_tf.errors import ConfigError
 from deepmac_tf.training import checkpoints
-from deepmac_tf.training import model_variables
 from deepmac_tf.training import moving_average
 
 _HEADLINE_METRICS = ('DetectionBoxes_Precision/mAP',

@@ -22,13 +22,13 @@ import tf_keras
 from deepmac_tf import config as config_lib
 from deepmac_tf.builders import dataset_builder
 from deepmac_tf.builders import model_builder
+from deepmac_tf.builders import model_variables
 from deepmac_tf.builders import optimizer_builder
 from deepmac_tf.errors import ConfigError
 from deepmac_tf.errors import DeepMacError
 from deepmac_tf.training import checkpoints
 from deepmac_tf.training import evaluation_driver
 from deepmac_tf.training import fine_tune
-from deepmac_tf.training import model_variables
 from deepmac_tf.training import progress
 from deepmac_tf.training import strategy as strategy_lib
 from deepmac_tf.training import train_step as train_step_lib
