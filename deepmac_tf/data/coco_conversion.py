@@ -224,8 +224,14 @@ def _load_image(image, image_dir, annotations_file, stats):
   return encoded, image_format
 
 
-def _checked_box(annotation, height, width):
-  """Returns ((ymin, xmin, ymax, xmax) normalized, None) or (None, reason)."""
+def checked_box(annotation, height, width):
+  """A COCO annotation's ``bbox`` checked against its image.
+
+  Returns:
+    ((ymin, xmin, ymax, xmax) normalized, None), or (None, a ``SKIP_*``
+    reason): malformed, degenerate, or outside the image by more than
+    ``BOX_CLIP_TOLERANCE_PIXELS`` (a smaller overshoot is clipped).
+  """
   bbox = annotation.get('bbox')
   if (not isinstance(bbox, (list, tuple)) or len(bbox) != 4 or
       not all(isinstance(v, (int, float)) and not isinstance(v, bool) and
@@ -254,7 +260,7 @@ def _build_example(image, encoded, image_format, annotations, names,
     if annotation.get('category_id') not in names:
       stats.skip_annotation(SKIP_UNKNOWN_CATEGORY_ID, annotation_id)
       continue
-    box, reason = _checked_box(annotation, height, width)
+    box, reason = checked_box(annotation, height, width)
     if reason:
       stats.skip_annotation(reason, annotation_id)
       continue
