@@ -14,9 +14,9 @@ import tensorflow as tf
 import tf_keras
 
 import pipeline_fixtures
-from deepmac_tf import config as config_lib
 from deepmac_tf.builders import model_builder
 from deepmac_tf.builders import model_variables
+from deepmac_tf import config as config_lib
 from deepmac_tf.errors import ConfigError
 from deepmac_tf.training import checkpoints
 from deepmac_tf.training import evaluation_driver
@@ -70,9 +70,10 @@ def test_checkpoints_summaries_and_config(trained):
   _, model_dir, result = trained
   assert result.step == 3
   assert result.checkpoint == os.path.join(model_dir, 'ckpt-3')
-  # ckpt-0 at the start, every 2 steps, and the final step 3.
+  # No ckpt-0 (nothing is saved before a step succeeded), every 2 steps,
+  # and the final step 3.
   assert tf.train.get_checkpoint_state(model_dir).all_model_checkpoint_paths \
-      == [os.path.join(model_dir, f'ckpt-{s}') for s in (0, 2, 3)]
+      == [os.path.join(model_dir, f'ckpt-{s}') for s in (2, 3)]
   assert checkpoints.read_step(result.checkpoint) == 3
   keys = dict(tf.train.list_variables(result.checkpoint))
   assert 'optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE' in keys
@@ -158,6 +159,54 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
   assert latest.endswith('ckpt-2')
   assert all(np.all(np.isfinite(v))
              for v in _checkpoint_values(latest).values())
+
+
+def test_nan_gradient_never_reaches_a_checkpoint(tmp_path, monkeypatch):
+  """A finite loss with NaN gradients at step 3 (the weights after step 3
+  are NaN): ckpt-1 and ckpt-2 stay, all finite; a rerun resumes and trains."""
+  real_build = model_builder.build
+
+  def build_with_nan_gradient_at_step_3(*args, **kwargs):
+    model = real_build(*args, **kwargs)
+    calls = tf.Variable(0, trainable=False)
+    original_loss = model.loss
+
+    def loss(predictions, groundtruth, training=None):
+      losses = dict(original_loss(predictions, groundtruth, training=training))
+      calls.assign_add(1)
+      factor = tf.where(tf.equal(calls, 3), math.nan, 1.0)
+
+      @tf.custom_gradient
+      def poisoned(x):
+        return tf.identity(x), lambda dy: dy * factor
+
+      losses['Loss/box/scale'] = poisoned(losses['Loss/box/scale'])
+      return losses
+
+    model.loss = loss
+    return model
+
+  configs = _configs(tmp_path)
+  model_dir = str(tmp_path / 'model')
+  with monkeypatch.context() as patch:
+    patch.setattr(train_loop.model_builder, 'build',
+                  build_with_nan_gradient_at_step_3)
+    with pytest.raises(train_loop.NonFiniteLossError) as error:
+      train_loop.train_loop(configs, model_dir, num_train_steps=6,
+                            checkpoint_every_n=1, record_summaries=False)
+  message = str(error.value)
+  assert 'Non-finite weights after step 3' in message
+  assert message.endswith('resumes from that checkpoint).')
+  assert os.path.join(model_dir, 'ckpt-2') in message
+  paths = tf.train.get_checkpoint_state(model_dir).all_model_checkpoint_paths
+  assert [checkpoints.read_step(p) for p in paths] == [1, 2]
+  for path in paths:
+    assert all(np.all(np.isfinite(v))
+               for v in _checkpoint_values(path).values())
+  rerun = train_loop.train_loop(configs, model_dir, num_train_steps=4,
+                                checkpoint_every_n=1, record_summaries=False)
+  assert rerun.step == 4 and not train_loop.non_finite_terms(rerun.losses)
+  assert checkpoints.read_step(rerun.checkpoint) == 4
 
 
 def _fresh_model(configs):

@@ -153,6 +153,9 @@ class TfExampleDecoder:
     encoded = dense[TfExampleFields.IMAGE_ENCODED]
     checks.append(_assert(tf.strings.length(encoded) > 0, source,
                           'has no image/encoded (or it is empty)'))
+    checks.append(_assert(
+        tf.logical_or(tf.strings.length(encoded) == 0, is_image_bytes(encoded)),
+        source, 'image/encoded is not a JPEG, PNG, GIF or BMP image'))
     with tf.control_dependencies(checks):
       image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
     image.set_shape([None, None, 3])
@@ -339,7 +342,10 @@ def _decode_png_masks(pngs, height, width, source):
 
   def decode_one(args):
     png, i = args
-    mask = tf.io.decode_image(png, channels=1, expand_animations=False)
+    is_image = _assert(is_image_bytes(png), source, 'mask ', i,
+                       ' in image/object/mask is not a PNG image')
+    with tf.control_dependencies([is_image]):
+      mask = tf.io.decode_image(png, channels=1, expand_animations=False)
     shape = tf.shape(mask)
     check = _assert(
         tf.logical_and(tf.equal(shape[0], height), tf.equal(shape[1], width)),
@@ -351,6 +357,17 @@ def _decode_png_masks(pngs, height, width, source):
 
   return tf.map_fn(decode_one, (pngs, index),
                    fn_output_signature=tf.TensorSpec([None, None], tf.float32))
+
+
+_IMAGE_SIGNATURES = (b'\xff\xd8\xff', b'\x89PNG', b'GIF8', b'BM')
+
+
+def is_image_bytes(data):
+  """Scalar bool: ``data`` starts like a JPEG, PNG, GIF or BMP file (what
+  ``tf.io.decode_image`` reads)."""
+  return tf.reduce_any(tf.stack([
+      tf.equal(tf.strings.substr(data, 0, len(signature)), signature)
+      for signature in _IMAGE_SIGNATURES]))
 
 
 def _per_instance(values, num_boxes, default, key, source):

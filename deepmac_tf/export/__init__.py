@@ -6,5 +6,13 @@ output_directory, add_reframed_masks=False)`` is the entry point; see
 signatures and their outputs.
 """
 
-from deepmac_tf.export.exporter import export_inference_graph
-from deepmac_tf.export.serving_inputs import INPUT_TYPES
+
+from deepmac_tf.export.input_types import INPUT_TYPES
+
+
+def __getattr__(name):
+  # TensorFlow is imported only when the exporter is used.
+  if name == 'export_inference_graph':
+    from deepmac_tf.export.exporter import export_inference_graph  # pylint: disable=g-import-not-at-top
+    return export_inference_graph
+  raise AttributeError(name)

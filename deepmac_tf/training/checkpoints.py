@@ -17,6 +17,9 @@ import os
 from absl import logging
 import tensorflow as tf
 
+from deepmac_tf.errors import ConfigError
+from deepmac_tf.training import fine_tune
+
 CHECKPOINT_NAME = 'ckpt'
 BEST_DIR = 'best'
 BEST_JSON = 'best_checkpoint.json'
@@ -37,19 +40,137 @@ def make_manager(checkpoint, directory, max_to_keep=7):
                                     checkpoint_name=CHECKPOINT_NAME)
 
 
+def first_mismatch(checkpoint, path):
+  """The first model variable that ``path`` lacks or holds with another
+  shape, as text; None when every model variable matches.
+
+  Args:
+    checkpoint: the training ``tf.train.Checkpoint`` (its variables exist).
+    path: a checkpoint prefix.
+  """
+  saved = dict(tf.train.list_variables(path))
+  ours = fine_tune.variables_by_checkpoint_key(checkpoint)
+  for key in sorted(ours):
+    if not key.startswith('model/'):
+      continue
+    shape = ours[key].shape.as_list()
+    if key not in saved:
+      return f'{_short_key(key)} is not in the checkpoint'
+    if list(saved[key]) != shape:
+      return (f'{_short_key(key)} has shape {list(saved[key])} in the '
+              f'checkpoint but {shape} in the model')
+  ours_keys = {k for k in ours if k.startswith('model/')}
+  for key in sorted(saved):
+    if (key.startswith('model/') and key.endswith(fine_tune.VARIABLE_SUFFIX)
+        and key not in ours_keys):
+      return f'{_short_key(key)} is in the checkpoint but not in the model'
+  return None
+
+
+def _short_key(key):
+  return key.replace(fine_tune.VARIABLE_SUFFIX, '')
+
+
 def restore_latest(checkpoint, manager):
   """Resumes from the manager's latest checkpoint.
 
   Returns:
     The path restored, or None when the directory has no checkpoint.
+
+  Raises:
+    ConfigError: the checkpoint belongs to a different model (naming the
+      first mismatching variable) or holds NaN / Inf weights.
   """
   path = manager.latest_checkpoint
   if not path:
     return None
-  checkpoint.restore(path).assert_existing_objects_matched()
+  directory = os.path.dirname(path)
+  mismatch = first_mismatch(checkpoint, path)
+  if mismatch is None:
+    try:
+      checkpoint.restore(path).assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as e:
+      mismatch = str(e).strip().splitlines()[0][:300]
+  if mismatch is not None:
+    raise ConfigError(
+        f'model_dir {directory} holds a checkpoint of a different model '
+        f'({os.path.basename(path)}): {mismatch}; use a new --model_dir or '
+        '--checkpoint_dir.')
+  bad = non_finite_variables(checkpoint_variables(checkpoint))
+  if bad:
+    raise ConfigError(
+        f'{path} holds NaN / Inf values ({_names(bad)}); it cannot be '
+        f'resumed. Delete it (and its "checkpoint" entry) or use a new '
+        '--model_dir.')
   logging.info('Resumed from %s (step %d).', path,
                int(checkpoint.step.numpy()))
   return path
+
+
+def checkpoint_variables(checkpoint):
+  """Every variable a training checkpoint saves (model and optimizer)."""
+  return list(fine_tune.variables_by_checkpoint_key(checkpoint).values())
+
+
+def non_finite_variables(variables):
+  """Names of the floating-point variables holding a NaN or an Inf."""
+  bad = []
+  for variable in variables:
+    if not variable.dtype.is_floating:
+      continue
+    if not bool(tf.reduce_all(tf.math.is_finite(variable))):
+      bad.append(variable.name)
+  return bad
+
+
+def _names(names, limit=3):
+  more = f', ... ({len(names)} in all)' if len(names) > limit else ''
+  return ', '.join(names[:limit]) + more
+
+
+class GuardedSaver:
+  """Saves ``ckpt-<step>`` only when every saved variable is finite.
+
+  The checkpoint number is always the step variable's value, so checkpoint
+  N holds step N.
+  """
+
+  def __init__(self, checkpoint, manager, step_variable, last_saved=None):
+    self._checkpoint = checkpoint
+    self._manager = manager
+    self._step = step_variable
+    self.last_saved = last_saved
+    self.saved_step = read_step(last_saved) if last_saved else None
+
+  @property
+  def step(self):
+    return int(self._step.numpy())
+
+  def non_finite(self):
+    """Names of saved variables holding NaN / Inf (empty when all finite)."""
+    return non_finite_variables(checkpoint_variables(self._checkpoint))
+
+  def save(self):
+    """Saves the current step unless it is saved already or step is 0.
+
+    Returns:
+      (path or None, names of non-finite variables): nothing is written when
+      any variable is NaN / Inf.
+    """
+    step = self.step
+    if step == 0 or step == self.saved_step:
+      return None, []
+    bad = self.non_finite()
+    if bad:
+      return None, bad
+    self.last_saved = self._manager.save(checkpoint_number=step)
+    self.saved_step = step
+    return self.last_saved, []
+
+  def describe_last(self):
+    if self.last_saved:
+      return f'the last good checkpoint is {self.last_saved}'
+    return 'no checkpoint was saved'
 
 
 def read_step(checkpoint_path):

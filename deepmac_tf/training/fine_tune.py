@@ -20,6 +20,7 @@ from deepmac_tf.errors import ConfigError
 FIELD = 'train_config.fine_tune_checkpoint'
 TYPE_FIELD = 'train_config.fine_tune_checkpoint_type'
 _VARIABLE_SUFFIX = '/.ATTRIBUTES/VARIABLE_VALUE'
+VARIABLE_SUFFIX = _VARIABLE_SUFFIX  # Public: checkpoints.py reads keys too.
 _EXAMPLES = 5
 
 FineTuneReport = collections.namedtuple(

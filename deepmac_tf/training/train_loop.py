@@ -1,34 +1,51 @@
 """The training loop of ``model_main_tf2.py`` (OD API ``train_loop``).
 
-Under ``strategy.scope()``: build the model (sync batch norm when the
-strategy has more than one replica), the optimizer and schedule, every
-variable (one dummy pass) and the OD API checkpoint ``Checkpoint(step,
-model, optimizer)``. Resume from ``model_dir``'s latest checkpoint, else
-restore ``fine_tune_checkpoint`` and save ``ckpt-0``. Then one
+First ``preflight.check_training_inputs`` (paths, label map, a record
+sample, model_dir writability: seconds, no model). Then under
+``strategy.scope()``: build the model (sync batch norm when the strategy has
+more than one replica), the optimizer and schedule, every variable (one
+dummy pass) and the OD API checkpoint ``Checkpoint(step, model,
+optimizer)``. Resume from ``model_dir``'s latest checkpoint (a checkpoint
+of another model is a ``ConfigError`` naming the first mismatching
+variable), else restore ``fine_tune_checkpoint``. Then one
 ``DistributedTrainStep`` per global batch until ``num_train_steps``: a
 checkpoint every ``checkpoint_every_n`` steps and at the last step, progress
-every ``log_every_n_steps``, evaluation every ``eval_every_n_steps``. A
-non-finite loss stops the run before anything else is saved.
+every ``log_every_n_steps``, evaluation every ``eval_every_n_steps``.
+
+What is saved is always sound:
+* nothing is written before the first step succeeded, and ``ckpt-N`` holds
+  step N;
+* a NaN / Inf loss stops the run unsaved, and a save is refused (the run
+  stops) when any weight or optimizer slot is NaN / Inf;
+* Ctrl-C and SIGTERM save the current step, then re-raise (``cli.run``
+  exits 130 / 143);
+* a bad record stops the run with one line naming file and record, after
+  saving the last good step.
 """
 
 import collections
 import math
 import os
+import time
 
 from absl import logging
 import tensorflow as tf
 import tf_keras
 
-from deepmac_tf import config as config_lib
 from deepmac_tf.builders import dataset_builder
 from deepmac_tf.builders import model_builder
 from deepmac_tf.builders import model_variables
 from deepmac_tf.builders import optimizer_builder
+from deepmac_tf import config as config_lib
+from deepmac_tf.data import record_errors
 from deepmac_tf.errors import ConfigError
+from deepmac_tf.errors import DataError
 from deepmac_tf.errors import DeepMacError
 from deepmac_tf.training import checkpoints
 from deepmac_tf.training import evaluation_driver
 from deepmac_tf.training import fine_tune
+from deepmac_tf.training import interrupts
+from deepmac_tf.training import preflight
 from deepmac_tf.training import progress
 from deepmac_tf.training import strategy as strategy_lib
 from deepmac_tf.training import train_step as train_step_lib
@@ -93,15 +110,41 @@ def build_training_state(configs, strategy):
   return model, optimizer, schedule, trainable
 
 
-def _raise_non_finite(step, losses, last_saved):
+def _raise_non_finite(step, losses, saver):
   bad = non_finite_terms(losses)
   values = ', '.join(f'{name}={float(losses[name])}' for name in bad)
-  kept = (f'the last good checkpoint is {last_saved}' if last_saved else
-          'no checkpoint was saved')
   raise NonFiniteLossError(
       f'Non-finite loss at step {step}: {values}. Training stopped and this '
-      f'state was not saved; {kept}. Lower the learning rate or set '
-      'train_config.gradient_clipping_by_norm.')
+      f'state was not saved; {saver.describe_last()}. Lower the learning '
+      'rate or set train_config.gradient_clipping_by_norm, then rerun (it '
+      'resumes from that checkpoint).')
+
+
+def _save_or_raise(saver):
+  """Saves the current step; a NaN / Inf weight stops the run instead."""
+  _, bad = saver.save()
+  if bad:
+    raise NonFiniteLossError(
+        f'Non-finite weights after step {saver.step} ({len(bad)} variable(s), '
+        f'e.g. {bad[0]}): the update diverged. This state was not saved; '
+        f'{saver.describe_last()}. Lower the learning rate or set '
+        'train_config.gradient_clipping_by_norm, then rerun (it resumes '
+        'from that checkpoint).')
+
+
+def _save_on_interrupt(saver, error):
+  """Saves what is safe to save when interrupted; logs what happened."""
+  name = interrupts.signal_name(error)
+  path, bad = saver.save()
+  if path:
+    logging.warning('Interrupted (%s) at step %d: saved %s. Rerun the same '
+                    'command to resume.', name, saver.step, path)
+  elif bad:
+    logging.warning('Interrupted (%s) at step %d: the weights hold NaN / Inf, '
+                    'not saved; %s.', name, saver.step, saver.describe_last())
+  else:
+    logging.warning('Interrupted (%s) at step %d: nothing new to save; %s.',
+                    name, saver.step, saver.describe_last())
 
 
 def train_loop(configs, model_dir, *, num_train_steps=None, strategy=None,
@@ -142,26 +185,33 @@ def train_loop(configs, model_dir, *, num_train_steps=None, strategy=None,
                num_train_steps)
   total_steps = (train_config.num_steps if num_train_steps is None
                  else num_train_steps) or None
+  # Every check that needs no model, before the (slow) model build.
+  inputs = preflight.check_training_inputs(
+      configs, model_dir, with_eval=eval_every_n_steps > 0)
   _set_precision(train_config, use_tpu)
   strategy = strategy or strategy_lib.select_strategy(use_tpu=use_tpu)
   output_dir = strategy_lib.writable_dir(strategy, model_dir)
   tf.io.gfile.makedirs(output_dir)
-  if strategy_lib.is_chief(strategy):
-    config_lib.save_pipeline_config(
-        config_lib.create_pipeline_proto_from_configs(configs), model_dir)
 
+  started = time.perf_counter()
+  logging.info('Building the model and optimizer...')
   with strategy.scope():
     model, optimizer, schedule, trainable = build_training_state(
         configs, strategy)
     checkpoint, step = checkpoints.make_training_checkpoint(model, optimizer)
+  logging.info('Model built in %.0f s.', time.perf_counter() - started)
   manager = checkpoints.make_manager(checkpoint, output_dir,
                                      checkpoint_max_to_keep)
   last_saved = checkpoints.restore_latest(checkpoint, manager)
   if last_saved is None:
     fine_tune.restore_fine_tune_checkpoint(model, train_config)
-    last_saved = manager.save(checkpoint_number=int(step.numpy()))
   elif train_config.fine_tune_checkpoint:
     logging.info('Resuming: %s is not applied.', fine_tune.FIELD)
+  # No checkpoint is written before a training step has succeeded.
+  saver = checkpoints.GuardedSaver(checkpoint, manager, step, last_saved)
+  if strategy_lib.is_chief(strategy):
+    config_lib.save_pipeline_config(
+        config_lib.create_pipeline_proto_from_configs(configs), model_dir)
 
   dataset = strategy.distribute_datasets_from_function(
       lambda ctx: dataset_builder.build_from_pipeline(
@@ -180,43 +230,54 @@ def train_loop(configs, model_dir, *, num_train_steps=None, strategy=None,
       model_dir, total_steps, log_every_n_steps,
       record_summaries and strategy_lib.is_chief(strategy))
 
-  current = int(step.numpy())
-  saved_step = checkpoints.read_step(last_saved) if last_saved else None
+  current = saver.step
   losses, metrics = {}, None
   logging.info('Training from step %d to %s (global batch %d over %d '
                'replica(s)); model_dir %s.', current, total_steps or 'the end '
                'of the input', train_config.batch_size,
                strategy.num_replicas_in_sync, os.path.abspath(model_dir))
   reporter.start(current)
-  try:
-    while total_steps is None or current < total_steps:
-      try:
-        batch = next(iterator)
-      except (StopIteration, tf.errors.OutOfRangeError):
-        logging.info('The training input ended at step %d.', current)
-        break
-      losses = {name: float(value)
-                for name, value in run_step(batch).items()}
-      current = int(step.numpy())
-      if non_finite_terms(losses):
-        _raise_non_finite(current, losses, last_saved)
-      if reporter.should_report(current):
-        reporter.report(current, losses, float(schedule(current - 1)))
-      if current % checkpoint_every_n == 0:
-        last_saved = manager.save(checkpoint_number=current)
-        saved_step = current
-      if evaluator is not None and evaluator.should_evaluate(current,
-                                                              total_steps):
-        metrics = evaluator(current)
-  except KeyboardInterrupt:
-    if saved_step != current:
-      last_saved = manager.save(checkpoint_number=current)
-      logging.info('Interrupted: saved %s (step %d).', last_saved, current)
-    raise
-  finally:
-    reporter.close()
-  if saved_step != current:
-    last_saved = manager.save(checkpoint_number=current)
-  logging.info('Training done at step %d; last checkpoint %s.', current,
-               last_saved)
-  return TrainResult(current, losses, last_saved, metrics)
+  first_call = True
+  with interrupts.sigterm_interrupts():
+    try:
+      while total_steps is None or current < total_steps:
+        try:
+          batch = next(iterator)
+        except (StopIteration, tf.errors.OutOfRangeError):
+          logging.info('The training input ended at step %d.', current)
+          break
+        except tf.errors.OpError as e:
+          error = record_errors.input_error(e, inputs.train_files)
+          _save_or_raise(saver)
+          raise DataError(f'{error} Training stopped at step {saver.step}; '
+                          f'{saver.describe_last()}.') from None
+        if first_call:
+          logging.info('Tracing the training step (the first step takes '
+                       'longer)...')
+          traced = time.perf_counter()
+        losses = {name: float(value)
+                  for name, value in run_step(batch).items()}
+        current = saver.step
+        if non_finite_terms(losses):
+          _raise_non_finite(current, losses, saver)
+        if first_call:
+          first_call = False
+          logging.info('First step done in %.0f s.',
+                       time.perf_counter() - traced)
+          reporter.start(current)
+        if reporter.should_report(current):
+          reporter.report(current, losses, float(schedule(current - 1)))
+        if current % checkpoint_every_n == 0:
+          _save_or_raise(saver)
+        if evaluator is not None and evaluator.should_evaluate(current,
+                                                                total_steps):
+          metrics = evaluator(current)
+    except KeyboardInterrupt as e:
+      _save_on_interrupt(saver, e)
+      raise
+    finally:
+      reporter.close()
+    _save_or_raise(saver)
+  logging.info('Training done at step %d; last checkpoint %s.', saver.step,
+               saver.last_saved)
+  return TrainResult(saver.step, losses, saver.last_saved, metrics)

@@ -1,0 +1,164 @@
+"""Checks that run before a model is built, in seconds (training and eval).
+
+``check_training_inputs(configs, model_dir)`` raises the project's error
+classes (one line naming the file / field / record) for:
+
+* an unwritable ``model_dir`` (``--model_dir``);
+* input readers: no ``tf_record_input_reader``, placeholders
+  (``PATH_TO_BE_CONFIGURED``), patterns that match no file,
+  ``load_instance_masks: false`` for a model with a mask head;
+* the label map: unreadable, or ids larger than the model's ``num_classes``;
+* a quick sample of the records (``SAMPLE_RECORDS`` from the first file),
+  read with the dataset inspector: class ids above ``num_classes``, ids
+  missing from the label map, missing masks, a mask whose size differs from
+  its image, undecodable images / masks, a truncated file.
+
+Degenerate boxes in the sample are not fatal (training drops them and
+counts them); they are logged as a warning.
+"""
+
+import collections
+import os
+import tempfile
+
+from absl import logging
+
+from deepmac_tf.config import config_util
+from deepmac_tf.config import validation
+from deepmac_tf.errors import ConfigError
+from deepmac_tf.errors import DataError
+from deepmac_tf.errors import LabelMapError
+
+SAMPLE_RECORDS = 16
+
+# Inspection issue kinds that stop training (all others are logged).
+_FATAL_KINDS = {
+    'input_path_missing': ConfigError, 'input_path_no_match': ConfigError,
+    'file_unreadable': DataError, 'record_unparsable': DataError,
+    'missing_key': DataError, 'wrong_feature_type': DataError,
+    'image_undecodable': DataError, 'count_mismatch': DataError,
+    'class_id_zero': DataError, 'class_id_unknown': LabelMapError,
+    'class_id_exceeds_num_classes': ConfigError,
+    'box_not_normalized': DataError, 'masks_absent': DataError,
+    'mask_type_mismatch': DataError, 'mask_count_mismatch': DataError,
+    'mask_size_mismatch': DataError, 'mask_undecodable': DataError,
+    'allowed_class_unknown': ConfigError, 'label_map_unreadable':
+        LabelMapError,
+}
+
+Preflight = collections.namedtuple('Preflight', ['train_files'])
+
+
+def check_writable_dir(path, flag):
+  """Creates ``path`` if needed and proves a file can be written in it.
+
+  Raises:
+    ConfigError: naming ``flag`` and the OS reason.
+  """
+  if '://' in str(path):
+    return  # Object stores: nothing cheap to check.
+  path = os.path.abspath(os.fspath(path))
+  existing = path
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.path.isdir(existing):
+    raise ConfigError(f'{flag}: {existing} is a file, not a folder.')
+  try:
+    os.makedirs(path, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path, prefix='.write_test-'):
+      pass
+  except OSError as e:
+    raise ConfigError(f'{flag}: cannot write to {path} '
+                      f'({e.strerror or e}).') from None
+
+
+def _label_map_ids(path, field):
+  from deepmac_tf.data import label_map_util  # pylint: disable=g-import-not-at-top
+  try:
+    return label_map_util.create_category_index(
+        label_map_util.load_label_map(path))
+  except LabelMapError as e:
+    raise LabelMapError(f'{field}: {e}') from None
+
+
+def _check_label_map(reader, field, num_classes, arch):
+  if not reader.label_map_path:
+    return
+  categories = _label_map_ids(reader.label_map_path, f'{field}.label_map_path')
+  too_big = sorted(i for i in categories if i > num_classes)
+  if num_classes and too_big:
+    first = too_big[0]
+    raise LabelMapError(
+        f'{field}.label_map_path: {reader.label_map_path} has id {first} '
+        f'({categories[first]["name"]!r}) but model.{arch}.num_classes is '
+        f'{num_classes}; raise num_classes or fix the label map.')
+
+
+def _check_sample(reader, field, num_classes, allowed, predicts_masks):
+  from deepmac_tf.data import inspection  # pylint: disable=g-import-not-at-top
+  report = inspection.inspect_records(
+      list(reader.tf_record_input_reader.input_path),
+      reader.label_map_path or None, reader.load_instance_masks,
+      reader.mask_type, allowed, SAMPLE_RECORDS, num_classes=num_classes,
+      model_predicts_masks=predicts_masks,
+      use_display_name=reader.use_display_name, decode_images=True,
+      name=field, input_path_field=f'{field}.tf_record_input_reader.'
+      'input_path', label_map_field=f'{field}.label_map_path')
+  for issue in report.issues:
+    error_class = _FATAL_KINDS.get(issue.kind)
+    if error_class is not None:
+      hint = (f' (checked the first {report.num_records} record(s) before '
+              'training; scripts/inspect_dataset.py checks them all)')
+      raise error_class(f'{field}: {issue}{hint}')
+  for issue in report.issues:
+    logging.warning('%s: %s', field, issue)
+  return report.files
+
+
+def check_input_reader(reader, field, configs, require_masks):
+  """Config, label map and a record sample of one input reader.
+
+  Returns:
+    The files its patterns match.
+  """
+  from deepmac_tf.data import inspection  # pylint: disable=g-import-not-at-top
+  validation.validate_input_reader(reader, field, require_masks=require_masks)
+  arch, _ = config_util.get_model_message(configs['model'])
+  num_classes, allowed, _, _ = inspection.model_mask_settings(
+      configs['model'])
+  _check_label_map(reader, field, num_classes, arch)
+  if not field.startswith('train'):
+    allowed = ()
+  return _check_sample(reader, field, num_classes, allowed, require_masks)
+
+
+def check_training_inputs(configs, model_dir, with_eval=False):
+  """Everything about a training run that can fail before the model exists.
+
+  Args:
+    configs: dict of ``config.get_configs_from_pipeline_file``.
+    model_dir: the training ``--model_dir``.
+    with_eval: also check the first ``eval_input_reader`` (evaluation during
+      training).
+
+  Returns:
+    ``Preflight(train_files)``.
+
+  Raises:
+    ConfigError / LabelMapError / DataError: naming what is wrong.
+  """
+  from deepmac_tf.data import inspection  # pylint: disable=g-import-not-at-top
+  check_writable_dir(model_dir, '--model_dir')
+  reader = configs.get('train_input_config')
+  if reader is None:
+    raise ConfigError('train_input_reader: is not set.')
+  _, _, predicts_masks, _ = inspection.model_mask_settings(configs['model'])
+  files = check_input_reader(reader, 'train_input_reader', configs,
+                             predicts_masks)
+  if with_eval:
+    evals = configs.get('eval_input_configs') or []
+    if not evals:
+      raise ConfigError('--eval_every_n_steps: the config has no '
+                        'eval_input_reader.')
+    check_input_reader(evals[0], 'eval_input_reader', configs, False)
+  return Preflight(files)

@@ -1,0 +1,323 @@
+"""Bad-input corpus, part 1: what training checks before the model is built
+(``training.preflight``), bad records met during training
+(``data.record_errors``, the decoder's image checks) and the command-line
+conventions (``cli.run``: one ERROR line, 130 / 143 on interrupts). No test
+here builds a model."""
+
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import pipeline_fixtures
+import record_helpers
+from deepmac_tf import config as config_lib
+from deepmac_tf.data import decoder as decoder_lib
+from deepmac_tf.data import record_errors
+from deepmac_tf.errors import ConfigError
+from deepmac_tf.errors import DataError
+from deepmac_tf.errors import LabelMapError
+from deepmac_tf.export import input_types
+from deepmac_tf.export import serving_inputs
+from deepmac_tf.protos import input_reader_pb2
+from deepmac_tf.training import interrupts
+from deepmac_tf.training import preflight
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope='module')
+def data_root(tmp_path_factory):
+  return tmp_path_factory.mktemp('data')
+
+
+def _configs(tmp_path, data_root, override=''):
+  path = pipeline_fixtures.tiny_pipeline(tmp_path, config_override=override,
+                                         data_root=data_root)
+  return config_lib.get_configs_from_pipeline_file(path)
+
+
+def _write_records(tmp_path, examples, name='bad.record'):
+  return record_helpers.write_tfrecord(tmp_path / name, examples)
+
+
+def _point_train_input_at(configs, path, label_map=None):
+  reader = configs['train_input_config']
+  del reader.tf_record_input_reader.input_path[:]
+  reader.tf_record_input_reader.input_path.append(str(path))
+  if label_map is not None:
+    reader.label_map_path = label_map
+
+
+def _labels(tmp_path, count=10):
+  return record_helpers.write_label_map(
+      tmp_path / 'labels.pbtxt', [f'c{i}' for i in range(1, count + 1)])
+
+
+def test_good_pipeline_passes_and_lists_files(tmp_path, data_root):
+  configs = _configs(tmp_path, data_root)
+  result = preflight.check_training_inputs(configs, str(tmp_path / 'model'),
+                                           with_eval=True)
+  assert result.train_files and all(os.path.exists(f)
+                                    for f in result.train_files)
+
+
+def test_model_dir_under_a_file(tmp_path, data_root):
+  configs = _configs(tmp_path, data_root)
+  blocker = tmp_path / 'afile'
+  blocker.write_text('x')
+  with pytest.raises(ConfigError, match=r'--model_dir: .*afile is a file'):
+    preflight.check_training_inputs(configs, str(blocker / 'model'))
+
+
+def test_model_dir_not_writable(tmp_path, data_root):
+  configs = _configs(tmp_path, data_root)
+  with pytest.raises(ConfigError, match=r'--model_dir: cannot write to '
+                     r'/proc/deepmac_model'):
+    preflight.check_training_inputs(configs, '/proc/deepmac_model')
+
+
+def test_mask_model_without_load_instance_masks(tmp_path, data_root):
+  configs = _configs(tmp_path, data_root,
+                     'train_input_reader { load_instance_masks: false }')
+  with pytest.raises(ConfigError,
+                     match='train_input_reader.load_instance_masks: must be '
+                     'true'):
+    preflight.check_training_inputs(configs, str(tmp_path / 'model'))
+
+
+def test_placeholder_left_in_input_path(tmp_path, data_root):
+  configs = _configs(tmp_path, data_root)
+  _point_train_input_at(configs, 'PATH_TO_BE_CONFIGURED/train.record')
+  with pytest.raises(ConfigError, match='PATH_TO_BE_CONFIGURED'):
+    preflight.check_training_inputs(configs, str(tmp_path / 'model'))
+
+
+def test_input_pattern_matching_nothing(tmp_path, data_root):
+  configs = _configs(tmp_path, data_root)
+  _point_train_input_at(configs, str(tmp_path / 'nope-*.record'))
+  with pytest.raises(ConfigError, match=r'train_input_reader.tf_record_input_'
+                     r"reader.input_path: pattern '.*nope-\*.record' matches "
+                     'no file'):
+    preflight.check_training_inputs(configs, str(tmp_path / 'model'))
+
+
+def test_eval_reader_missing_with_in_training_eval(tmp_path, data_root):
+  configs = _configs(tmp_path, data_root)
+  configs['eval_input_configs'] = []
+  with pytest.raises(ConfigError, match='no eval_input_reader'):
+    preflight.check_training_inputs(configs, str(tmp_path / 'model'),
+                                    with_eval=True)
+
+
+def test_label_map_id_above_num_classes(tmp_path, data_root):
+  configs = _configs(tmp_path, data_root,
+                     'model { center_net { num_classes: 5 '
+                     'deepmac_mask_estimation { allowed_masked_classes_ids: '
+                     '[1] } } }')
+  with pytest.raises(LabelMapError, match=r'label_map.pbtxt has id 6 .*'
+                     r'num_classes is 5'):
+    preflight.check_training_inputs(configs, str(tmp_path / 'model'))
+
+
+def test_record_class_id_above_num_classes(tmp_path, data_root):
+  configs = _configs(tmp_path, data_root)
+  path = _write_records(tmp_path, [record_helpers.simple_example(
+      classes=(1, 12))])
+  _point_train_input_at(configs, path, label_map='')
+  with pytest.raises(ConfigError, match=r'bad.record, record 0[^:]*: class '
+                     r'id\(s\) 12 exceed'):
+    preflight.check_training_inputs(configs, str(tmp_path / 'model'))
+
+
+def test_record_class_id_missing_from_label_map(tmp_path, data_root):
+  configs = _configs(tmp_path, data_root)
+  path = _write_records(tmp_path, [record_helpers.simple_example(
+      classes=(1, 7))])
+  _point_train_input_at(configs, path, label_map=_labels(tmp_path, 6))
+  with pytest.raises(LabelMapError, match=r'bad.record, record 0[^:]*: '
+                     r'class id\(s\) 7 not in the label map'):
+    preflight.check_training_inputs(configs, str(tmp_path / 'model'))
+
+
+def test_record_without_masks_for_a_mask_model(tmp_path, data_root):
+  configs = _configs(tmp_path, data_root)
+  path = _write_records(tmp_path, [record_helpers.simple_example(
+      masks=None)])
+  _point_train_input_at(configs, path, label_map=_labels(tmp_path))
+  with pytest.raises(DataError, match='bad.record, record 0[^:]*: .*mask'):
+    preflight.check_training_inputs(configs, str(tmp_path / 'model'))
+
+
+def test_png_mask_of_the_wrong_size(tmp_path, data_root):
+  configs = _configs(tmp_path, data_root)
+  good = record_helpers.simple_example()
+  wrong = record_helpers.simple_example(
+      masks=np.ones([2, 16, 16], np.float32))
+  path = _write_records(tmp_path, [good, wrong])
+  _point_train_input_at(configs, path, label_map=_labels(tmp_path))
+  with pytest.raises(DataError, match='bad.record, record 1[^:]*: .*16'):
+    preflight.check_training_inputs(configs, str(tmp_path / 'model'))
+
+
+def test_non_image_bytes_in_the_sample(tmp_path, data_root):
+  configs = _configs(tmp_path, data_root)
+  example = tf.train.Example.FromString(record_helpers.simple_example())
+  example.features.feature['image/encoded'].bytes_list.value[0] = b'GARBAGE'
+  path = _write_records(tmp_path, [example.SerializeToString()])
+  _point_train_input_at(configs, path, label_map=_labels(tmp_path))
+  with pytest.raises(DataError, match='bad.record, record 0'):
+    preflight.check_training_inputs(configs, str(tmp_path / 'model'))
+
+
+def test_truncated_file_in_the_sample(tmp_path, data_root):
+  configs = _configs(tmp_path, data_root)
+  path = _write_records(tmp_path, [record_helpers.simple_example(seed=i)
+                                   for i in range(3)])
+  data = open(path, 'rb').read()
+  with open(path, 'wb') as f:
+    f.write(data[:-20])
+  _point_train_input_at(configs, path, label_map=_labels(tmp_path))
+  with pytest.raises(DataError, match='bad.record'):
+    preflight.check_training_inputs(configs, str(tmp_path / 'model'))
+
+
+# --- bad records met while training (after the preflight sample) ---------
+
+
+def _iterate(path):
+  for _ in tf.data.TFRecordDataset(path):
+    pass
+
+
+def test_truncated_file_is_located_by_record(tmp_path):
+  path = _write_records(tmp_path, [record_helpers.simple_example(seed=i)
+                                   for i in range(4)])
+  assert record_errors.find_truncated_record(path) is None
+  data = open(path, 'rb').read()
+  with open(path, 'wb') as f:
+    f.write(data[:-30])
+  assert record_errors.find_truncated_record(path) == 3
+  with pytest.raises(tf.errors.OpError) as raised:
+    _iterate(path)
+  error = record_errors.input_error(raised.value, [path])
+  assert isinstance(error, DataError)
+  assert str(error).startswith(f'record 3 of file {path}: the file is '
+                               'truncated')
+
+
+def _decode_error(serialized, load_masks=True):
+  decoder = decoder_lib.TfExampleDecoder(
+      load_instance_masks=load_masks, mask_type=input_reader_pb2.PNG_MASKS)
+  with pytest.raises(tf.errors.OpError) as raised:
+    decoder.decode(tf.constant(serialized),
+                   tf.constant('record 17 of file /data/x.record'))
+  return record_errors.input_error(raised.value, [])
+
+
+def test_non_image_bytes_name_file_and_record():
+  example = tf.train.Example.FromString(record_helpers.simple_example())
+  example.features.feature['image/encoded'].bytes_list.value[0] = b'\x00' * 64
+  error = _decode_error(example.SerializeToString())
+  assert str(error) == ('record 17 of file /data/x.record: image/encoded is '
+                        'not a JPEG, PNG, GIF or BMP image')
+
+
+def test_non_png_mask_names_file_and_record():
+  example = tf.train.Example.FromString(record_helpers.simple_example())
+  example.features.feature['image/object/mask'].bytes_list.value[1] = b'nope'
+  error = _decode_error(example.SerializeToString())
+  assert str(error) == ('record 17 of file /data/x.record: mask 1 in '
+                        'image/object/mask is not a PNG image')
+
+
+def test_wrong_size_png_mask_names_file_and_record():
+  error = _decode_error(record_helpers.simple_example(
+      masks=np.ones([2, 16, 16], np.float32)))
+  assert str(error).startswith('record 17 of file /data/x.record: mask 0 in '
+                               'image/object/mask is 16x16 but the image is '
+                               '32x48')
+
+
+def test_unknown_input_error_keeps_its_first_line():
+  error = record_errors.input_error(
+      tf.errors.InternalError(None, None, 'disk on fire\nmore'), [])
+  assert str(error) == 'reading the training input failed: disk on fire'
+
+
+# --- command-line conventions ---------------------------------------------
+
+
+_SCRIPT = '''
+import sys
+sys.path.insert(0, {repo!r})
+from deepmac_tf import cli
+from deepmac_tf.training import interrupts
+def main(argv):
+  kind = {kind!r}
+  if kind == 'sigint':
+    raise KeyboardInterrupt()
+  if kind == 'sigterm':
+    raise interrupts.Interrupted(15)
+  if kind == 'permission':
+    open('/proc/deepmac_no_such_dir/file', 'w')
+  if kind == 'bug':
+    raise RuntimeError('a real bug')
+cli.run(main)
+'''
+
+
+def _run_cli(kind):
+  return subprocess.run(
+      [sys.executable, '-c', _SCRIPT.format(repo=REPO, kind=kind)],
+      capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize('kind,status,line', [
+    ('sigint', 130, 'Interrupted (SIGINT).'),
+    ('sigterm', 143, 'Interrupted (SIGTERM).'),
+])
+def test_interrupts_exit_with_128_plus_signal(kind, status, line):
+  result = _run_cli(kind)
+  assert result.returncode == status
+  assert result.stderr.strip() == line
+
+
+def test_os_errors_are_one_error_line():
+  result = _run_cli('permission')
+  assert result.returncode == 1
+  assert result.stderr.startswith('ERROR: ')
+  assert '/proc/deepmac_no_such_dir/file' in result.stderr
+  assert 'Traceback' not in result.stderr
+
+
+def test_bugs_keep_their_traceback():
+  result = _run_cli('bug')
+  assert result.returncode == 1 and 'Traceback' in result.stderr
+
+
+def test_sigterm_raises_interrupted_inside_the_block():
+  with pytest.raises(interrupts.Interrupted) as raised:
+    with interrupts.sigterm_interrupts():
+      os.kill(os.getpid(), signal.SIGTERM)
+      for _ in range(1000):
+        pass
+  assert interrupts.exit_status(raised.value) == 143
+  assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_cli_quiets_tensorflow_unless_verbose(monkeypatch):
+  from deepmac_tf import cli  # pylint: disable=g-import-not-at-top
+  monkeypatch.delenv('TF_CPP_MIN_LOG_LEVEL', raising=False)
+  cli.quiet_tensorflow_logs(['x', '--verbose'])
+  assert 'TF_CPP_MIN_LOG_LEVEL' not in os.environ
+  cli.quiet_tensorflow_logs(['x'])
+  assert os.environ['TF_CPP_MIN_LOG_LEVEL'] in ('2', '3')
+
+
+def test_tf_free_input_types_match_serving_inputs():
+  assert input_types.INPUT_TYPES == serving_inputs.INPUT_TYPES
