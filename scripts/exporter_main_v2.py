@@ -26,6 +26,7 @@ from absl import flags
 
 from deepmac_tf import cli
 from deepmac_tf import config as config_lib
+from deepmac_tf import odapi_flags
 from deepmac_tf.export import INPUT_TYPES
 
 flags.DEFINE_enum('input_type', 'image_tensor', list(INPUT_TYPES),
@@ -42,9 +43,7 @@ flags.DEFINE_string('config_override', '',
 flags.DEFINE_boolean('add_reframed_masks', False,
                      'Also output detection_masks_reframed: uint8 0/1 masks '
                      'pasted into image space [1, K, H, W].')
-flags.DEFINE_boolean('use_side_inputs', False,
-                     'OD API flag for Context R-CNN side inputs: not '
-                     'supported by Deep-MAC models (must stay false).')
+odapi_flags.define_side_input_flags(flags)
 
 FLAGS = flags.FLAGS
 
@@ -56,9 +55,7 @@ def main(argv):
                'output_directory'):
     if not getattr(FLAGS, name):
       raise ConfigError(f'--{name}: required.')
-  if FLAGS.use_side_inputs:
-    raise ConfigError('--use_side_inputs: side inputs (Context R-CNN) are not '
-                      'supported by Deep-MAC / CenterNet exports.')
+  odapi_flags.check_side_input_flags(FLAGS)
   # TensorFlow is imported after flag parsing, so --help stays fast.
   from deepmac_tf.export import exporter  # pylint: disable=g-import-not-at-top
   pipeline_config = config_lib.get_pipeline_config_from_file(

@@ -10,7 +10,13 @@ checkpoint by --best_checkpoint_metric in model_dir/best/.
 
 With --checkpoint_dir it evaluates each new checkpoint there (metrics in
 model_dir/eval) until --eval_timeout seconds pass with none new;
---eval_timeout=0 evaluates the latest checkpoint once and exits.
+--eval_timeout=0 evaluates the latest checkpoint once and exits. With
+--eval_on_train_data it evaluates on the training input instead (one example
+in --sample_1_of_n_eval_on_train_examples; metrics in
+model_dir/eval_on_train_data/eval).
+
+Every flag of the OD API's model_main_tf2.py is accepted; the Context R-CNN
+side-input flags (--use_side_inputs, --side_input_*) end with an ERROR.
 
 Usage:
   python scripts/model_main_tf2.py --pipeline_config_path=pipeline.config \
@@ -25,6 +31,7 @@ from absl import flags
 from absl import logging
 
 from deepmac_tf import cli
+from deepmac_tf import odapi_flags
 from deepmac_tf.errors import ConfigError
 
 # TensorFlow is imported lazily (in main) so that --help answers at once.
@@ -74,6 +81,13 @@ _LOG_EVERY_N_STEPS = flags.DEFINE_integer(
     'log_every_n_steps', 100, 'Console progress every n steps.')
 _EVAL_INPUT_INDEX = flags.DEFINE_integer(
     'eval_input_index', 0, 'Evaluation mode: which eval_input_reader.')
+_EVAL_ON_TRAIN_DATA = flags.DEFINE_bool(
+    'eval_on_train_data', False, 'Evaluation mode (--checkpoint_dir): '
+    'evaluate on train_input_reader instead of eval_input_reader.')
+_SAMPLE_1_OF_N_EVAL_ON_TRAIN = flags.DEFINE_integer(
+    'sample_1_of_n_eval_on_train_examples', 5, 'With --eval_on_train_data: '
+    'evaluate one of every n training examples.')
+odapi_flags.define_side_input_flags(flags)
 
 
 def _required(flag):
@@ -107,8 +121,28 @@ def _train(configs, model_dir):
     print(f'Best checkpoint: {best_json}')
 
 
+def _check_eval_on_train_flags():
+  if _EVAL_ON_TRAIN_DATA.value and not _CHECKPOINT_DIR.value:
+    raise ConfigError(
+        '--eval_on_train_data: evaluates checkpoints on the training input, '
+        'so it needs --checkpoint_dir (evaluation mode); during training it '
+        'is not supported (nor used by the OD API).')
+  if (flags.FLAGS['sample_1_of_n_eval_on_train_examples'].present and
+      not _EVAL_ON_TRAIN_DATA.value):
+    raise ConfigError('--sample_1_of_n_eval_on_train_examples: only used '
+                      'with --eval_on_train_data.')
+
+
 def _evaluate(configs, model_dir):
+  from deepmac_tf.training import eval_on_train  # pylint: disable=g-import-not-at-top
   from deepmac_tf.training import evaluation_driver  # pylint: disable=g-import-not-at-top
+  eval_input_index = _EVAL_INPUT_INDEX.value
+  sample_1_of_n = _SAMPLE_1_OF_N_EVAL.value or 1
+  if _EVAL_ON_TRAIN_DATA.value:
+    configs = eval_on_train.train_data_eval_configs(
+        configs, _SAMPLE_1_OF_N_EVAL_ON_TRAIN.value)
+    model_dir = eval_on_train.output_root(model_dir)
+    eval_input_index, sample_1_of_n = 0, 1
   last_step = _NUM_TRAIN_STEPS.value or configs['train_config'].num_steps
   if _EVAL_TIMEOUT.value < 0:
     raise ConfigError(f'--eval_timeout: must be >= 0, got '
@@ -116,9 +150,9 @@ def _evaluate(configs, model_dir):
   results = evaluation_driver.eval_continuously(
       configs, model_dir, _CHECKPOINT_DIR.value,
       eval_timeout=_EVAL_TIMEOUT.value,
-      sample_1_of_n=_SAMPLE_1_OF_N_EVAL.value or 1,
-      eval_input_index=_EVAL_INPUT_INDEX.value, last_step=last_step or None)
-  output_dir = evaluation_driver.eval_dir(model_dir, _EVAL_INPUT_INDEX.value)
+      sample_1_of_n=sample_1_of_n,
+      eval_input_index=eval_input_index, last_step=last_step or None)
+  output_dir = evaluation_driver.eval_dir(model_dir, eval_input_index)
   print(f'Evaluated {len(results)} checkpoint(s); metrics in {output_dir}')
 
 
@@ -127,6 +161,8 @@ def main(argv):
     raise ConfigError(f'Unexpected arguments: {" ".join(argv[1:])}')
   pipeline_config_path = _required(_PIPELINE)
   model_dir = _required(_MODEL_DIR)
+  odapi_flags.check_side_input_flags(flags.FLAGS)
+  _check_eval_on_train_flags()
   logging.set_verbosity(logging.INFO)
   from deepmac_tf import config as config_lib  # pylint: disable=g-import-not-at-top
   configs = config_lib.get_configs_from_pipeline_file(

@@ -51,6 +51,16 @@ def test_train_then_evaluate_once(tmp_path):
   assert 'DetectionMasks_Precision/mAP' in metrics
   assert 'Evaluated 1 checkpoint(s)' in evaluated.stdout
 
+  # The OD API's --eval_on_train_data: the training input, 1 example in n.
+  on_train = _run(f'--pipeline_config_path={pipeline}',
+                  f'--model_dir={model_dir}', f'--checkpoint_dir={model_dir}',
+                  '--eval_timeout=0', '--eval_on_train_data',
+                  '--sample_1_of_n_eval_on_train_examples=2')
+  assert on_train.returncode == 0, on_train.stderr[-3000:]
+  train_metrics = model_dir / 'eval_on_train_data' / 'eval'
+  assert (train_metrics / 'metrics_step_3.json').exists()
+  assert str(train_metrics) in on_train.stdout
+
 
 def test_user_errors_are_one_line(tmp_path):
   missing = _run('--pipeline_config_path=/nope/pipeline.config',
@@ -67,6 +77,21 @@ def test_user_errors_are_one_line(tmp_path):
                        '--eval_timeout=0')
   assert no_checkpoint.returncode == 1
   assert 'ERROR: --checkpoint_dir: no checkpoint in' in no_checkpoint.stderr
+  # OD API flags that do not apply: one ERROR line, before TF loads.
+  for flags, message in [
+      (['--use_side_inputs'], '--use_side_inputs: Context R-CNN side inputs '
+       'are supported by the OD API, not by deepmac_tf'),
+      (['--side_input_names=a'], '--side_input_names: Context R-CNN'),
+      (['--eval_on_train_data'], '--eval_on_train_data: evaluates '
+       'checkpoints on the training input, so it needs --checkpoint_dir'),
+      (['--sample_1_of_n_eval_on_train_examples=3'],
+       '--sample_1_of_n_eval_on_train_examples: only used with '
+       '--eval_on_train_data')]:
+    result = _run(f'--pipeline_config_path={pipeline}',
+                  f'--model_dir={tmp_path / "m"}', *flags)
+    assert result.returncode == 1, flags
+    assert f'ERROR: {message}' in result.stderr, result.stderr[-2000:]
+    assert 'Traceback' not in result.stderr
 
 
 def test_sigkill_mid_run_resumes_from_the_last_checkpoint(tmp_path):
