@@ -203,10 +203,6 @@ def test_partial_supervision_unweighted_instance_changes_nothing():
 
 
 def test_default_mask_weights_follow_allowed_classes():
-  weights = deepmac.default_mask_weights(
-      tf.constant([[1, 2, 3, 0]]), tf.constant([[1.0, 1.0, 1.0, 0.0]]),
-      (2, 3))
-  np.testing.assert_array_equal(weights.numpy(), [[0.0, 1.0, 1.0, 0.0]])
   model = _model(mock_net=True, allowed_masked_classes_ids=(3,))
   gt = _groundtruth()
   del gt[InputFields.MASK_WEIGHTS]

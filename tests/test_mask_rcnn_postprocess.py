@@ -168,12 +168,9 @@ def test_l1_regularizer_names_the_field():
 
 
 def test_allowed_classes_restrict_given_mask_weights_too():
-  from deepmac_tf.meta_architectures import mask_rcnn_losses  # pylint: disable=g-import-not-at-top
-  from deepmac_tf.meta_architectures import mask_rcnn_params  # pylint: disable=g-import-not-at-top
-  gt = {'groundtruth_classes': tf.constant([[1, 2, 3, 0]]),
-        'groundtruth_instance_mask_weights': tf.constant([[1., 1., 0., 0.]])}
-  head = mask_rcnn_params.MaskHeadParams(allowed_masked_classes_ids=(2, 3))
-  weights = mask_rcnn_losses.instance_mask_weights(gt, head)
+  from deepmac_tf.ops import mask_weights  # pylint: disable=g-import-not-at-top
+  weights = mask_weights.instance_mask_weights(
+      tf.constant([[1, 2, 3, 0]]), (2, 3), tf.constant([[1., 1., 0., 0.]]))
   np.testing.assert_array_equal(weights.numpy(), [[0., 1., 0., 0.]])
 
 

@@ -10,6 +10,7 @@ from deepmac_tf.ops import instances
 from deepmac_tf.ops import mask_head_inputs
 from deepmac_tf.ops import mask_pasting
 from deepmac_tf.ops import mask_targets
+from deepmac_tf.ops import mask_weights
 from deepmac_tf.ops import roi_crop
 
 
@@ -230,3 +231,22 @@ def test_resize_logits_and_flatten_roundtrip():
   np.testing.assert_array_equal(
       instances.unflatten_instances(flat, 2, 3).numpy(), logits.numpy())
   assert instances.resize_logits(logits, 8, 12).shape == (2, 3, 8, 12)
+
+
+def test_instance_mask_weights_one_policy():
+  classes = tf.constant([[1, 2, 3, 0]])
+  # Instance weights when no mask weights are given, restricted to allowed.
+  weights = mask_weights.instance_mask_weights(
+      classes, (2, 3), weights=tf.constant([[1.0, 1.0, 1.0, 0.0]]))
+  np.testing.assert_array_equal(weights.numpy(), [[0.0, 1.0, 1.0, 0.0]])
+  # Given mask weights are restricted too (idempotent for pipeline ones).
+  given = mask_weights.instance_mask_weights(
+      classes, (2, 3), tf.constant([[1.0, 1.0, 0.0, 0.0]]),
+      tf.ones([1, 4]))
+  np.testing.assert_array_equal(given.numpy(), [[0.0, 1.0, 0.0, 0.0]])
+  # Nothing given: real (class > 0) instances; empty allowed = all classes.
+  np.testing.assert_array_equal(
+      mask_weights.instance_mask_weights(classes).numpy(), [[1, 1, 1, 0]])
+  # One example [N], as the input pipeline calls it.
+  np.testing.assert_array_equal(mask_weights.instance_mask_weights(
+      tf.constant([1, 2]), (1,), tf.constant([1.0, 1.0])).numpy(), [1, 0])

@@ -17,6 +17,7 @@ area 0 and all-zero masks; ``num_groundtruth_boxes`` counts the real rows.
 import tensorflow as tf
 
 from deepmac_tf.config import config_util
+from deepmac_tf.config import model_spec
 from deepmac_tf.config import validation
 from deepmac_tf.data import decoder as decoder_lib
 from deepmac_tf.data import image_resizer
@@ -26,6 +27,7 @@ from deepmac_tf.data.fields import InputFields
 from deepmac_tf.errors import ConfigError
 from deepmac_tf.errors import DataError
 from deepmac_tf.errors import LabelMapError
+from deepmac_tf.ops import mask_weights
 
 _SOURCE = '_source'
 _TFRECORD_BUFFER_BYTES = 8 * 1000 * 1000
@@ -76,13 +78,10 @@ def _allowed_mask_weights(tensors, allowed_ids):
   """Zeroes the mask weight of instances whose class may not train masks."""
   if not allowed_ids:
     return tensors
-  classes = tensors[InputFields.CLASSES]
-  allowed = tf.constant(sorted(allowed_ids), tf.int32)
-  is_allowed = tf.reduce_any(
-      tf.equal(classes[:, tf.newaxis], allowed[tf.newaxis, :]), axis=1)
   result = dict(tensors)
-  result[InputFields.MASK_WEIGHTS] = (tensors[InputFields.MASK_WEIGHTS] *
-                                      tf.cast(is_allowed, tf.float32))
+  result[InputFields.MASK_WEIGHTS] = mask_weights.instance_mask_weights(
+      tensors[InputFields.CLASSES], allowed_ids,
+      tensors[InputFields.MASK_WEIGHTS])
   return result
 
 
@@ -354,11 +353,8 @@ def build_from_pipeline(configs, split='train', input_context=None,
     if train_config is None or configs.get('train_input_config') is None:
       raise ConfigError('train_config and train_input_reader must both be '
                         'set to build the training input.')
-    allowed = ()
-    if arch == 'center_net' and model.HasField('deepmac_mask_estimation'):
-      allowed = tuple(model.deepmac_mask_estimation.allowed_masked_classes_ids)
-    elif arch == 'faster_rcnn' and model.HasField('deepmarc_mask_head'):
-      allowed = tuple(model.deepmarc_mask_head.allowed_masked_classes_ids)
+    allowed = model_spec.from_configs(configs).mask_weight_class_ids(
+        is_training=True)
     return build(
         configs['train_input_config'], train_config.batch_size,
         model.image_resizer, max_number_of_boxes=max_boxes,

@@ -14,9 +14,9 @@ prints. Per-record checks live in ``inspection_checks``.
 
 from typing import Callable, Dict, Optional, Sequence
 
-from google.protobuf import message as protobuf_message
 import tensorflow as tf
 
+from deepmac_tf.config import model_spec
 from deepmac_tf.data import label_map_util
 from deepmac_tf.data.inspection_checks import check_record
 from deepmac_tf.data.inspection_checks import RecordContext
@@ -178,44 +178,16 @@ def _read_files(report, ctx, max_records, progress):
                        f'{index + 1}: {message}', path, index + 1)
 
 
-def _find_allowed_ids(message, path):
-  """Finds ``allowed_masked_classes_ids`` inside a model message.
-
-  Returns:
-    ``(field path, ids)``; ``(None, ())`` when the field is not set.
-  """
-  for field, value in message.ListFields():
-    if field.name == _ALLOWED_IDS_FIELD:
-      return f'{path}.{field.name}', tuple(value)
-    if isinstance(value, protobuf_message.Message):
-      found = _find_allowed_ids(value, f'{path}.{field.name}')
-      if found[1]:
-        return found
-  return None, ()
-
-
 def model_mask_settings(model_config):
-  """Reads what inspection needs from a ``DetectionModel``.
+  """What inspection needs from a ``DetectionModel`` (``config.model_spec``).
 
   Returns:
     ``(num_classes or None, allowed_masked_classes_ids, predicts_masks,
     field path of the allowed ids or None)``.
   """
-  arch_name = model_config.WhichOneof('model') if model_config else None
-  if arch_name is None:
-    return None, (), False, None
-  arch = getattr(model_config, arch_name)
-  num_classes = getattr(arch, 'num_classes', 0) or None
-  predicts_masks = False
-  if arch_name == 'center_net':
-    predicts_masks = (arch.HasField('deepmac_mask_estimation') or
-                      arch.HasField('mask_estimation_task'))
-  elif arch_name == 'faster_rcnn':
-    predictor = arch.second_stage_box_predictor.mask_rcnn_box_predictor
-    predicts_masks = (arch.number_of_stages == 3 or
-                      predictor.predict_instance_masks)
-  allowed_field, allowed = _find_allowed_ids(arch, f'model.{arch_name}')
-  return num_classes, allowed, predicts_masks, allowed_field
+  spec = model_spec.from_model_config(model_config)
+  return (spec.num_classes or None, spec.seen_class_ids, spec.predicts_masks,
+          spec.seen_class_ids_field)
 
 
 def _readers_for_split(configs, split):

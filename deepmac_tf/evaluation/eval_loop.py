@@ -29,6 +29,7 @@ import tensorflow as tf
 from absl import logging
 
 from deepmac_tf.builders import dataset_builder
+from deepmac_tf.config import model_spec
 from deepmac_tf.data.fields import InputFields as F
 from deepmac_tf.evaluation import coco_metrics
 from deepmac_tf.evaluation import eval_setup
@@ -215,14 +216,6 @@ def _score_box_masks_batch(box_masks, batch, accumulator, visualizer):
                      np.ones([count]), box_masks[i][valid])
 
 
-def _has_box_prompted_masks(model):
-  """Whether the model segments given boxes (Deep-MAC; Deep-MARC with a
-  mask head)."""
-  if not hasattr(model, 'predict_masks_from_boxes'):
-    return False
-  return bool(getattr(model, 'has_masks', True))
-
-
 def _step_value(global_step):
   if global_step is None:
     return None
@@ -291,10 +284,9 @@ def evaluate(model, configs, *, global_step=None, output_dir=None,
   eval_config = configs.get('eval_config')
   categories = eval_setup.categories(configs, eval_input_index)
   category_index = {c['id']: c for c in categories}
-  seen = eval_setup.seen_class_ids(configs)
+  seen = model_spec.from_configs(configs).seen_class_ids
   per_category = bool(eval_config and eval_config.include_metrics_per_category)
-  detector_free = bool(getattr(getattr(model, 'deepmac_params', None),
-                               'detector_free', False))
+  detector_free = capabilities.is_detector_free(model)
   box_prompted = None
   if detector_free:
     scorer = miou.MIoUAccumulator(categories, seen, per_category)
@@ -308,7 +300,7 @@ def evaluate(model, configs, *, global_step=None, output_dir=None,
     with_masks = coco_metrics.MASK_METRICS in sets
     # Box-prompted mIoU: the mask branch at the groundtruth boxes, the
     # paper's detector-free protocol, independent of detection quality.
-    if with_masks and _has_box_prompted_masks(model):
+    if with_masks and capabilities.has_masks(model):
       box_prompted = miou.MIoUAccumulator(
           categories, seen, per_category, prefix=miou.BOX_PROMPTED_PREFIX)
       run_batch = _cached(model, 'detect_and_prompt',

@@ -29,6 +29,7 @@ from deepmac_tf.meta_architectures import deepmac_params as params_lib
 from deepmac_tf.ops import box_jitter
 from deepmac_tf.ops import instances
 from deepmac_tf.ops import mask_head_inputs
+from deepmac_tf.ops import mask_weights as mask_weights_lib
 from deepmac_tf.ops import roi_crop
 
 DeepMACParams = params_lib.DeepMACParams
@@ -41,27 +42,6 @@ DEEP_MASK_ESTIMATION = 'deep_mask_estimation'
 DEEP_MASK_BOX_CONSISTENCY = 'deep_mask_box_consistency'
 LOSS_DEEP_MASK_ESTIMATION = 'Loss/' + DEEP_MASK_ESTIMATION
 LOSS_DEEP_MASK_BOX_CONSISTENCY = 'Loss/' + DEEP_MASK_BOX_CONSISTENCY
-
-
-def default_mask_weights(classes, weights, allowed_masked_classes_ids=()):
-  """Mask weights when the groundtruth dict has none.
-
-  Args:
-    classes: [B, N] 1-based class ids (0 = padding).
-    weights: [B, N] instance weights.
-    allowed_masked_classes_ids: 1-based ids that may train masks; empty
-      means every class.
-
-  Returns:
-    [B, N] float32: the instance weight where the class is allowed, else 0.
-  """
-  weights = tf.cast(weights, tf.float32)
-  if not allowed_masked_classes_ids:
-    return weights
-  allowed = tf.constant(list(allowed_masked_classes_ids), tf.int32)
-  is_allowed = tf.reduce_any(
-      tf.equal(tf.cast(classes, tf.int32)[..., None], allowed), axis=-1)
-  return weights * tf.cast(is_allowed, tf.float32)
 
 
 class DeepMACMetaArch(center_net.CenterNetMetaArch):
@@ -211,10 +191,9 @@ class DeepMACMetaArch(center_net.CenterNetMetaArch):
     if weights is None:
       weights = tf.cast(classes > 0, tf.float32)
     weights = tf.cast(weights, tf.float32)
-    mask_weights = groundtruth.get(InputFields.MASK_WEIGHTS)
-    if mask_weights is None:
-      mask_weights = default_mask_weights(classes, weights,
-                                          p.allowed_masked_classes_ids)
+    mask_weights = mask_weights_lib.instance_mask_weights(
+        classes, p.allowed_masked_classes_ids,
+        groundtruth.get(InputFields.MASK_WEIGHTS), weights)
     masks = groundtruth.get(InputFields.INSTANCE_MASKS)
     boxes_for_crop = boxes
     if training and p.max_roi_jitter_ratio > 0:

@@ -40,6 +40,7 @@ from deepmac_tf.meta_architectures import mask_rcnn_mask_branch as mask_branch
 from deepmac_tf.meta_architectures import mask_rcnn_params as params_lib
 from deepmac_tf.meta_architectures import mask_rcnn_postprocess as postprocess_lib
 from deepmac_tf.meta_architectures import mask_rcnn_targets as targets
+from deepmac_tf.ops import mask_weights
 
 PREPROCESSED_INPUTS = 'preprocessed_inputs'
 FEATURES = 'features'
@@ -326,7 +327,10 @@ class MaskRCNNMetaArch(tf_keras.layers.Layer):
     m = p.mask_head
     selection = targets.mask_training_boxes(
         m.box_source, gt_boxes, groundtruth[InputFields.CLASSES],
-        mask_rcnn_losses.instance_mask_weights(groundtruth, m),
+        mask_weights.instance_mask_weights(
+            groundtruth[InputFields.CLASSES], m.allowed_masked_classes_ids,
+            groundtruth.get(InputFields.MASK_WEIGHTS),
+            groundtruth.get(InputFields.WEIGHTS)),
         sampled=(rois, matched_classes, matched_indices),
         num_sampled_masks=m.num_sampled_masks)
     boxes = tf.stop_gradient(selection['boxes'])

@@ -2,13 +2,13 @@
 
 The mask loss is ``mask_losses.weighted_mask_loss`` over per-box losses
 with per-box weights = the mask weight of the groundtruth instance behind
-the box: partial supervision is data, applied in that one place.
+the box (``ops.mask_weights``): partial supervision is data, applied in that
+one place.
 """
 
 import tensorflow as tf
 from official.vision.losses import maskrcnn_losses
 
-from deepmac_tf.data.fields import InputFields
 from deepmac_tf.losses import mask_losses
 
 LOSS_RPN_OBJECTNESS = 'Loss/RPNLoss/objectness_loss'
@@ -20,30 +20,6 @@ LOSS_NAMES = (LOSS_RPN_OBJECTNESS, LOSS_RPN_LOCALIZATION,
               LOSS_BOX_CLASSIFICATION, LOSS_BOX_LOCALIZATION, LOSS_MASK)
 
 _SIGMOID = mask_losses.MaskClassificationLoss()
-
-
-def instance_mask_weights(groundtruth, mask_head_params):
-  """[B, N] float32 mask weights of the groundtruth instances.
-
-  ``groundtruth_instance_mask_weights`` when the batch has it (the input
-  pipeline already folds in allowed classes, missing masks and padding),
-  else the instance weights; either way restricted to
-  ``allowed_masked_classes_ids`` (idempotent for pipeline batches, and it
-  makes other batches, e.g. benchmark ones, train the head on allowed
-  classes only, so the mask head skips the rest).
-  """
-  classes = tf.cast(groundtruth[InputFields.CLASSES], tf.int32)
-  weights = groundtruth.get(InputFields.MASK_WEIGHTS)
-  if weights is None:
-    weights = groundtruth.get(InputFields.WEIGHTS)
-  weights = (tf.cast(classes > 0, tf.float32) if weights is None
-             else tf.cast(weights, tf.float32))
-  allowed = tuple(mask_head_params.allowed_masked_classes_ids)
-  if not allowed:
-    return weights
-  is_allowed = tf.reduce_any(
-      tf.equal(classes[..., None], tf.constant(allowed, tf.int32)), axis=-1)
-  return weights * tf.cast(is_allowed, tf.float32)
 
 
 def mask_loss(logits, targets, weights):
