@@ -102,7 +102,7 @@ def parse_super_categories(super_categories, categories):
 
 
 def run_cocoeval(groundtruth_dataset, detection_results, iou_type,
-                 cat_ids=None, verbose=False):
+                 cat_ids=None, verbose=False, prepare=None):
   """Runs pycocotools' COCOeval (evaluate + accumulate + summarize).
 
   Args:
@@ -114,6 +114,8 @@ def run_cocoeval(groundtruth_dataset, detection_results, iou_type,
     iou_type: 'bbox' or 'segm'.
     cat_ids: optional category ids to restrict to (``params.catIds``).
     verbose: let pycocotools print its progress and summary table.
+    prepare: optional ``prepare(evaluator)`` called before ``evaluate``
+      (e.g. to score other area ranges, ``overlap_analysis``).
 
   Returns:
     The ``COCOeval`` (``.eval`` and ``.stats`` filled), or None when the
@@ -142,6 +144,8 @@ def run_cocoeval(groundtruth_dataset, detection_results, iou_type,
     evaluator = cocoeval_lib.COCOeval(groundtruth, detections, iou_type)
     if cat_ids is not None:
       evaluator.params.catIds = sorted(int(c) for c in cat_ids)
+    if prepare is not None:
+      prepare(evaluator)
     evaluator.evaluate()
     evaluator.accumulate()
     evaluator.summarize()
