@@ -129,6 +129,8 @@ def _metadata(module, model, resizer, checkpoint_path, step):
     inputs = {serving_inputs.INPUT_TENSOR: serving_inputs.EXPECTED[input_type]}
     if input_type == serving_inputs.IMAGE_AND_BOXES_TENSOR:
       inputs[serving_inputs.BOXES] = serving_inputs.EXPECTED_BOXES
+      if serving_module.needs_box_classes(model):
+        inputs[serving_inputs.CLASSES] = serving_inputs.EXPECTED_CLASSES
     signatures[name] = {'input_type': input_type, 'inputs': inputs}
   mask_size = None
   if params is not None:

@@ -36,6 +36,11 @@ STRING_INPUT_TYPES = (ENCODED_IMAGE_STRING_TENSOR, TF_EXAMPLE)
 
 INPUT_TENSOR = 'input_tensor'
 BOXES = 'boxes'
+# Box-prompted signature of a class-specific model (MaskX R-CNN, Mask R-CNN
+# with class_agnostic: false): the mask of a box is its class's channel.
+CLASSES = 'classes'
+EXPECTED_CLASSES = ('int32 [batch, num_boxes] 1-based label-map ids of the '
+                    'boxes (the model\'s masks are class-specific)')
 
 _DTYPES = {
     IMAGE_TENSOR: tf.uint8,
@@ -57,12 +62,15 @@ EXPECTED_BOXES = ('float32 [batch, num_boxes, 4] (ymin, xmin, ymax, xmax) '
                   'normalized to the original image')
 
 
-def input_specs(input_type):
-  """The signature's ``{name: TensorSpec}`` for an input type."""
+def input_specs(input_type, with_classes=False):
+  """The signature's ``{name: TensorSpec}`` for an input type
+  (``with_classes``: the box-prompted one also takes ``classes``)."""
   specs = {INPUT_TENSOR: tf.TensorSpec(None, _DTYPES[input_type],
                                        name=INPUT_TENSOR)}
   if input_type == IMAGE_AND_BOXES_TENSOR:
     specs[BOXES] = tf.TensorSpec(None, tf.float32, name=BOXES)
+    if with_classes:
+      specs[CLASSES] = tf.TensorSpec(None, tf.int32, name=CLASSES)
   return specs
 
 
@@ -150,6 +158,38 @@ def validate_boxes(boxes, batch_size):
   ]
   with tf.control_dependencies(value_checks):
     return tf.identity(boxes)
+
+
+def validate_classes(classes, boxes, num_classes):
+  """Checks the classes given with prompted boxes in-graph.
+
+  Args:
+    classes: int32 tensor (any rank) of 1-based label ids.
+    boxes: validated [batch, num_boxes, 4] boxes.
+    num_classes: the model's number of classes.
+
+  Returns:
+    [batch, num_boxes] int32 0-based classes, after the checks ran.
+  """
+  where = f'{CLASSES}: expected {EXPECTED_CLASSES}'
+  shape = tf.shape(classes)
+  expected = tf.shape(boxes)[:2]
+  rank_ok = tf.equal(tf.rank(classes), 2)
+  padded_shape = tf.concat([shape, tf.ones([2], tf.int32)], axis=0)
+  checks = [
+      _check(tf.logical_and(rank_ok, tf.reduce_all(
+          tf.equal(padded_shape[:2], expected))),
+             where + ', one per box; classes shape / boxes [batch, num]:',
+             shape, expected),
+  ]
+  with tf.control_dependencies(checks):
+    classes = tf.reshape(classes, expected)
+  in_range = tf.reduce_all(tf.logical_and(classes >= 1,
+                                          classes <= num_classes))
+  with tf.control_dependencies([_check(
+      in_range, f'{CLASSES}: ids must be in 1..{num_classes}; min / max '
+      'given:', tf.reduce_min(classes), tf.reduce_max(classes))]):
+    return tf.identity(classes) - 1
 
 
 def decode_image(encoded):

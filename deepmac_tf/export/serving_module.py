@@ -33,6 +33,7 @@ from deepmac_tf.errors import ConfigError
 from deepmac_tf.export import serving_inputs as inputs_lib
 from deepmac_tf.meta_architectures.capabilities import has_masks
 from deepmac_tf.meta_architectures.capabilities import is_detector_free
+from deepmac_tf.meta_architectures.capabilities import needs_box_classes
 
 DETECTION_BOXES = 'detection_boxes'
 DETECTION_MASKS = 'detection_masks'
@@ -155,10 +156,11 @@ class DeepMacServingModule(tf.Module):
     """{signature name: concrete function} for ``tf.saved_model.save``."""
     result = {}
     for name, input_type in self.signature_input_types().items():
-      specs = inputs_lib.input_specs(input_type)
+      specs = inputs_lib.input_specs(input_type,
+                                     needs_box_classes(self._model))
       if input_type == inputs_lib.IMAGE_AND_BOXES_TENSOR:
-        fn = tf.function(self.serve_boxes, input_signature=[
-            specs[inputs_lib.INPUT_TENSOR], specs[inputs_lib.BOXES]])
+        fn = tf.function(self.serve_boxes, input_signature=list(
+            specs.values()))
       else:
         fn = tf.function(
             lambda input_tensor, t=input_type: self.serve_detection(
@@ -249,13 +251,15 @@ class DeepMacServingModule(tf.Module):
           outputs[DETECTION_MASKS], outputs[DETECTION_BOXES], height, width)
     return outputs
 
-  def serve_boxes(self, input_tensor, boxes):
+  def serve_boxes(self, input_tensor, boxes, classes=None):
     """Box-prompted masks: one mask per given box, any class.
 
     Args:
       input_tensor: uint8 [B, H, W, 3] images.
       boxes: float32 [B, N, 4] ymin, xmin, ymax, xmax normalized to the
         original image (N may be 0).
+      classes: int32 [B, N] 1-based label ids of the boxes: required by
+        class-specific models (their signature takes it), else unused.
 
     Returns:
       ``detection_masks`` [B, N, S, S] box-relative probabilities,
@@ -272,8 +276,16 @@ class DeepMacServingModule(tf.Module):
     # "No boxes" gives [B, 0, S, S]: the mask heads handle an empty batch
     # of crops themselves (layers/empty_batch.py).
     num_boxes = tf.shape(boxes)[1]
+    kwargs = {}
+    if needs_box_classes(self._model):
+      if classes is None:
+        raise ConfigError(
+            f'{inputs_lib.CLASSES}: this model\'s masks are class-specific; '
+            f'pass {inputs_lib.EXPECTED_CLASSES} with the boxes.')
+      kwargs['classes'] = inputs_lib.validate_classes(
+          classes, boxes, self._model.num_classes)
     masks = self._model.predict_masks_from_boxes(
-        predictions, boxes, true_shapes)[DETECTION_MASKS]
+        predictions, boxes, true_shapes, **kwargs)[DETECTION_MASKS]
     outputs = {
         DETECTION_MASKS: tf.cast(masks, tf.float32),
         DETECTION_BOXES: boxes,

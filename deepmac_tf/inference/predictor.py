@@ -32,6 +32,7 @@ from deepmac_tf.inference import image_io
 
 INPUT_TENSOR = 'input_tensor'
 BOXES = 'boxes'
+CLASSES = 'classes'  # box-prompted signature of class-specific models
 METADATA_PATH = os.path.join('assets.extra', 'export_metadata.json')
 LABEL_MAP_PATH = os.path.join('assets.extra', 'label_map.pbtxt')
 
@@ -129,7 +130,8 @@ class DeepMacPredictor:
       keys = set(_signature_inputs(signature))
       input_type = self.metadata.get('signatures', {}).get(name, {}).get(
           'input_type')
-      if keys == {INPUT_TENSOR, BOXES} and self._boxes_fn is None:
+      if keys in ({INPUT_TENSOR, BOXES}, {INPUT_TENSOR, BOXES, CLASSES}) and (
+          self._boxes_fn is None):
         self._boxes_fn, self._boxes_type = signature, input_type
       elif keys == {INPUT_TENSOR} and (
           self._detect_fn is None or name == 'serving_default'):
@@ -245,7 +247,9 @@ class DeepMacPredictor:
       image: path, PIL image or array.
       boxes: [N, 4] ymin, xmin, ymax, xmax, normalized (or pixels with
         ``pixel_boxes``).
-      classes: optional [N] 1-based ids to attach (names, COCO results).
+      classes: [N] 1-based ids: attached (names, COCO results); required
+        by exports of class-specific models (MaskX R-CNN), whose mask of a
+        box is its class's channel.
       mask_threshold: probability above which a pixel is in the mask.
       pixel_boxes: boxes are in pixels of the image.
 
@@ -267,10 +271,18 @@ class DeepMacPredictor:
                  else np.asarray(classes, np.int32).reshape([-1]))
     if class_ids.shape[0] != num:
       raise DataError(f'classes: {class_ids.shape[0]} ids for {num} boxes.')
-    outputs = self._boxes_fn(**{
-        INPUT_TENSOR: self._image_input(self._boxes_fn, self._boxes_type,
-                                        image),
-        BOXES: tf.constant(boxes[None])})
+    inputs = {INPUT_TENSOR: self._image_input(self._boxes_fn,
+                                              self._boxes_type, image),
+              BOXES: tf.constant(boxes[None])}
+    if CLASSES in _signature_inputs(self._boxes_fn):
+      if classes is None:
+        raise DataError(
+            f'{self.saved_model_dir}: this model predicts class-specific '
+            'masks (MaskX R-CNN / class_agnostic: false); give the class of '
+            'each box (classes=[...] 1-based ids; segment.py: a --boxes JSON '
+            'file with "category_id").')
+      inputs[CLASSES] = tf.constant(class_ids[None])
+    outputs = self._boxes_fn(**inputs)
     masks, probabilities = self._masks(outputs, boxes, image.shape[:2],
                                        mask_threshold)
     return Detections(

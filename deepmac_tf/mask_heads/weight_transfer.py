@@ -14,7 +14,7 @@ mask head's final 1x1 projection over D features. T is a small MLP:
 with act = LeakyReLU (slope 0.1, the paper's default) or ReLU. Parameters:
 sum over layers of (fan_in + 1) * fan_out, e.g. cls+box on a 1024-d box
 head, 2 layers, hidden 1024, D = 256:
-(5120 + 1) * 1024 + (1024 + 1) * 257 = 5,507,297.
+(5120 + 1) * 1024 + (1024 + 1) * 257 = 5,507,329.
 
 T is applied to the embeddings of each instance's class only (gathered per
 instance by the caller), so a model with thousands of classes never
