@@ -177,6 +177,8 @@ def export_inference_graph(input_type, pipeline_config, trained_checkpoint_dir,
                       f'one of {list(serving_inputs.INPUT_TYPES)}.')
   if not output_directory:
     raise ConfigError('--output_directory: must be set.')
+  # Up front: an unwritable folder fails before the model is built.
+  atomic_dir.prepare(output_directory)
   checkpoint_path = find_checkpoint(trained_checkpoint_dir)
   model, resizer = build_model_and_resizer(pipeline_config.model)
   # Fails fast (before any forward pass) for an input type the model lacks.

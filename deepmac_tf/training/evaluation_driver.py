@@ -18,6 +18,7 @@ from deepmac_tf.builders import model_builder
 from deepmac_tf.builders import model_variables
 from deepmac_tf.builders import optimizer_builder
 from deepmac_tf.errors import ConfigError
+from deepmac_tf.errors import DataError
 from deepmac_tf.training import checkpoints
 from deepmac_tf.training import moving_average
 
@@ -140,7 +141,10 @@ def eval_continuously(configs, model_dir, checkpoint_dir, eval_timeout=3600,
     {checkpoint path: metrics} of every checkpoint evaluated.
 
   Raises:
-    ConfigError: no checkpoint with --eval_timeout=0, or bad eval settings.
+    ConfigError: no checkpoint with --eval_timeout=0, a checkpoint of
+      another model, or bad eval settings.
+    DataError: nothing was evaluated (no checkpoint appeared in time, or
+      every one was deleted before it could be restored).
   """
   eval_loop = import_eval_loop('--checkpoint_dir')
   model = model_builder.build(configs['model'], is_training=False)
@@ -152,7 +156,8 @@ def eval_continuously(configs, model_dir, checkpoint_dir, eval_timeout=3600,
   writer = tf.summary.create_file_writer(output_dir)
   results = {}
   for path in _checkpoint_paths(checkpoint_dir, eval_timeout, wait_interval):
-    checkpoint.restore(path).expect_partial().assert_existing_objects_matched()
+    if not _restore(checkpoint, path):
+      continue
     step = checkpoints.read_step(path)
     logging.info('Evaluating %s (step %s).', path, step)
     with moving_average.averaged_weights(
@@ -172,4 +177,31 @@ def eval_continuously(configs, model_dir, checkpoint_dir, eval_timeout=3600,
       logging.info('No new checkpoint in %s for %s s; evaluation ends.',
                    checkpoint_dir, eval_timeout)
   writer.close()
+  if not results:
+    raise DataError(f'--checkpoint_dir: no checkpoint of '
+                    f'{os.path.abspath(checkpoint_dir)} could be evaluated '
+                    f'within --eval_timeout={eval_timeout} s; nothing was '
+                    'evaluated.')
   return results
+
+
+def _restore(checkpoint, path):
+  """Restores ``path``; False (with a warning) when training's rotation
+  deleted it first.
+
+  Raises:
+    ConfigError: the checkpoint belongs to another model.
+  """
+  try:
+    checkpoint.restore(path).expect_partial().assert_existing_objects_matched()
+    return True
+  except (AssertionError, ValueError, tf.errors.OpError) as e:
+    if not tf.io.gfile.exists(path + '.index'):
+      logging.warning('%s was deleted (checkpoint rotation) before it could '
+                      'be evaluated; skipped.', path)
+      return False
+    mismatch = checkpoints.first_mismatch(checkpoint, path) or (
+        str(e).strip().splitlines()[0][:300])
+    raise ConfigError(f'--checkpoint_dir: {path} is a checkpoint of a '
+                      f'different model than the pipeline config builds: '
+                      f'{mismatch}.') from None

@@ -18,11 +18,10 @@ counts them); they are logged as a warning.
 """
 
 import collections
-import os
-import tempfile
 
 from absl import logging
 
+from deepmac_tf import file_checks
 from deepmac_tf.config import config_util
 from deepmac_tf.config import validation
 from deepmac_tf.errors import ConfigError
@@ -47,29 +46,6 @@ _FATAL_KINDS = {
 }
 
 Preflight = collections.namedtuple('Preflight', ['train_files'])
-
-
-def check_writable_dir(path, flag):
-  """Creates ``path`` if needed and proves a file can be written in it.
-
-  Raises:
-    ConfigError: naming ``flag`` and the OS reason.
-  """
-  if '://' in str(path):
-    return  # Object stores: nothing cheap to check.
-  path = os.path.abspath(os.fspath(path))
-  existing = path
-  while not os.path.exists(existing):
-    existing = os.path.dirname(existing)
-  if not os.path.isdir(existing):
-    raise ConfigError(f'{flag}: {existing} is a file, not a folder.')
-  try:
-    os.makedirs(path, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path, prefix='.write_test-'):
-      pass
-  except OSError as e:
-    raise ConfigError(f'{flag}: cannot write to {path} '
-                      f'({e.strerror or e}).') from None
 
 
 def _label_map_ids(path, field):
@@ -148,7 +124,7 @@ def check_training_inputs(configs, model_dir, with_eval=False):
     ConfigError / LabelMapError / DataError: naming what is wrong.
   """
   from deepmac_tf.data import inspection  # pylint: disable=g-import-not-at-top
-  check_writable_dir(model_dir, '--model_dir')
+  file_checks.check_writable_dir(model_dir, '--model_dir')
   reader = configs.get('train_input_config')
   if reader is None:
     raise ConfigError('train_input_reader: is not set.')
