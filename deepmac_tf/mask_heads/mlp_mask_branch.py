@@ -13,7 +13,7 @@ works with any catalogue head.
 import tensorflow as tf
 import tf_keras
 
-from deepmac_tf.mask_heads import empty_batch
+from deepmac_tf.layers import empty_batch
 
 
 @tf_keras.saving.register_keras_serializable(package='deepmac_tf')
