@@ -42,5 +42,8 @@ def build_model_variables(model, image_height, image_width):
   if not capabilities.is_detector_free(model):
     model.postprocess(predictions)
   if capabilities.has_masks(model):
+    kwargs = ({'classes': tf.zeros([1, 1], tf.int32)}
+              if capabilities.needs_box_classes(model) else {})
     model.predict_masks_from_boxes(
-        predictions, tf.constant([[[0.25, 0.25, 0.75, 0.75]]], tf.float32))
+        predictions, tf.constant([[[0.25, 0.25, 0.75, 0.75]]], tf.float32),
+        **kwargs)
