@@ -5,11 +5,14 @@
 mask head ``_mask_net`` shared by the stages (OD API checkpoint names).
 
 * ``loss``: the mask head is trained on crops at the **groundtruth boxes**
-  (all B * N instances in one mask-head call per stage); targets are cropped
-  at the same boxes, jittered in training when ``max_roi_jitter_ratio > 0``.
-  Per-instance losses are weighted by ``groundtruth_instance_mask_weights``
-  (partial supervision) in ``mask_losses.weighted_mask_loss`` only.
-* ``postprocess``: masks at the **predicted** boxes (last stage).
+  (one mask-head call per stage, on the instances a loss weighs: mask
+  weight > 0, or box weight > 0 with the box-consistency loss); targets are
+  cropped at the same boxes, jittered in training when
+  ``max_roi_jitter_ratio > 0``. Per-instance losses are weighted by
+  ``groundtruth_instance_mask_weights`` (partial supervision) in
+  ``mask_losses.weighted_mask_loss`` only.
+* ``postprocess``: masks at the **predicted** boxes (last stage) scoring
+  >= ``mask_detection_score_threshold``; zeros in the other slots.
 * ``predict_masks_from_boxes``: masks at caller-given boxes.
 * ``detector_free``: no detection heads or losses; only the mask branch
   trains, on groundtruth boxes; masks come from given boxes.
@@ -23,6 +26,7 @@ from deepmac_tf.data.fields import InputFields
 from deepmac_tf.errors import ConfigError
 from deepmac_tf.losses import mask_losses
 from deepmac_tf.mask_heads import mask_head_network
+from deepmac_tf.mask_heads import selected_slots
 from deepmac_tf.meta_architectures import center_net
 from deepmac_tf.meta_architectures import deepmac_losses
 from deepmac_tf.meta_architectures import deepmac_params as params_lib
@@ -100,40 +104,64 @@ class DeepMACMetaArch(center_net.CenterNetMetaArch):
   # -- the mask branch -----------------------------------------------------
 
   def _mask_logits(self, pixel_embedding, instance_embedding, boxes,
-                   training=None):
-    """Mask logits of every box, all instances in one mask-head call.
+                   training=None, selected=None):
+    """Mask logits at boxes: the one mask-head call of a stage.
 
     This is the one place where boxes are cropped for the mask head; the
     caller decides which boxes (groundtruth in ``loss``, predicted in
-    ``postprocess``, given in ``predict_masks_from_boxes``).
+    ``postprocess``, given in ``predict_masks_from_boxes``) and which of
+    them need a mask (``selected``): the head runs on those only
+    (``mask_heads.selected_slots``; ``mask_head_slots`` = ALL_SLOTS runs it
+    on every slot with static shapes).
 
     Args:
       pixel_embedding: [B, h, w, E] pixel-embedding map of one stage.
       instance_embedding: [B, h, w, D] instance-embedding map, same stage.
       boxes: [B, N, 4] boxes normalized to the padded map.
       training: Keras training flag of the mask head.
+      selected: optional bool [B, N]; None = every box.
 
     Returns:
       [B, N, S, S] float32 logits (crop mode) or [B, N, h, w] (full
-      resolution).
+      resolution); 0 at the slots not selected.
     """
     p = self._deepmac_params
-    batch, num_instances = tf.shape(boxes)[0], tf.shape(boxes)[1]
-    if p.predict_full_resolution_masks:
-      pixel_input = mask_head_inputs.full_resolution_mask_head_inputs(
-          pixel_embedding, boxes, p.use_xy)
-    else:
-      pixel_input = mask_head_inputs.crop_mask_head_inputs(
-          pixel_embedding, boxes, p.mask_size, p.use_xy)
+    all_slots = p.mask_head_on_all_slots
+    if selected is None:
+      selected, all_slots = tf.ones(tf.shape(boxes)[:2], tf.bool), True
     instance_input = mask_head_inputs.gather_instance_embeddings(
         instance_embedding, boxes)
-    logits = self._mask_net(instances.flatten_instances(instance_input),
-                            instances.flatten_instances(pixel_input),
-                            training=training)
-    return instances.unflatten_instances(logits, batch, num_instances)
+    if p.predict_full_resolution_masks:
+      # Each row tiles its image's whole embedding map: built per row, so
+      # only for the rows the head runs on.
+      image_index = tf.broadcast_to(
+          tf.range(tf.shape(boxes)[0])[:, None], tf.shape(boxes)[:2])
 
-  def _masks_from_boxes(self, prediction_dict, boxes):
+      def head(row_embedding, row_boxes, row_image):
+        pixel_input = mask_head_inputs.full_resolution_mask_head_inputs(
+            tf.gather(pixel_embedding, row_image), row_boxes[:, None],
+            p.use_xy)[:, 0]
+        return self._mask_net(row_embedding, pixel_input, training=training)
+
+      slot_inputs = (instance_input, boxes, image_index)
+    else:
+      def head(row_embedding, row_pixels):
+        return self._mask_net(row_embedding, row_pixels, training=training)
+
+      slot_inputs = (instance_input, mask_head_inputs.crop_mask_head_inputs(
+          pixel_embedding, boxes, p.mask_size, p.use_xy))
+    return selected_slots.apply_to_selected_slots(
+        head, selected, slot_inputs, all_slots=all_slots,
+        skip_if_empty=pixel_embedding.shape[1:3].is_fully_defined())
+
+  def _masks_from_boxes(self, prediction_dict, boxes, selected=None):
     """Mask probabilities at boxes normalized to the padded map (last stage).
+
+    Args:
+      prediction_dict: output of ``predict``.
+      boxes: [B, N, 4].
+      selected: optional bool [B, N]: the boxes that get a mask; the others
+        get zeros. None = every box.
 
     Returns:
       [B, N, S, S] (crop mode) or [B, N, postprocess_crop_size,
@@ -144,14 +172,32 @@ class DeepMACMetaArch(center_net.CenterNetMetaArch):
     pixel_embedding = prediction_dict[PIXEL_EMBEDDING][-1]
     logits = self._mask_logits(pixel_embedding,
                                prediction_dict[INSTANCE_EMBEDDING][-1], boxes,
-                               training=False)
+                               training=False, selected=selected)
     if p.predict_full_resolution_masks:
       height, width = center_net.spatial_size(pixel_embedding)
       logits = instances.resize_logits(logits, height * self._stride,
                                        width * self._stride)
       logits = roi_crop.crop_and_resize_per_instance(
           logits, boxes, p.postprocess_crop_size)
-    return tf.sigmoid(logits)
+    masks = tf.sigmoid(logits)
+    if selected is None:
+      return masks
+    return masks * tf.cast(selected, masks.dtype)[..., None, None]
+
+  def _instances_needing_masks(self, weights, mask_weights, has_masks):
+    """bool [B, N]: the groundtruth instances some mask-branch loss weighs.
+
+    The mask loss weighs instances by mask weight (when groundtruth masks
+    are given), the box-consistency loss by box weight (spec 4.1); every
+    other instance (padding, classes not allowed masks) adds 0 to both.
+    """
+    p = self._deepmac_params
+    needed = tf.zeros(tf.shape(weights), tf.bool)
+    if p.task_loss_weight > 0 and has_masks:
+      needed = tf.logical_or(needed, mask_weights > 0)
+    if p.box_consistency_loss_weight > 0:
+      needed = tf.logical_or(needed, weights > 0)
+    return needed
 
   # -- lifecycle -----------------------------------------------------------
 
@@ -206,10 +252,12 @@ class DeepMACMetaArch(center_net.CenterNetMetaArch):
     instance_maps = prediction_dict[INSTANCE_EMBEDDING]
     stages = [len(pixel_maps) - 1] if p.use_only_last_stage else range(
         len(pixel_maps))
+    needed = self._instances_needing_masks(weights, mask_weights,
+                                           masks is not None)
     mask_total, box_total = 0.0, 0.0
     for stage in stages:
       logits = self._mask_logits(pixel_maps[stage], instance_maps[stage],
-                                 boxes, training=training)
+                                 boxes, training=training, selected=needed)
       if p.task_loss_weight > 0:
         per_instance = deepmac_losses.mask_estimation_loss(
             p.classification_loss, logits, masks, boxes_for_crop,
@@ -245,7 +293,9 @@ class DeepMACMetaArch(center_net.CenterNetMetaArch):
     Returns:
       CenterNet's dict plus ``detection_masks`` float32 [B, K, S, S]
       (``postprocess_crop_size`` in full-resolution mode): box-relative
-      probabilities for every one of the K detections.
+      probabilities for the detections scoring >= ``mask_detection_score_
+      threshold`` (every one of the K with the default 0), zeros for the
+      others (the mask head does not run on them).
 
     Raises:
       ValueError: for a detector-free model (use
@@ -260,8 +310,12 @@ class DeepMACMetaArch(center_net.CenterNetMetaArch):
         prediction_dict[PIXEL_EMBEDDING][-1])
     scale = tf.cast(tf.stack([height, width, height, width]), tf.float32)
     boxes = detections[center_net.DETECTION_BOXES_STRIDED] / scale
-    detections[DETECTION_MASKS] = self._masks_from_boxes(prediction_dict,
-                                                         boxes)
+    selected = None
+    threshold = self._deepmac_params.mask_detection_score_threshold
+    if threshold > 0:
+      selected = detections[center_net.DETECTION_SCORES] >= threshold
+    detections[DETECTION_MASKS] = self._masks_from_boxes(
+        prediction_dict, boxes, selected=selected)
     return detections
 
   def predict_masks_from_boxes(self, prediction_dict, boxes,

@@ -37,6 +37,11 @@ UNSUPPORTED_LOSS_WEIGHTS = (
 EMBEDDING_HEAD_KERNEL_SHAPES = {'auto': (3, 3), 'kernel_3x3': (3, 3),
                                 'kernel_1x3': (1, 3)}
 
+# mask_head_slots -> all_slots of mask_heads.selected_slots (None = by
+# device: all slots when a TPU is visible).
+MASK_HEAD_SLOTS = {'slots_auto': None, 'selected_slots': False,
+                   'all_slots': True}
+
 
 @dataclasses.dataclass(frozen=True)
 class DeepMACParams:
@@ -87,9 +92,22 @@ class DeepMACParams:
   # Ours (proto field 1001): 'auto' (3x3 unless a checkpoint says 1x3, see
   # builders/checkpoint_layout.py), 'kernel_3x3' or 'kernel_1x3'.
   embedding_head_kernel: str = 'auto'
+  # Ours (proto field 1002): detections scoring below it get zero masks
+  # without a mask-head run; 0.0 = every detection slot gets a mask.
+  mask_detection_score_threshold: float = 0.0
+  # Ours (proto field 1003): one of MASK_HEAD_SLOTS (see
+  # ``mask_head_on_all_slots``).
+  mask_head_slots: str = 'slots_auto'
   # Ours (not in the proto).
   detector_free: bool = False
   use_sync_batch_norm: bool = False
+
+  @property
+  def mask_head_on_all_slots(self) -> bool | None:
+    """``selected_slots.apply_to_selected_slots``'s ``all_slots``: True =
+    the head on every slot (static shapes), False = on the slots needing a
+    mask, None = decide by device (all slots on TPU)."""
+    return MASK_HEAD_SLOTS[self.mask_head_slots]
 
   @property
   def embedding_head_kernel_shape(self) -> tuple[int, int]:
@@ -118,6 +136,13 @@ def _validate(p):
     raise ConfigError(f'{FIELD}.embedding_head_kernel: must be one of '
                       f'{sorted(EMBEDDING_HEAD_KERNEL_SHAPES)}, got '
                       f'{p.embedding_head_kernel!r}.')
+  if p.mask_head_slots not in MASK_HEAD_SLOTS:
+    raise ConfigError(f'{FIELD}.mask_head_slots: must be one of '
+                      f'{sorted(MASK_HEAD_SLOTS)}, got {p.mask_head_slots!r}.')
+  if not 0.0 <= p.mask_detection_score_threshold <= 1.0:
+    raise ConfigError(f'{FIELD}.mask_detection_score_threshold: must be in '
+                      f'[0, 1] (a detection score), got '
+                      f'{p.mask_detection_score_threshold}.')
   if p.mask_num_subsamples > 0:
     raise ConfigError(f'{FIELD}.mask_num_subsamples: subsampling masks is '
                       f'not supported; use a value <= 0 (got '
