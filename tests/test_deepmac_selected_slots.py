@@ -96,13 +96,20 @@ def test_losses_and_gradients_equal_the_all_slots_computation(
 
 
 def test_no_instance_needs_a_mask_runs_no_head():
-  model = base._model()
-  counter = _RowCounter(model)
+  model = base._model()  # resnet4: batch norm
   gt = _groundtruth_with_padding()
+  predictions = base._predict(model)
+  model.loss(predictions, gt, training=True)  # builds the head
+  net = model._mask_net
+  statistics = [v.numpy() for v in net.non_trainable_variables]
+  assert statistics
+  counter = _RowCounter(model)
   gt[InputFields.MASK_WEIGHTS] = tf.zeros([2, 4])
-  loss = model.loss(base._predict(model), gt, training=True)
+  loss = model.loss(predictions, gt, training=True)
   assert loss['Loss/deep_mask_estimation'].numpy() == 0.0
   assert counter.rows == [0, 0]
+  for before, variable in zip(statistics, net.non_trainable_variables):
+    np.testing.assert_array_equal(before, variable.numpy())
 
 
 def test_masks_only_for_detections_passing_the_score_threshold():

@@ -96,7 +96,11 @@ class MaskHeadNetwork(tf_keras.layers.Layer):
     """
     instance_embedding = tf.cast(instance_embedding, self.compute_dtype)
     pixel_input = tf.cast(pixel_input, self.compute_dtype)
-    # N == 0 is run as one zero instance, sliced off at the end.
+    # N == 0 is run as one zero instance, sliced off at the end; when N is
+    # known to be 0 the stand-in runs in inference mode, so batch-norm
+    # statistics stay put (as in empty_batch.EmptyBatchSafe).
+    if pixel_input.shape[0] == 0:
+      training = False
     instance_embedding, num_instances = empty_batch.pad_if_empty(
         instance_embedding)
     pixel_input, _ = empty_batch.pad_if_empty(pixel_input)

@@ -11,7 +11,7 @@ to skip them:
 1. gather the rows of the selected slots, [B, M, ...] -> [n, ...]
    (row-major: image by image, slot by slot);
 2. run the head on the n rows (n may be 0: mask heads are empty-batch safe,
-   ``mask_heads.empty_batch``; with one replica an empty selection skips the
+   ``layers.empty_batch``; with one replica an empty selection skips the
    head altogether, so batch-norm statistics never see a stand-in row);
 3. scatter the n results back into their slots, zeros elsewhere.
 
