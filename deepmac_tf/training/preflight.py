@@ -22,7 +22,7 @@ import collections
 from absl import logging
 
 from deepmac_tf import file_checks
-from deepmac_tf.config import config_util
+from deepmac_tf.config import model_spec
 from deepmac_tf.config import validation
 from deepmac_tf.errors import ConfigError
 from deepmac_tf.errors import DataError
@@ -97,14 +97,11 @@ def check_input_reader(reader, field, configs, require_masks):
   Returns:
     The files its patterns match.
   """
-  from deepmac_tf.data import inspection  # pylint: disable=g-import-not-at-top
   validation.validate_input_reader(reader, field, require_masks=require_masks)
-  arch, _ = config_util.get_model_message(configs['model'])
-  num_classes, allowed, _, _ = inspection.model_mask_settings(
-      configs['model'])
-  _check_label_map(reader, field, num_classes, arch)
-  if not field.startswith('train'):
-    allowed = ()
+  spec = model_spec.from_configs(configs)
+  num_classes = spec.num_classes or None
+  _check_label_map(reader, field, num_classes, spec.architecture)
+  allowed = spec.mask_weight_class_ids(is_training=field.startswith('train'))
   return _check_sample(reader, field, num_classes, allowed, require_masks)
 
 
@@ -123,14 +120,12 @@ def check_training_inputs(configs, model_dir, with_eval=False):
   Raises:
     ConfigError / LabelMapError / DataError: naming what is wrong.
   """
-  from deepmac_tf.data import inspection  # pylint: disable=g-import-not-at-top
   file_checks.check_writable_dir(model_dir, '--model_dir')
   reader = configs.get('train_input_config')
   if reader is None:
     raise ConfigError('train_input_reader: is not set.')
-  _, _, predicts_masks, _ = inspection.model_mask_settings(configs['model'])
   files = check_input_reader(reader, 'train_input_reader', configs,
-                             predicts_masks)
+                             model_spec.from_configs(configs).predicts_masks)
   if with_eval:
     evals = configs.get('eval_input_configs') or []
     if not evals:
