@@ -1,0 +1,368 @@
+"""The experiments of ``scripts/reproduce.py``: one table entry per variant.
+
+An experiment is a set of variants (mask heads or methods), each a pipeline
+config from ``configs/`` plus a text-format override, trained with several
+seeds on one synthetic dataset and scored seen vs unseen:
+
+* ``miou``: detector-free models (groundtruth boxes in), mean IoU of the
+  mask inside each groundtruth box (``DetectorFreeMasks/mIoU_(un)seen``);
+* ``mask_ap``: detection models, COCO mask AP over the seen / unseen classes
+  (``DetectionMasks_(Un)seenClasses/mAP``), box AP beside it.
+
+Adding a head or a method is one ``Variant`` in a table below. The paper's
+numbers (``../shared/spec/paper.md``: COCO, seen = VOC, unseen = non-VOC) sit
+beside ours in ``results.md``; they are a different scale and dataset, so
+compare the *direction and size of gaps*, not absolute values.
+"""
+
+import dataclasses
+import os
+from typing import Optional
+
+from deepmac_tf import errors
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+CONFIG_DIR = os.path.join(REPO, 'configs')
+
+MIOU = 'miou'
+MASK_AP = 'mask_ap'
+METRIC_LABELS = {MIOU: 'mIoU inside the groundtruth box', MASK_AP: 'mask AP'}
+
+DETECTOR_FREE = 'center_net_deepmac_synthetic_cpu_detector_free.config'
+DEEPMAC = 'center_net_deepmac_synthetic_demo.config'
+DEEPMARC = 'deepmarc_synthetic_cpu.config'
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSetting:
+  """The synthetic dataset of an experiment (``synthetic.SceneConfig``)."""
+  image_size: int = 64
+  min_radius: float = 0.14
+  max_radius: float = 0.30
+  max_objects: int = 4
+  num_train_images: int = 2000
+  num_val_images: int = 300
+  seed: int = 0
+
+  def folder_name(self):
+    return (f'{self.image_size}px_r{self.min_radius:g}-{self.max_radius:g}'
+            f'_obj{self.max_objects}_{self.num_train_images}x'
+            f'{self.num_val_images}_seed{self.seed}')
+
+
+@dataclasses.dataclass(frozen=True)
+class PaperNumbers:
+  """The paper's seen / unseen (and box) numbers for a variant."""
+  seen: Optional[float]
+  unseen: Optional[float]
+  metric: str
+  source: str
+  box_ap: Optional[float] = None
+
+  def text(self):
+    def fmt(value):
+      return '-' if value is None else f'{value:.1f}'
+    box = '' if self.box_ap is None else f', box AP {self.box_ap:.1f}'
+    return (f'{fmt(self.seen)} / {fmt(self.unseen)} ({self.metric}'
+            f'{box}; {self.source})')
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+  """One head or method of an experiment.
+
+  Attributes:
+    name: id used by ``--heads`` and in file names.
+    label: what the tables and plots call it.
+    template: pipeline config file name in ``configs/`` (a tuple: the first
+      that exists; none existing = the variant is not available yet).
+    override: text-format fragment merged over the template.
+    head: the mask head's ``network_type`` (``--heads`` matches it too).
+    paper: the paper's numbers, or None.
+    num_seen_classes: > 0: a random seen / unseen split with this many seen
+      classes, drawn per seed (``seen_classes`` experiment).
+    note: shown under the results table when the variant is unavailable.
+  """
+  name: str
+  label: str
+  template: tuple
+  override: str = ''
+  head: str = ''
+  paper: Optional[PaperNumbers] = None
+  num_seen_classes: int = 0
+  note: str = ''
+
+  def template_path(self):
+    """Path of the first existing template, or None."""
+    for name in self.template:
+      path = os.path.join(CONFIG_DIR, name)
+      if os.path.exists(path):
+        return path
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+  """A named experiment.
+
+  Attributes:
+    name: ``--experiment`` value.
+    title: one line: what it shows.
+    paper_ref: the paper table or figure it mirrors.
+    metric: ``MIOU`` or ``MASK_AP``.
+    variants: every ``Variant`` it knows.
+    default_variants: the names run without ``--heads`` (all if empty).
+    data: its ``DataSetting``.
+    steps: training steps per run (``--steps`` overrides).
+    input_size: model input size (resizer); None keeps the template's.
+    override: text-format fragment for every variant (before theirs).
+    expectation: what the paper found, for results.md.
+  """
+  name: str
+  title: str
+  paper_ref: str
+  metric: str
+  variants: tuple
+  data: DataSetting
+  steps: int
+  input_size: Optional[int] = None
+  default_variants: tuple = ()
+  override: str = ''
+  expectation: str = ''
+
+  def select(self, names=None):
+    """Variants named in ``names`` (by name or head), in table order.
+
+    Raises:
+      ConfigError: a name matches no variant (listing the known ones).
+    """
+    names = list(names or self.default_variants or
+                 [v.name for v in self.variants])
+    known = {v.name for v in self.variants} | {v.head for v in self.variants
+                                                if v.head}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+      raise errors.ConfigError(
+          f'--heads: {", ".join(unknown)} not in experiment {self.name!r}; '
+          f'known: {", ".join(v.name for v in self.variants)}.')
+    return [v for v in self.variants if v.name in names or v.head in names]
+
+
+def center_net_head_override(head, **fields):
+  """Override text setting the Deep-MAC mask head (and other fields of
+  ``deepmac_mask_estimation``, e.g. ``use_xy=False``)."""
+  extra = ' '.join(f'{k}: {str(v).lower() if isinstance(v, bool) else v}'
+                   for k, v in fields.items())
+  return ('model { center_net { deepmac_mask_estimation { '
+          f'network_type: "{head}" {extra}}} }} }}')
+
+
+def mask_rcnn_head_override(head, box_source='GROUNDTRUTH', crop_size=16,
+                            mask_size=32):
+  """Override text setting Deep-MARC's / Mask R-CNN's mask branch."""
+  return ('model { faster_rcnn { deepmarc_mask_head { '
+          f'network_type: "{head}" crop_size: {crop_size} '
+          f'mask_size: {mask_size} box_source: {box_source} }} }} }}')
+
+
+def _mask_ap(seen, unseen, source, box_ap=None):
+  return PaperNumbers(seen, unseen, 'mask AP', source, box_ap)
+
+
+def _miou(seen, unseen):
+  return PaperNumbers(seen, unseen, 'mIoU', 'Table 4, detector-free')
+
+
+_ABLATION = 'Fig. 3 / Table 6, Deep-MAC 512'
+
+
+def _detector_free(name, label, paper=None, **fields):
+  return Variant(name, label, (DETECTOR_FREE,),
+                 center_net_head_override(name.split('+')[0], **fields),
+                 head=name.split('+')[0], paper=paper)
+
+
+# The detector-free data: objects large enough that the stride-4 pixel
+# embedding resolves their outline (WORKSPACE_NOTES.md, issue 12).
+DETECTOR_FREE_DATA = DataSetting(image_size=64, min_radius=0.22,
+                                 max_radius=0.42, max_objects=3)
+DETECTOR_FREE_STEPS = 500
+
+MASK_HEADS = Experiment(
+    name='mask_heads',
+    title='Mask-head architecture decides how masks generalize to unseen '
+          'classes (detector-free)',
+    paper_ref='Fig. 3, Table 4',
+    metric=MIOU,
+    variants=(
+        _detector_free('resnet4', 'ResNet-4', _miou(78.6, 62.1)),
+        _detector_free('resnet8', 'ResNet-8'),
+        _detector_free('resnet20', 'ResNet-20',
+                       _mask_ap(39.1, 28.8, _ABLATION)),
+        _detector_free('hourglass10', 'Hourglass-10'),
+        _detector_free('hourglass20', 'Hourglass-20', _miou(81.0, 77.8)),
+        _detector_free('hourglass52', 'Hourglass-52', _miou(81.1, 79.2)),
+        _detector_free('fully_connected2', 'FC-2',
+                       _mask_ap(38.4, 26.0, _ABLATION)),
+        _detector_free('fully_connected4', 'FC-4',
+                       _mask_ap(37.5, 28.2, _ABLATION)),
+    ),
+    default_variants=('resnet4', 'hourglass20'),
+    data=DETECTOR_FREE_DATA,
+    steps=DETECTOR_FREE_STEPS,
+    input_size=DETECTOR_FREE_DATA.image_size,
+    expectation='All heads alike on seen classes; deep encoder-decoder '
+                '(Hourglass) heads far better on unseen ones (paper: HG-20 '
+                '+15.7 mIoU over ResNet-4 on non-VOC, +2.4 on VOC).')
+
+HOURGLASS_ABLATION = Experiment(
+    name='hourglass_ablation',
+    title='What makes the Hourglass head generalize: long-range skips and '
+          'the encoder-decoder',
+    paper_ref='Tables 5-6',
+    metric=MIOU,
+    variants=(
+        _detector_free('hourglass20', 'HG-20', _mask_ap(39.8, 32.5,
+                                                        _ABLATION)),
+        _detector_free('hourglass20_no_shortcut', 'HG-20, no long-range skips',
+                       _mask_ap(39.2, 31.7, _ABLATION)),
+        _detector_free('hourglass20_uniform_size',
+                       'HG-20, no encoder-decoder',
+                       _mask_ap(39.1, 29.2, _ABLATION)),
+    ),
+    data=DETECTOR_FREE_DATA,
+    steps=DETECTOR_FREE_STEPS,
+    input_size=DETECTOR_FREE_DATA.image_size,
+    expectation='Removing the encoder-decoder hurts unseen classes most; '
+                'removing the long-range skips hurts a little.')
+
+
+def _embedding_variants(head, label):
+  return (
+      _detector_free(head, f'{label}, both embeddings'),
+      _detector_free(f'{head}+no_xy', f'{label}, no coordinate embedding',
+                     use_xy=False),
+      _detector_free(f'{head}+no_instance', f'{label}, no instance embedding',
+                     use_instance_embedding=False),
+      _detector_free(f'{head}+no_embeddings', f'{label}, neither',
+                     use_xy=False, use_instance_embedding=False),
+  )
+
+
+EMBEDDINGS = Experiment(
+    name='embeddings',
+    title='Coordinate and instance embeddings: needed by ResNet heads, not '
+          'by Hourglass heads',
+    paper_ref='Table 10',
+    metric=MIOU,
+    variants=(_embedding_variants('resnet20', 'ResNet-20') +
+              _embedding_variants('hourglass20', 'HG-20')),
+    data=DETECTOR_FREE_DATA,
+    steps=DETECTOR_FREE_STEPS,
+    input_size=DETECTOR_FREE_DATA.image_size,
+    expectation='Both embeddings barely matter for Hourglass heads; the '
+                'coordinate embedding is needed for ResNet heads to converge.')
+
+_TABLE1 = 'Table 1, Mask R-CNN R101-FPN'
+
+GT_VS_PROPOSALS = Experiment(
+    name='gt_vs_proposals',
+    title="Training the mask head on groundtruth boxes only (Deep-MARC) vs "
+          'on proposals + groundtruth',
+    paper_ref='Tables 1-2',
+    metric=MASK_AP,
+    variants=(
+        Variant('default_head_proposals', 'Mask R-CNN head, proposals + GT',
+                (DEEPMARC,), mask_rcnn_head_override(
+                    'mask_rcnn_fcn', 'PROPOSALS_AND_GROUNDTRUTH', 14, 28),
+                head='mask_rcnn_fcn',
+                paper=_mask_ap(None, 19.6, _TABLE1)),
+        Variant('default_head_gt', 'Mask R-CNN head, GT boxes only',
+                (DEEPMARC,), mask_rcnn_head_override(
+                    'mask_rcnn_fcn', 'GROUNDTRUTH', 14, 28),
+                head='mask_rcnn_fcn',
+                paper=_mask_ap(None, 29.3, _TABLE1)),
+        Variant('hourglass20_proposals', 'HG-20 head, proposals + GT',
+                (DEEPMARC,), mask_rcnn_head_override(
+                    'hourglass20', 'PROPOSALS_AND_GROUNDTRUTH'),
+                head='hourglass20'),
+        Variant('hourglass20_gt', 'HG-20 head, GT boxes only (Deep-MARC)',
+                (DEEPMARC,), mask_rcnn_head_override('hourglass20'),
+                head='hourglass20'),
+    ),
+    data=DataSetting(),
+    steps=600,
+    expectation='Groundtruth-only training lifts unseen-class mask AP, more '
+                'so with the deep head.')
+
+SEEN_CLASSES = Experiment(
+    name='seen_classes',
+    title='How unseen-class masks improve with the number of seen classes',
+    paper_ref='MaskX R-CNN Fig. 3',
+    metric=MIOU,
+    variants=tuple(
+        Variant(f'seen_{k}', f'HG-20, {k} seen classes', (DETECTOR_FREE,),
+                center_net_head_override('hourglass20'), head='hourglass20',
+                num_seen_classes=k)
+        for k in (2, 3, 5, 7)),
+    data=DETECTOR_FREE_DATA,
+    steps=DETECTOR_FREE_STEPS,
+    input_size=DETECTOR_FREE_DATA.image_size,
+    expectation='More seen classes, better unseen-class masks (MaskX R-CNN '
+                'Fig. 3); each seed draws its own random split.')
+
+_TABLE2 = 'Table 2, COCO VOC->non-VOC'
+
+# The methods of the library, one entry each. Entries whose template does not
+# exist yet (other issues add them) are listed as unavailable and skipped.
+METHOD_TABLE = (
+    Variant('mask_rcnn', 'Mask R-CNN (class-agnostic, proposals)',
+            (DEEPMARC,), mask_rcnn_head_override(
+                'mask_rcnn_fcn', 'PROPOSALS', 14, 28),
+            head='mask_rcnn_fcn',
+            paper=_mask_ap(None, 18.5, _TABLE2, box_ap=38.6)),
+    Variant('deepmarc_hg20', 'Deep-MARC (HG-20 head)', (DEEPMARC,),
+            mask_rcnn_head_override('hourglass20'), head='hourglass20'),
+    Variant('deepmac_resnet4', 'Deep-MAC (ResNet-4 head)', (DEEPMAC,),
+            center_net_head_override('resnet4'), head='resnet4',
+            paper=_mask_ap(39.7, 26.6, _ABLATION)),
+    Variant('deepmac_hg20', 'Deep-MAC (HG-20 head)', (DEEPMAC,),
+            center_net_head_override('hourglass20'), head='hourglass20',
+            paper=_mask_ap(39.8, 32.5, _ABLATION)),
+    # Issue 10 (MaskX R-CNN): enabled once its synthetic config exists.
+    Variant('maskx_rcnn', 'MaskX R-CNN (weight transfer + MLP)',
+            ('maskx_synthetic_cpu.config',),
+            paper=_mask_ap(None, 23.8, _TABLE2, box_ap=38.6),
+            note='needs configs/maskx_synthetic_cpu.config (issue 10)'),
+    # Issue 11 (teacher-student mask heads): enabled once a synthetic
+    # config exists.
+    Variant('teacher_student', 'Teacher-student mask heads (Mask R-CNN)',
+            ('teacher_student_synthetic_cpu.config',
+             'mask_rcnn_teacher_student_synthetic_cpu.config'),
+            paper=_mask_ap(None, 26.3, 'Zhao et al., 12-conv teacher'),
+            note='needs a teacher-student synthetic config (issue 11)'),
+)
+
+METHODS = Experiment(
+    name='methods',
+    title='Every method of the library on one split (paper Table 2 at toy '
+          'scale)',
+    paper_ref='Table 2',
+    metric=MASK_AP,
+    variants=METHOD_TABLE,
+    data=DataSetting(),
+    steps=600,
+    expectation='Deep heads trained on groundtruth boxes (Deep-MAC, '
+                'Deep-MARC) ahead of Mask R-CNN on unseen classes.')
+
+EXPERIMENTS = {e.name: e for e in (MASK_HEADS, HOURGLASS_ABLATION, EMBEDDINGS,
+                                   GT_VS_PROPOSALS, SEEN_CLASSES, METHODS)}
+
+
+def get(name):
+  """The experiment called ``name``, or a ConfigError listing them."""
+  if name not in EXPERIMENTS:
+    raise errors.ConfigError(f'--experiment: unknown experiment {name!r}; '
+                             f'known: {", ".join(EXPERIMENTS)}.')
+  return EXPERIMENTS[name]

@@ -1,0 +1,194 @@
+"""Means and spreads over seeds; ``results.json`` and ``results.md``.
+
+``summary`` rows have exactly ``name``, ``seen_mean``, ``seen_std``,
+``unseen_mean``, ``unseen_std``, ``n_seeds`` and ``seconds`` (training plus
+evaluation, summed over the row's seeds). Values are 0-100 (mIoU or mask
+AP, see the experiment's ``metric``); std is the sample standard deviation
+over seeds (0 with one seed).
+"""
+
+import json
+import os
+
+import numpy as np
+
+from deepmac_tf.reproduction import experiments as experiments_lib
+
+RESULTS_JSON = 'results.json'
+RESULTS_MD = 'results.md'
+
+
+def mean_std(values):
+  """(mean, sample std) of the non-None values; (None, None) if none."""
+  values = [float(v) for v in values if v is not None]
+  if not values:
+    return None, None
+  std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+  return float(np.mean(values)), std
+
+
+def _rounded(value):
+  return None if value is None else round(value, 2)
+
+
+def summary_rows(variants, records):
+  """One row per variant with at least one finished run, in table order."""
+  rows = []
+  for variant in variants:
+    runs = [r for r in records if r['name'] == variant.name]
+    if not runs:
+      continue
+    seen_mean, seen_std = mean_std(r['seen'] for r in runs)
+    unseen_mean, unseen_std = mean_std(r['unseen'] for r in runs)
+    rows.append({
+        'name': variant.name,
+        'seen_mean': _rounded(seen_mean),
+        'seen_std': _rounded(seen_std),
+        'unseen_mean': _rounded(unseen_mean),
+        'unseen_std': _rounded(unseen_std),
+        'n_seeds': len(runs),
+        'seconds': round(sum(r['seconds'] for r in runs), 1),
+    })
+  return rows
+
+
+def per_class_means(variants, records):
+  """{variant name: {class name: mean over seeds}}."""
+  table = {}
+  for variant in variants:
+    runs = [r for r in records if r['name'] == variant.name]
+    if runs:
+      names = list(runs[0]['per_class'])
+      table[variant.name] = {
+          n: _rounded(mean_std(r['per_class'].get(n) for r in runs)[0])
+          for n in names}
+  return table
+
+
+def box_ap_rows(variants, records):
+  """{variant name: {'mean', 'std'}} of box AP (detection models only)."""
+  table = {}
+  for variant in variants:
+    values = [r['box_ap'] for r in records if r['name'] == variant.name]
+    mean, std = mean_std(values)
+    if mean is not None:
+      table[variant.name] = {'mean': _rounded(mean), 'std': _rounded(std)}
+  return table
+
+
+def build_results(experiment, variants, records, unavailable, context):
+  """The ``results.json`` dict.
+
+  Args:
+    experiment: the ``Experiment``.
+    variants: the variants run (table order).
+    records: every finished run's record (``runner.execute``).
+    unavailable: variants skipped because their config does not exist.
+    context: extra top-level entries (command, machine, timings, plots).
+  """
+  return {
+      'experiment': experiment.name,
+      'title': experiment.title,
+      'paper_ref': experiment.paper_ref,
+      'metric': experiment.metric,
+      'metric_label': experiments_lib.METRIC_LABELS[experiment.metric],
+      'expectation': experiment.expectation,
+      **context,
+      'runs': records,
+      'summary': summary_rows(variants, records),
+      'box_ap': box_ap_rows(variants, records),
+      'per_class': per_class_means(variants, records),
+      'labels': {v.name: v.label for v in variants},
+      'paper': {v.name: v.paper.text() for v in variants if v.paper},
+      'unavailable': [{'name': v.name, 'label': v.label, 'note': v.note}
+                      for v in unavailable],
+  }
+
+
+def _pm(mean, std):
+  return '-' if mean is None else f'{mean:.1f} ± {std:.1f}'
+
+
+def _signed(value):
+  return '-' if value is None else f'{value:+.1f}'
+
+
+def markdown(results):
+  """``results.md``: the summary table with the paper's numbers beside."""
+  labels = results['labels']
+  rows = results['summary']
+  box = results['box_ap']
+  lines = [f'# {results["experiment"]}: {results["title"]}', '',
+           f'Mirrors the paper\'s {results["paper_ref"]}. Metric: '
+           f'{results["metric_label"]} (0-100), mean ± std over seeds; '
+           'seen = classes whose masks trained the mask head, unseen = '
+           'classes with boxes only.', '',
+           f'Command: `{results.get("command", "")}`  ',
+           f'Machine: {results.get("machine", "")}', '',
+           'Seconds: wall time of training + evaluation, summed over seeds; '
+           'CPU: user + system seconds of all threads (on a loaded machine '
+           'wall time overstates the cost; a quiet 2-core machine needs at '
+           'least CPU / 2).', '']
+  header = '| | seen | unseen | unseen - seen |'
+  rule = '|---|---|---|---|'
+  if box:
+    header += ' box AP |'
+    rule += '---|'
+  header += ' paper (seen / unseen) | seeds | seconds (CPU) |'
+  rule += '---|---|---|'
+  lines += [header, rule]
+  for row in rows:
+    gap = (None if row['seen_mean'] is None or row['unseen_mean'] is None
+           else row['unseen_mean'] - row['seen_mean'])
+    cells = [labels[row['name']], _pm(row['seen_mean'], row['seen_std']),
+             _pm(row['unseen_mean'], row['unseen_std']), _signed(gap)]
+    if box:
+      entry = box.get(row['name'])
+      cells.append(_pm(entry['mean'], entry['std']) if entry else '-')
+    cpu = sum(r.get('cpu_seconds', 0.0) for r in results['runs']
+              if r['name'] == row['name'])
+    cells += [results['paper'].get(row['name'], '-'), str(row['n_seeds']),
+              f'{row["seconds"]:.0f} ({cpu:.0f})']
+    lines.append('| ' + ' | '.join(cells) + ' |')
+  if len(rows) > 1:
+    first = rows[0]
+    lines += ['', f'Differences to {labels[first["name"]]} (means over '
+              'seeds):', '']
+    for row in rows[1:]:
+      def diff(key):
+        if row[key] is None or first[key] is None:
+          return None
+        return row[key] - first[key]
+      lines.append(f'- {labels[row["name"]]}: seen '
+                   f'{_signed(diff("seen_mean"))}, unseen '
+                   f'{_signed(diff("unseen_mean"))}')
+  lines += ['', f'The paper: {results["expectation"]}', '']
+  for entry in results['unavailable']:
+    lines.append(f'- not run: {entry["label"]} ({entry["note"]})')
+  if results['per_class']:
+    names = list(next(iter(results['per_class'].values())))
+    lines += ['', '## Per class (mean over seeds)', '',
+              '| | ' + ' | '.join(names) + ' |',
+              '|---|' + '---|' * len(names)]
+    for name, values in results['per_class'].items():
+      lines.append(f'| {labels[name]} | ' + ' | '.join(
+          '-' if values[n] is None else f'{values[n]:.1f}' for n in names)
+                   + ' |')
+  if results.get('plots'):
+    lines += ['', '## Plots', '']
+    lines += [f'![{os.path.splitext(p)[0]}]({p})' for p in results['plots']]
+  lines.append('')
+  return '\n'.join(lines)
+
+
+def write(output_dir, results):
+  """Writes ``results.json`` and ``results.md``; returns their paths."""
+  paths = []
+  for name, text in ((RESULTS_JSON, json.dumps(results, indent=1) + '\n'),
+                     (RESULTS_MD, markdown(results))):
+    path = os.path.join(output_dir, name)
+    with open(path + '.tmp', 'w', encoding='utf-8') as f:
+      f.write(text)
+    os.replace(path + '.tmp', path)
+    paths.append(path)
+  return paths
