@@ -5,6 +5,8 @@ is built, with a ``ConfigError`` naming the field, instead of deep inside
 tf.data.
 """
 
+from deepmac_tf.data.augmentation import catalogue
+from deepmac_tf.data.augmentation import checks
 from deepmac_tf.data.augmentation import color
 from deepmac_tf.data.augmentation import crops
 from deepmac_tf.data.augmentation import geometric
@@ -12,30 +14,18 @@ from deepmac_tf.errors import ConfigError
 from deepmac_tf.protos import preprocessor_pb2
 
 
-def _require(condition, path, message):
-  if not condition:
-    raise ConfigError(f'{path}: {message}')
+_require = checks.require
+_range = checks.value_range
 
 
 def _probability(step, path):
-  _require(0.0 <= step.probability <= 1.0, f'{path}.probability',
-           f'must be in [0, 1], got {step.probability}.')
-  return {'probability': step.probability}
+  return {'probability': checks.probability(step.probability,
+                                            f'{path}.probability')}
 
 
 def _no_keypoints(step, field, path):
   _require(not getattr(step, field), f'{path}.{field}',
            'keypoints are not supported by deepmac_tf; remove this field.')
-
-
-def _range(low, high, path, low_name, high_name, minimum=0.0,
-           strict_minimum=False):
-  below = low <= minimum if strict_minimum else low < minimum
-  bound = '>' if strict_minimum else '>='
-  _require(not below, f'{path}.{low_name}', f'must be {bound} {minimum}, got '
-           f'{low}.')
-  _require(low <= high, f'{path}', f'{low_name} ({low}) must not exceed '
-           f'{high_name} ({high}).')
 
 
 def _flip_kwargs(step, path):
@@ -85,11 +75,9 @@ def _absolute_pad_kwargs(step, path):
            f'must be >= 0, got {step.max_height_padding}.')
   _require(step.max_width_padding >= 0, f'{path}.max_width_padding',
            f'must be >= 0, got {step.max_width_padding}.')
-  _require(len(step.pad_color) in (0, 3), f'{path}.pad_color',
-           f'needs 3 values (R, G, B) or none, got {len(step.pad_color)}.')
   return {'max_height_padding': step.max_height_padding,
           'max_width_padding': step.max_width_padding,
-          'pad_color': list(step.pad_color) or None}
+          'pad_color': checks.pad_color(step.pad_color, path)}
 
 
 def _square_crop_kwargs(step, path):
@@ -132,6 +120,7 @@ STEPS = {
                                     _square_crop_kwargs),
     'random_scale_crop_and_pad_to_square': (
         crops.random_scale_crop_and_pad_to_square, _scale_crop_pad_kwargs),
+    **catalogue.STEPS,
 }
 
 
@@ -149,8 +138,9 @@ def build_augmentation_fn(data_augmentation_options,
     ``augmentation.instances``); the identity when there are no steps.
 
   Raises:
-    ConfigError: a step sets nothing, an unsupported field (keypoints) or an
-      out-of-range value; the message names the field.
+    ConfigError: a step sets nothing, an OD API step deepmac_tf does not
+      implement (``catalogue.UNSUPPORTED_STEPS``), an unsupported field
+      (keypoints) or an out-of-range value; the message names the field.
   """
   steps = []
   for index, step in enumerate(data_augmentation_options):
@@ -163,7 +153,9 @@ def build_augmentation_fn(data_augmentation_options,
       raise ConfigError(f'{path}: sets no preprocessing step; expected one of '
                         f'{sorted(STEPS)}.')
     if name not in STEPS:
-      raise ConfigError(f'{path}.{name}: is not supported by deepmac_tf.')
+      raise ConfigError(
+          f'{path}.{name}: supported by the OD API, not by deepmac_tf: '
+          f'{name} ({catalogue.UNSUPPORTED_STEPS[name]}).')
     function, kwargs_fn = STEPS[name]
     steps.append((function, kwargs_fn(getattr(step, name), f'{path}.{name}')))
 

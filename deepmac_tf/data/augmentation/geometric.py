@@ -102,24 +102,43 @@ def random_image_scale(tensors, min_scale_ratio=0.5, max_scale_ratio=2.0,
   return _updated(tensors, **changes)
 
 
-def random_absolute_pad_image(tensors, max_height_padding=1,
-                              max_width_padding=1, pad_color=None, seed=None):
-  """Pads by a random number of pixels, the original at a random offset.
+def random_pad_image(tensors, min_image_size=None, max_image_size=None,
+                     pad_color=None, seed=None):
+  """Pads to a random size, the original at a random offset (OD API).
 
-  As the OD API: the padded height is height + U{0 .. max_height_padding - 1};
-  the original's top offset is U{0 .. padding - 1} (0 without padding); width
-  likewise. Padding takes ``pad_color`` ([3] RGB; the image's mean colour when
-  None); masks are zero-padded; boxes move into the padded frame.
+  The padded height is drawn from U{min_h .. max_h - 1} (max_h when the range
+  is empty), where min_image_size (default: the image size) and
+  max_image_size (default: twice the image size) are raised to at least the
+  image size; the original's top offset is U{0 .. padded - height - 1} (0
+  without padding). Width likewise. Padding takes ``pad_color`` ([3] RGB;
+  the image's mean colour when None); masks are zero-padded; boxes move into
+  the padded frame.
+
+  Args:
+    tensors: one image's tensor dict (``augmentation.instances``).
+    min_image_size / max_image_size: [2] (height, width) or None.
+    pad_color: [3] or None.
+    seed: random seed.
   """
   image = tensors[_IMAGE]
   shape = tf.shape(image)
   height, width = shape[0], shape[1]
-  pad_height = instances.random_int(0, max_height_padding, seed)
-  pad_width = instances.random_int(0, max_width_padding, seed)
-  offset_y = instances.random_int(0, pad_height, seed)
-  offset_x = instances.random_int(0, pad_width, seed)
-  target_height = height + pad_height
-  target_width = width + pad_width
+  size = tf.stack([height, width])
+  if min_image_size is None:
+    min_image_size = size
+  if max_image_size is None:
+    max_image_size = 2 * size
+  min_image_size = tf.maximum(tf.cast(min_image_size, tf.int32), size)
+  max_image_size = tf.maximum(tf.cast(max_image_size, tf.int32), size)
+
+  def _draw(low, high):
+    return tf.cond(high > low, lambda: instances.random_int(low, high, seed),
+                   lambda: high)
+
+  target_height = _draw(min_image_size[0], max_image_size[0])
+  target_width = _draw(min_image_size[1], max_image_size[1])
+  offset_y = instances.random_int(0, target_height - height, seed)
+  offset_x = instances.random_int(0, target_width - width, seed)
   if pad_color is None:
     pad_color = tf.reduce_mean(image, axis=[0, 1])
   padded = instances.pad_with_color(image, offset_y, offset_x, target_height,
@@ -136,6 +155,24 @@ def random_absolute_pad_image(tensors, max_height_padding=1,
     changes['masks'] = instances.pad_masks(tensors[_MASKS], offset_y, offset_x,
                                            target_height, target_width)
   return _updated(tensors, **changes)
+
+
+def random_absolute_pad_image(tensors, max_height_padding=1,
+                              max_width_padding=1, pad_color=None, seed=None):
+  """Pads by a random number of pixels, the original at a random offset.
+
+  As the OD API: ``random_pad_image`` with the image size as minimum and the
+  image size + (max_height_padding, max_width_padding) as maximum, so the
+  padded height is height + U{0 .. max_height_padding - 1} and the top offset
+  U{0 .. padding - 1} (0 without padding); width likewise.
+  """
+  shape = tf.shape(tensors[_IMAGE])
+  size = tf.stack([shape[0], shape[1]])
+  return random_pad_image(
+      tensors, min_image_size=size,
+      max_image_size=size + tf.constant([max_height_padding,
+                                         max_width_padding], tf.int32),
+      pad_color=pad_color, seed=seed)
 
 
 JITTER_MODES = ('default', 'expand', 'shrink', 'expand_symmetric',
