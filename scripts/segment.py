@@ -23,6 +23,7 @@ import os
 from absl import flags
 
 from deepmac_tf import cli
+from deepmac_tf import file_checks
 
 flags.DEFINE_string('saved_model_dir', None,
                     'The exporter\'s output_directory/saved_model.')
@@ -55,6 +56,11 @@ def main(argv):
   for name in ('saved_model_dir', 'image', 'output'):
     if not getattr(FLAGS, name):
       raise DataError(f'--{name}: required.')
+  json_path = FLAGS.output_json or os.path.splitext(FLAGS.output)[0] + '.json'
+  # Up front, before the model loads: where the results go is writable.
+  for flag, path in (('--output', FLAGS.output), ('--output_json', json_path)):
+    file_checks.check_writable_dir(os.path.dirname(os.path.abspath(path)),
+                                   flag)
   # TensorFlow is imported after flag parsing, so --help stays fast.
   from deepmac_tf import inference  # pylint: disable=g-import-not-at-top
   image = inference.load_image(FLAGS.image, name='--image')
@@ -73,9 +79,7 @@ def main(argv):
   overlay = inference.draw_overlay(image, found,
                                    min_size=FLAGS.overlay_min_size,
                                    prompted=boxes is not None)
-  os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
   inference.save_overlay(FLAGS.output, overlay)
-  json_path = FLAGS.output_json or os.path.splitext(FLAGS.output)[0] + '.json'
   inference.write_coco_results(
       inference.to_coco_results(found, image_id=FLAGS.image_id), json_path)
   kind = 'given boxes' if boxes is not None else 'detections'

@@ -108,11 +108,15 @@ def _clip_boxes_and_drop_inverted(tensors):
   valid = tf.logical_and(boxes[:, 2] >= boxes[:, 0], boxes[:, 3] >= boxes[:, 1])
   tensors = dict(tensors)
   tensors[InputFields.BOXES] = tf.clip_by_value(boxes, 0.0, 1.0)
-  return instances.gather_instances(tensors, tf.reshape(tf.where(valid), [-1]))
+  kept = instances.gather_instances(tensors, tf.reshape(tf.where(valid), [-1]))
+  # Counted and reported by _report_clipping_and_drops.
+  kept[_NUM_INVERTED] = tf.reduce_sum(tf.cast(tf.logical_not(valid), tf.int64))
+  return kept
 
 
 _PADDED_KEYS = instances.PER_INSTANCE_KEYS
 _NUM_BEFORE_CLIP = '_num_instances_before_clip'
+_NUM_INVERTED = '_num_inverted_boxes'
 
 
 def _pad_instances(tensors, max_instances):
@@ -138,16 +142,28 @@ def _pad_instances(tensors, max_instances):
   return result
 
 
-def _warn_once_when_clipped(dataset, max_instances, source_key):
-  """Logs one warning per iterator when an image had too many instances.
+def _is_new_decade(before, after):
+  """True when ``after`` reaches the next power of ten (1, 10, 100, ...)."""
+  digits = lambda x: tf.strings.length(tf.strings.as_string(x))
+  return tf.logical_and(after > before, tf.logical_or(
+      tf.equal(before, 0), digits(after) > digits(before)))
 
-  A ``scan`` carries a 'warned' flag through the stream, so the warning needs
-  no Python callback and no variable (the dataset stays serializable).
+
+def _report_clipping_and_drops(dataset, max_instances, source_key):
+  """Logs what the pipeline drops, without a Python callback or variable.
+
+  * once per iterator: an image had more than ``max_instances`` instances;
+  * inverted boxes (ymax < ymin or xmax < xmin) dropped: counted, and
+    reported with the record when the count reaches 1, 10, 100, ...
+
+  A ``scan`` carries the state (the dataset stays serializable).
   """
 
-  def step(warned, tensors):
+  def step(state, tensors):
+    warned, dropped = state
     tensors = dict(tensors)
     num = tensors.pop(_NUM_BEFORE_CLIP)
+    inverted = tensors.pop(_NUM_INVERTED)
     source = tensors.pop(source_key)
     clipped = num > max_instances
     should_warn = tf.logical_and(clipped, tf.logical_not(warned))
@@ -161,10 +177,24 @@ def _warn_once_when_clipped(dataset, max_instances, source_key):
       with tf.control_dependencies([tf.print(message)]):
         return tf.constant(True)
 
-    printed = tf.cond(should_warn, warn, lambda: tf.constant(False))
-    return tf.logical_or(warned, printed), tensors
+    def report_drops():
+      message = tf.strings.join([
+          'WARNING: ', source, ': dropped ', tf.strings.as_string(inverted),
+          ' box(es) with ymax < ymin or xmax < xmin; ',
+          tf.strings.as_string(dropped + inverted), ' dropped so far '
+          '(reported at 1, 10, 100, ...; scripts/inspect_dataset.py lists '
+          'them).'])
+      with tf.control_dependencies([tf.print(message)]):
+        return tf.constant(True)
 
-  return dataset.scan(tf.constant(False), step)
+    printed = tf.cond(should_warn, warn, lambda: tf.constant(False))
+    with tf.control_dependencies([tf.cond(
+        _is_new_decade(dropped, dropped + inverted), report_drops,
+        lambda: tf.constant(False))]):
+      dropped = tf.identity(dropped + inverted)
+    return (tf.logical_or(warned, printed), dropped), tensors
+
+  return dataset.scan((tf.constant(False), tf.constant(0, tf.int64)), step)
 
 
 def _batch(dataset, batch_size, drop_remainder, static_size):
@@ -311,7 +341,7 @@ def build(input_reader_config,
 
   dataset = records.map(process, num_parallel_calls=tf.data.AUTOTUNE,
                         deterministic=not config.shuffle)
-  dataset = _warn_once_when_clipped(dataset, max_number_of_boxes, _SOURCE)
+  dataset = _report_clipping_and_drops(dataset, max_number_of_boxes, _SOURCE)
   dataset = _batch(dataset, per_replica_batch, drop_remainder=is_training,
                    static_size=resizer.output_size)
   prefetch = config.num_prefetch_batches
@@ -353,8 +383,12 @@ def build_from_pipeline(configs, split='train', input_context=None,
     if train_config is None or configs.get('train_input_config') is None:
       raise ConfigError('train_config and train_input_reader must both be '
                         'set to build the training input.')
-    allowed = model_spec.from_configs(configs).mask_weight_class_ids(
-        is_training=True)
+    spec = model_spec.from_configs(configs)
+    # A mask model trained without masks would learn nothing (loss 0).
+    validation.validate_input_reader(configs['train_input_config'],
+                                     'train_input_reader',
+                                     require_masks=spec.predicts_masks)
+    allowed = spec.mask_weight_class_ids(is_training=True)
     return build(
         configs['train_input_config'], train_config.batch_size,
         model.image_resizer, max_number_of_boxes=max_boxes,

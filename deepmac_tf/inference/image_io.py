@@ -19,7 +19,8 @@ def load_image(image, name='image'):
 
   Args:
     image: a path, a PIL image, or an array [H, W], [H, W, 1], [H, W, 3] or
-      [H, W, 4] (alpha dropped); float arrays are taken as 0..255.
+      [H, W, 4] (alpha dropped); float arrays must hold 0..255 values
+      (a float image in 0..1 is rejected: it would be seen as black).
     name: what to call the input in errors.
 
   Raises:
@@ -29,6 +30,8 @@ def load_image(image, name='image'):
     path = os.fspath(image)
     try:
       with Image.open(path) as opened:
+        if opened.mode == 'F':  # 32-bit float pixels: check their range.
+          return load_image(np.asarray(opened), name=f'{name} ({path})')
         return np.asarray(opened.convert('RGB'))
     except FileNotFoundError:
       raise DataError(f'{name}: {path} does not exist.') from None
@@ -51,9 +54,32 @@ def load_image(image, name='image'):
   if array.dtype != np.uint8:
     if not np.issubdtype(array.dtype, np.number):
       raise DataError(f'{name}: expected numbers, got dtype {array.dtype}.')
-    array = np.clip(np.round(array.astype(np.float64)), 0, 255).astype(
-        np.uint8)
+    check_pixel_range(array, name)
+    array = np.round(array.astype(np.float64)).astype(np.uint8)
   return np.ascontiguousarray(array)
+
+
+def check_pixel_range(array, name='image'):
+  """Rejects pixel values a 0..255 model would misread.
+
+  A float image in 0..1 (what many image libraries produce) would be seen
+  as nearly black; negative values (a normalized image) or values above 255
+  have no 0..255 meaning.
+
+  Raises:
+    DataError: naming the input, its value range and the fix.
+  """
+  low, high = float(np.min(array)), float(np.max(array))
+  if not (np.isfinite(low) and np.isfinite(high)):
+    raise DataError(f'{name}: the image holds NaN or Inf values.')
+  if low < 0 or high > 255:
+    raise DataError(f'{name}: pixel values range over {low:.4g}..{high:.4g}; '
+                    'expected 0..255 (undo any normalization, or pass '
+                    'uint8).')
+  if np.issubdtype(array.dtype, np.floating) and 0 < high <= 1.0:
+    raise DataError(f'{name}: a float image with values in 0..{high:.4g}; '
+                    'the model expects 0..255 (multiply by 255, or pass '
+                    'uint8).')
 
 
 def encode_png(image):

@@ -1,0 +1,95 @@
+"""Bad-input corpus, part 2: values that cannot be right are rejected or
+counted, never silently used: float images in 0..1 (and other pixel
+ranges) given to the inference API, inverted boxes dropped by the training
+input, a mask model configured without masks."""
+
+import numpy as np
+from PIL import Image
+import pytest
+
+import record_helpers
+from deepmac_tf.builders import dataset_builder
+from deepmac_tf.errors import ConfigError
+from deepmac_tf.errors import DataError
+from deepmac_tf.inference import image_io
+from deepmac_tf.protos import image_resizer_pb2
+from deepmac_tf.protos import input_reader_pb2
+
+
+@pytest.mark.parametrize('array,message', [
+    (np.full([8, 8, 3], 0.5, np.float32),
+     r'image: a float image with values in 0..0.5; the model expects 0..255 '
+     r'\(multiply by 255'),
+    (np.full([8, 8, 3], 1.0, np.float64),
+     r'image: a float image with values in 0..1;'),
+    (np.full([8, 8, 3], -0.5, np.float32),
+     r'image: pixel values range over -0.5..-0.5; expected 0..255'),
+    (np.full([8, 8], 300, np.int32),
+     r'image: pixel values range over 300..300; expected 0..255'),
+    (np.full([8, 8, 3], np.nan, np.float32), 'image: the image holds NaN'),
+])
+def test_pixel_ranges_a_0_255_model_would_misread(array, message):
+  with pytest.raises(DataError, match=message):
+    image_io.load_image(array)
+
+
+def test_float_0_255_and_black_float_images_are_accepted():
+  image = image_io.load_image(np.full([4, 4, 3], 200.4, np.float32))
+  assert image.dtype == np.uint8 and image[0, 0, 0] == 200
+  assert image_io.load_image(np.zeros([4, 4, 3], np.float32)).max() == 0
+
+
+def test_float_tiff_in_0_1_is_rejected_naming_the_file(tmp_path):
+  path = str(tmp_path / 'float.tiff')
+  Image.fromarray(np.full([8, 8], 0.25, np.float32), mode='F').save(path)
+  with pytest.raises(DataError, match=r'--image \(.*float.tiff\): a float '
+                     r'image with values in 0..0.25'):
+    image_io.load_image(path, name='--image')
+
+
+def _reader(path, **fields):
+  reader = input_reader_pb2.InputReader(
+      load_instance_masks=True, mask_type=input_reader_pb2.PNG_MASKS,
+      shuffle=False, num_readers=1, num_epochs=1)
+  reader.tf_record_input_reader.input_path.append(path)
+  for name, value in fields.items():
+    setattr(reader, name, value)
+  return reader
+
+
+def test_inverted_boxes_are_dropped_counted_and_reported(tmp_path, capfd):
+  examples = []
+  for seed in range(3):
+    example = record_helpers.simple_example(seed=seed)
+    if seed != 1:
+      proto = record_helpers.tf.train.Example.FromString(example)
+      feature = proto.features.feature
+      ymin = feature['image/object/bbox/ymin'].float_list.value
+      ymax = feature['image/object/bbox/ymax'].float_list.value
+      ymin[0], ymax[0] = ymax[0], ymin[0]  # instance 0 upside down
+      example = proto.SerializeToString()
+    examples.append(example)
+  path = record_helpers.write_tfrecord(tmp_path / 'inverted.record', examples)
+  resizer = image_resizer_pb2.ImageResizer()
+  resizer.fixed_shape_resizer.height = 32
+  resizer.fixed_shape_resizer.width = 48
+  dataset = dataset_builder.build(_reader(path), 1, resizer,
+                                  max_number_of_boxes=4, is_training=True)
+  counts = [int(batch['num_groundtruth_boxes'][0]) for batch in dataset]
+  assert counts == [1, 2, 1]
+  err = capfd.readouterr().err
+  assert (f'WARNING: record 0 of file {path}: dropped 1 box(es) with ymax < '
+          'ymin or xmax < xmin; 1 dropped so far') in err
+  # The second drop (record 2) is counted but not printed (next report: 10).
+  assert f'record 2 of file {path}: dropped' not in err
+
+
+def test_mask_model_input_without_masks_fails_in_the_builder(tmp_path):
+  from deepmac_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+  import pipeline_fixtures  # pylint: disable=g-import-not-at-top
+  configs = config_lib.get_configs_from_pipeline_file(
+      pipeline_fixtures.tiny_pipeline(
+          tmp_path, 'train_input_reader { load_instance_masks: false }'))
+  with pytest.raises(ConfigError, match='train_input_reader.'
+                     'load_instance_masks: must be true to train a mask head'):
+    dataset_builder.build_from_pipeline(configs, 'train')
