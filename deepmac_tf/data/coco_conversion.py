@@ -150,6 +150,21 @@ def load_coco_json(annotations_file):
   return data
 
 
+def _raise_nothing_written(stats, data, annotations_file, image_dir):
+  """No image could be read: remove the empty shards and say why."""
+  for path in stats.output_files:
+    if tf.io.gfile.exists(path):
+      tf.io.gfile.remove(path)
+  skipped = stats.images_skipped_corrupt + stats.images_skipped_size_mismatch
+  example = os.path.join(image_dir, skipped[0]) if skipped else ''
+  reason = ('do not match the sizes in the json' if not
+            stats.images_skipped_corrupt else 'are missing or unreadable')
+  raise DataError(
+      f'{image_dir}: all {len(data["images"])} images of {annotations_file} '
+      f'{reason} (e.g. {example}); is it the right image folder? Nothing was '
+      'written.')
+
+
 def _is_positive_int(value):
   return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
@@ -399,6 +414,8 @@ def convert_coco_split(annotations_file,
       writer.write(example)
       stats.images_written += 1
       stats.annotations_written += num_written
+  if data['images'] and not stats.images_written:
+    _raise_nothing_written(stats, data, annotations_file, image_dir)
   for line in stats.summary().splitlines():
     logging.info('%s: %s', os.path.basename(output_path_prefix), line)
   return stats
