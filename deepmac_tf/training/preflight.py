@@ -127,9 +127,27 @@ def check_training_inputs(configs, model_dir, with_eval=False):
   files = check_input_reader(reader, 'train_input_reader', configs,
                              model_spec.from_configs(configs).predicts_masks)
   if with_eval:
-    evals = configs.get('eval_input_configs') or []
-    if not evals:
+    if not configs.get('eval_input_configs'):
       raise ConfigError('--eval_every_n_steps: the config has no '
                         'eval_input_reader.')
-    check_input_reader(evals[0], 'eval_input_reader', configs, False)
+    check_eval_inputs(configs)
   return Preflight(files)
+
+
+def check_eval_inputs(configs, eval_input_index=0, output_dir=None):
+  """The eval input reader (paths, label map, a record sample) and, when
+  given, that ``output_dir`` (under ``--model_dir``) can be written.
+
+  Returns:
+    The files the eval reader's patterns match.
+  """
+  evals = configs.get('eval_input_configs') or []
+  if eval_input_index >= len(evals):
+    raise ConfigError(f'eval_input_reader: the config has {len(evals)} eval '
+                      f'input reader(s); index {eval_input_index} asked '
+                      '(--eval_input_index).')
+  if output_dir is not None:
+    file_checks.check_writable_dir(output_dir, '--model_dir')
+  name = ('eval_input_reader' if len(evals) == 1 else
+          f'eval_input_reader[{eval_input_index}]')
+  return check_input_reader(evals[eval_input_index], name, configs, False)
