@@ -11,6 +11,11 @@ Figures (median milliseconds after --warmup_steps calls, over --steps calls):
     when the config's input paths resolve (else skipped, with the reason;
     random inputs at the model size are used for everything else);
   * ``memory``: peak RSS of the process and its growth over the benchmark;
+  * ``class_specific_masks`` (class-specific Mask R-CNN / MaskX configs):
+    the logits of each instance's class channel, as the model computes them,
+    vs projecting to every class then picking, gradient included, timed in
+    turn at the config's sizes (classes, mask size, instances per step), and
+    the size of each one's logits tensor;
   * with ``--reference=model_garden`` (Deep-MARC / ``faster_rcnn`` configs):
     Model Garden's deepmac_maskrcnn model with the same settings and our
     backbone / FPN / RPN / box-head weights (both keep the same detections:
@@ -328,6 +333,34 @@ def _reference(tf, pipeline, batch, image, size, our_calls):
                    'like the groundtruth (-1, as its parser pads).'}
 
 
+def _class_specific_masks(configs):
+  """{'class_specific_masks': figures} for class-specific Mask R-CNN / MaskX
+  configs (``class_channel_benchmark``: each instance's class channel vs
+  every class's, with the gradient, at the config's sizes), else {}."""
+  model = configs['model']
+  if model.WhichOneof('model') != 'faster_rcnn':
+    return {}
+  frcnn = model.faster_rcnn
+  head = frcnn.deepmarc_mask_head
+  if frcnn.number_of_stages != 3 or head.class_agnostic:
+    return {}
+  from deepmac_tf.benchmarks import class_channel_benchmark  # pylint: disable=g-import-not-at-top
+  from deepmac_tf.benchmarks import timing  # pylint: disable=g-import-not-at-top
+  from deepmac_tf.protos import faster_rcnn_pb2  # pylint: disable=g-import-not-at-top
+  # The model's own peak (train step done), before these figures allocate.
+  model_peak = timing.peak_rss_mib()
+  train_config = configs['train_config']
+  per_image = (train_config.max_number_of_boxes or _NUM_INSTANCES.value
+               if head.box_source == faster_rcnn_pb2.DeepMarcMaskHead.GROUNDTRUTH
+               else head.num_sampled_masks)
+  figures = class_channel_benchmark.class_specific_mask_figures(
+      frcnn.num_classes, head.mask_size, head.num_init_channels,
+      per_image * train_config.batch_size, _WARMUP_STEPS.value, _STEPS.value,
+      seed=_SEED.value)
+  figures['peak_rss_after_train_step_mib'] = model_peak
+  return {'class_specific_masks': figures}
+
+
 def _ratio(ours, theirs):
   return round(ours / theirs, 4) if theirs else None
 
@@ -389,6 +422,7 @@ def main(argv):
     logging.info('benchmark: timing the train step')
     result['train_step'], step_fn = _train_step(tf, configs, batch,
                                                 model_dir)
+    result.update(_class_specific_masks(configs))
     logging.info('benchmark: timing inference')
     ours, saved, detect_fn, model = _inference(
         tf, pipeline, _CHECKPOINT_DIR.value or model_dir,

@@ -297,3 +297,15 @@ def test_stage_wise_changes_no_detector_variable():
   restored = model.restore_from_objects('detection')['model']
   children = set(restored._trackable_children())  # pylint: disable=protected-access
   assert {'_backbone', '_decoder', '_rpn_head', '_detection_head'} <= children
+
+
+def test_class_channel_benchmark_figures():
+  from deepmac_tf.benchmarks import class_channel_benchmark  # pylint: disable=g-import-not-at-top
+  figures = class_channel_benchmark.class_specific_mask_figures(
+      num_classes=7, mask_size=4, num_features=3, num_instances=2,
+      warmup_steps=1, steps=1)
+  assert figures['logits_mib']['all_channels'] == pytest.approx(
+      7 * figures['logits_mib']['class_channel'], rel=0.1)
+  for name in ('class_channel', 'all_channels_then_pick'):
+    assert figures[name]['median_ms'] > 0
+  assert figures['ratio_class_channel'] > 0
