@@ -14,11 +14,12 @@ import json
 import time
 
 from absl import flags
-import numpy as np
-import tensorflow as tf
 
 from deepmac_tf import cli
-from deepmac_tf.ops import roi_crop
+
+# TensorFlow (and what imports it) is imported in main, after flag parsing,
+# so that --help answers at once.
+np = tf = roi_crop = None
 
 flags.DEFINE_integer('batch', 8, 'Images per batch.')
 flags.DEFINE_integer('boxes', 100, 'Boxes per image.')
@@ -56,6 +57,10 @@ def _variants(crop):
 
 
 def main(_):
+  global np, tf, roi_crop  # pylint: disable=global-statement
+  import numpy as np  # pylint: disable=g-import-not-at-top,redefined-outer-name
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top,redefined-outer-name
+  from deepmac_tf.ops import roi_crop  # pylint: disable=g-import-not-at-top,redefined-outer-name
   rng = np.random.default_rng(0)
   results = {'shape': [FLAGS.batch, FLAGS.boxes, FLAGS.crop, FLAGS.crop,
                        FLAGS.channels], 'ms': {}}
