@@ -112,3 +112,28 @@ def test_checkpoint_without_embedding_heads_leaves_config(tmp_path):
           str(tmp_path / 'backbone' / 'ckpt'))
   config = _model_config()
   assert checkpoint_layout.model_config_for_checkpoint(config, path) is config
+
+
+def test_fine_tune_full_from_odapi_checkpoint(tmp_path):
+  """fine_tune_checkpoint of the OD API's later layout: the run's model is
+  built 1x3 and every variable restores; the RNG is not 'unused'."""
+  from deepmac_tf.builders import model_variables  # pylint: disable=g-import-not-at-top
+  from deepmac_tf.training import fine_tune  # pylint: disable=g-import-not-at-top
+  path, expected = _odapi_checkpoint(tmp_path, _Kernel.KERNEL_1X3,
+                                     with_rng=True)
+  configs = config_lib.get_configs_from_pipeline_file(
+      pipeline_fixtures.TINY_CONFIG)
+  train_config = configs['train_config']
+  train_config.fine_tune_checkpoint = str(tmp_path / 'odapi')  # a directory
+  train_config.fine_tune_checkpoint_type = 'full'
+  start = fine_tune.starting_checkpoint(str(tmp_path / 'run'), train_config)
+  assert start == path
+  configs = checkpoint_layout.configs_for_checkpoint(configs, start)
+  model = model_builder.build(configs['model'], is_training=True)
+  model_variables.build_model_variables(model, 64, 64)
+  report = fine_tune.restore_fine_tune_checkpoint(model, train_config)
+  assert not report.missing and not report.shape_mismatch
+  assert not report.unused
+  actual = _outputs(model)
+  np.testing.assert_array_equal(actual['detection_masks'],
+                                expected['detection_masks'])

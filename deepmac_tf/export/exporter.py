@@ -23,6 +23,7 @@ import shutil
 from absl import logging
 import tensorflow as tf
 
+from deepmac_tf.builders import checkpoint_layout
 from deepmac_tf.builders import model_builder
 from deepmac_tf.builders import model_variables
 from deepmac_tf import config as config_lib
@@ -97,6 +98,7 @@ def restore_model(model, checkpoint_path):
     ConfigError: the checkpoint is not one of this model.
   """
   where = f'checkpoint {checkpoint_path}'
+  checkpoint_layout.log_ignored_odapi_objects(checkpoint_path)
   try:
     status = tf.train.Checkpoint(model=model).restore(checkpoint_path)
     status.expect_partial()  # The optimizer and step are not exported.
@@ -180,7 +182,10 @@ def export_inference_graph(input_type, pipeline_config, trained_checkpoint_dir,
   # Up front: an unwritable folder fails before the model is built.
   atomic_dir.prepare(output_directory)
   checkpoint_path = find_checkpoint(trained_checkpoint_dir)
-  model, resizer = build_model_and_resizer(pipeline_config.model)
+  # The model the checkpoint needs (e.g. the OD API's 1x3 embedding heads).
+  model, resizer = build_model_and_resizer(
+      checkpoint_layout.model_config_for_checkpoint(pipeline_config.model,
+                                                    checkpoint_path))
   # Fails fast (before any forward pass) for an input type the model lacks.
   serving_module.check_input_type(model, input_type)
   create_variables(model, resizer)

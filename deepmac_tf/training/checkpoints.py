@@ -17,6 +17,7 @@ import os
 from absl import logging
 import tensorflow as tf
 
+from deepmac_tf.builders import checkpoint_layout
 from deepmac_tf.errors import ConfigError
 from deepmac_tf.training import fine_tune
 
@@ -96,6 +97,7 @@ def restore_latest(checkpoint, manager):
         f'model_dir {directory} holds a checkpoint of a different model '
         f'({os.path.basename(path)}): {mismatch}; use a new --model_dir or '
         '--checkpoint_dir.')
+  checkpoint_layout.log_ignored_odapi_objects(path)
   bad = non_finite_variables(checkpoint_variables(checkpoint))
   if bad:
     raise ConfigError(

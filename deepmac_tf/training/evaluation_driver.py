@@ -14,6 +14,7 @@ import os
 from absl import logging
 import tensorflow as tf
 
+from deepmac_tf.builders import checkpoint_layout
 from deepmac_tf.builders import model_builder
 from deepmac_tf.builders import model_variables
 from deepmac_tf.builders import optimizer_builder
@@ -147,15 +148,14 @@ def eval_continuously(configs, model_dir, checkpoint_dir, eval_timeout=3600,
       every one was deleted before it could be restored).
   """
   eval_loop = import_eval_loop('--checkpoint_dir')
-  model = model_builder.build(configs['model'], is_training=False)
-  model_variables.build_model_variables(
-      model, *model_variables.input_size_from_configs(configs))
-  objects = _eval_checkpoint_objects(configs, model)
-  checkpoint = tf.train.Checkpoint(**objects)
+  model = objects = checkpoint = None
   output_dir = eval_dir(model_dir, eval_input_index)
   writer = tf.summary.create_file_writer(output_dir)
   results = {}
   for path in _checkpoint_paths(checkpoint_dir, eval_timeout, wait_interval):
+    if model is None:  # Built for the first checkpoint's layout.
+      model, objects, checkpoint = _model_for_checkpoint(configs, path)
+    checkpoint_layout.log_ignored_odapi_objects(path)
     if not _restore(checkpoint, path):
       continue
     step = checkpoints.read_step(path)
@@ -183,6 +183,18 @@ def eval_continuously(configs, model_dir, checkpoint_dir, eval_timeout=3600,
                     f'within --eval_timeout={eval_timeout} s; nothing was '
                     'evaluated.')
   return results
+
+
+def _model_for_checkpoint(configs, path):
+  """(model, checkpoint objects, tf.train.Checkpoint) for evaluating
+  checkpoints laid out like ``path`` (see ``checkpoint_layout``)."""
+  model_config = checkpoint_layout.model_config_for_checkpoint(
+      configs['model'], path)
+  model = model_builder.build(model_config, is_training=False)
+  model_variables.build_model_variables(
+      model, *model_variables.input_size_from_configs(configs))
+  objects = _eval_checkpoint_objects(configs, model)
+  return model, objects, tf.train.Checkpoint(**objects)
 
 
 def _restore(checkpoint, path):

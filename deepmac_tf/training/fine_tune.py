@@ -15,6 +15,7 @@ import collections
 from absl import logging
 import tensorflow as tf
 
+from deepmac_tf.builders import checkpoint_layout
 from deepmac_tf.errors import ConfigError
 
 FIELD = 'train_config.fine_tune_checkpoint'
@@ -66,6 +67,17 @@ def resolve_checkpoint_path(path):
     raise ConfigError(f'{FIELD}: {path!r} is not a checkpoint (no '
                       f'{path}.index). Give the prefix, e.g. .../ckpt-51.')
   return path
+
+
+def starting_checkpoint(model_dir, train_config):
+  """The checkpoint a training run starts from: ``model_dir``'s latest
+  (resume), else ``fine_tune_checkpoint`` (resolved), else None."""
+  latest = tf.train.latest_checkpoint(model_dir)
+  if latest:
+    return latest
+  if train_config.fine_tune_checkpoint:
+    return resolve_checkpoint_path(train_config.fine_tune_checkpoint)
+  return None
 
 
 def _fine_tune_objects(model, checkpoint_type):
@@ -129,9 +141,10 @@ def restore_fine_tune_checkpoint(model, train_config):
     else:
       variable.assign(reader.get_tensor(key))
       restored.append(key)
+  ignored = set(checkpoint_layout.log_ignored_odapi_objects(path))
   unused = [key for key in saved_shapes
             if key.startswith(roots) and key.endswith(_VARIABLE_SUFFIX)
-            and key not in ours]
+            and key not in ours and key not in ignored]
   if not restored:
     raise ConfigError(
         f'{FIELD}: no variable of {path!r} matches the model for '

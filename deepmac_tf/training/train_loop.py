@@ -32,6 +32,7 @@ from absl import logging
 import tensorflow as tf
 import tf_keras
 
+from deepmac_tf.builders import checkpoint_layout
 from deepmac_tf.builders import dataset_builder
 from deepmac_tf.builders import model_builder
 from deepmac_tf.builders import model_variables
@@ -195,6 +196,9 @@ def train_loop(configs, model_dir, *, num_train_steps=None, strategy=None,
 
   started = time.perf_counter()
   logging.info('Building the model and optimizer...')
+  # The model a checkpoint needs (e.g. the OD API's 1x3 embedding heads).
+  configs = checkpoint_layout.configs_for_checkpoint(
+      configs, fine_tune.starting_checkpoint(output_dir, train_config))
   with strategy.scope():
     model, optimizer, schedule, trainable = build_training_state(
         configs, strategy)
