@@ -45,7 +45,7 @@ def _fixed_batch(tmp_path):
 
 def _mask_ious(model, batch):
   """IoU of each real instance's predicted (>0.5) and groundtruth mask."""
-  predictions = model.predict(model.preprocess(batch[F.IMAGE]),
+  predictions = model.predict(model.normalize_images(batch[F.IMAGE]),
                               training=False)
   true_shapes = batch[F.TRUE_IMAGE_SHAPE]
   # Groundtruth boxes are normalized to the padded input; here the resizer
@@ -53,8 +53,8 @@ def _mask_ious(model, batch):
   box_masks = model.predict_masks_from_boxes(
       predictions, batch[F.BOXES], true_shapes)['detection_masks']
   height, width = batch[F.IMAGE].shape[1:3]
-  pasted = mask_pasting.paste_box_masks_batched(box_masks, batch[F.BOXES],
-                                                height, width).numpy() > 0.5
+  pasted = mask_pasting.paste_box_masks(box_masks, batch[F.BOXES], height,
+                                        width).numpy() > 0.5
   truth = batch[F.INSTANCE_MASKS].numpy() > 0.5
   real = batch[F.WEIGHTS].numpy() > 0
   ious = []
@@ -74,7 +74,7 @@ def test_overfits_a_handful_of_synthetic_images(tmp_path):
   @tf.function
   def train_step():
     with tf.GradientTape() as tape:
-      predictions = model.predict(model.preprocess(batch[F.IMAGE]),
+      predictions = model.predict(model.normalize_images(batch[F.IMAGE]),
                                   training=True)
       losses = model.loss(predictions, batch, training=True)
       total = tf.add_n(list(losses.values()))

@@ -220,7 +220,7 @@ def _reference_outputs(trained, image, boxes):
   exporter.restore_model(model,
                          tf.train.latest_checkpoint(trained['model_dir']))
   resized, _, true_shape = resizer(tf.constant(image))
-  predictions = model.predict(model.preprocess(resized[None]), training=False)
+  predictions = model.predict(model.normalize_images(resized[None]), training=False)
   detections = model.postprocess(predictions, true_shape[None])
   prompted = model.predict_masks_from_boxes(predictions, tf.constant(boxes),
                                             true_shape[None])
@@ -255,7 +255,7 @@ def test_reframed_masks_equal_pasted_box_masks(reloaded):
       ('image_tensor', 'serving_default', 'detection_boxes'),
       ('image_and_boxes_tensor', 'serving_default', 'detection_boxes')):
     served = reloaded['outputs'](input_type, signature)
-    pasted = mask_pasting.paste_box_masks_batched(
+    pasted = mask_pasting.paste_box_masks(
         served['detection_masks'], served[boxes_key], 48, 80).numpy()
     expected = (pasted > 0.5).astype(np.uint8)
     reframed = served['detection_masks_reframed']

@@ -65,7 +65,7 @@ def test_detection_masks_are_the_pasted_box_masks(predictor, exported):
   raw = loaded.signatures['serving_default'](
       input_tensor=tf.constant(image[None]))
   order = np.argsort(-raw['detection_scores'][0].numpy(), kind='stable')
-  expected = mask_pasting.paste_box_masks_into_image(
+  expected = mask_pasting.paste_box_masks(
       tf.gather(raw['detection_masks'][0], order),
       tf.gather(raw['detection_boxes'][0], order), 50, 70).numpy()
   np.testing.assert_allclose(found.mask_probabilities, expected, atol=1e-5)

@@ -197,9 +197,8 @@ def test_paste_ones_fills_exactly_the_box():
   boxes = tf.constant([[0.1, 0.2, 0.53, 0.71], [0.0, 0.0, 1.0, 1.0],
                        [0.42, 0.05, 0.9, 0.33]])
   height, width = 40, 30
-  pasted = tf.function(mask_pasting.paste_box_masks_into_image,
-                       jit_compile=True)(tf.ones([3, 8, 8]), boxes, height,
-                                         width).numpy()
+  pasted = tf.function(mask_pasting.paste_box_masks)(
+      tf.ones([3, 8, 8]), boxes, height, width).numpy()
   assert pasted.shape == (3, height, width)
   ys = np.arange(height) / (height - 1)
   xs = np.arange(width) / (width - 1)
@@ -209,18 +208,22 @@ def test_paste_ones_fills_exactly_the_box():
     np.testing.assert_allclose(mask, inside.astype(np.float32), atol=1e-5)
 
 
-def test_paste_matches_odapi_reframe_and_batches():
+def test_paste_equals_the_reverse_box_crop_and_batches():
   rng = np.random.default_rng(4)
   masks = rng.uniform(size=[2, 3, 6, 6]).astype(np.float32)
   boxes = _random_boxes(rng, 2, 3)
-  pasted = mask_pasting.paste_box_masks_batched(masks, boxes, 17, 23).numpy()
-  reverse = mask_pasting.reverse_boxes(boxes.reshape(-1, 4))
-  expected = tf.image.crop_and_resize(
-      masks.reshape(-1, 6, 6, 1), reverse, tf.range(6), [17, 23])
-  np.testing.assert_allclose(pasted.reshape(6, 17, 23),
-                             expected.numpy()[..., 0], atol=1e-5)
-  empty = mask_pasting.paste_box_masks_into_image(
-      tf.zeros([0, 6, 6]), tf.zeros([0, 4]), 5, 7)
+  pasted = mask_pasting.paste_box_masks(masks, boxes, 17, 23).numpy()
+  # The same sampling by the independent gather formulation of roi_crop.
+  expected = roi_crop.crop_and_resize_per_instance(
+      masks, mask_pasting.reverse_boxes(boxes), (17, 23)).numpy()
+  assert pasted.shape == (2, 3, 17, 23)
+  np.testing.assert_allclose(pasted, expected, atol=1e-5)
+  binary = mask_pasting.paste_box_masks(masks[0], boxes[0], 17, 23,
+                                        threshold=0.5).numpy()
+  assert binary.dtype == np.uint8
+  np.testing.assert_array_equal(binary, pasted[0] > 0.5)
+  empty = mask_pasting.paste_box_masks(tf.zeros([0, 6, 6]), tf.zeros([0, 4]),
+                                       5, 7)
   assert empty.shape == (0, 5, 7)
 
 
@@ -250,3 +253,21 @@ def test_instance_mask_weights_one_policy():
   # One example [N], as the input pipeline calls it.
   np.testing.assert_array_equal(mask_weights.instance_mask_weights(
       tf.constant([1, 2]), (1,), tf.constant([1.0, 1.0])).numpy(), [1, 0])
+
+
+@pytest.mark.parametrize('method', mask_targets.CROP_METHODS)
+def test_crop_instance_masks_by_index_every_method_agrees(method):
+  rng = np.random.default_rng(5)
+  masks = (rng.uniform(size=[2, 3, 20, 24]) > 0.5).astype(np.float32)
+  boxes = _random_boxes(rng, 2, 4)
+  indices = np.array([[2, 0, 0, 1], [1, 1, 2, 0]], np.int32)
+  crops = mask_targets.crop_instance_masks(masks, boxes, 6, method,
+                                           instance_indices=indices).numpy()
+  picked = np.take_along_axis(masks, indices[..., None, None], axis=1)
+  expected = tf.image.crop_and_resize(
+      picked.reshape(8, 20, 24, 1), boxes.reshape(8, 4), tf.range(8),
+      (6, 6)).numpy().reshape(2, 4, 6, 6)
+  np.testing.assert_allclose(crops, expected, atol=1e-5)
+  same = mask_targets.crop_instance_masks(masks, boxes[:, :3], 6, method)
+  np.testing.assert_allclose(same.numpy(), mask_targets.crop_instance_masks(
+      masks, boxes[:, :3], 6, 'gather').numpy(), atol=1e-5)

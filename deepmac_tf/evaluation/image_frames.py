@@ -22,6 +22,7 @@ true (unpadded, resized) shape and the original shape. Here:
 import numpy as np
 
 from deepmac_tf.data.fields import InputFields as F
+from deepmac_tf.ops import mask_pasting
 
 
 def resize_nearest(masks, height, width):
@@ -107,33 +108,12 @@ def groundtruth(batch, index):
 
 
 def paste_masks(box_masks, boxes, height, width):
-  """Box-relative probabilities -> binary image masks.
-
-  Same sampling as ``mask_pasting.paste_box_masks_into_image`` (the box
-  mask cropped at ``mask_pasting.reverse_boxes`` with crop_and_resize
-  semantics), computed with ``tf.image.crop_and_resize``: on CPU, 100 masks
-  pasted into 480x640 take ~45 ms instead of ~700 ms with the XLA-friendly
-  gather formulation, which matters over 5000 COCO images.
-
-  Args:
-    box_masks: [n, S, S] probabilities.
-    boxes: [n, 4] boxes normalized to the target image.
-    height, width: target size.
-
-  Returns:
-    [n, height, width] uint8, 1 where the pasted probability is > 0.5.
-  """
-  box_masks = np.asarray(box_masks, np.float32)
-  count = box_masks.shape[0]
-  if count == 0:
-    return np.zeros([0, int(height), int(width)], np.uint8)
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from deepmac_tf.ops import mask_pasting  # pylint: disable=g-import-not-at-top
-  pasted = tf.image.crop_and_resize(
-      box_masks[..., None],
-      mask_pasting.reverse_boxes(np.asarray(boxes, np.float32)),
-      tf.range(count), [int(height), int(width)], extrapolation_value=0.0)
-  return (pasted.numpy()[..., 0] > 0.5).astype(np.uint8)
+  """[n, S, S] box-relative probabilities, [n, 4] normalized boxes ->
+  [n, height, width] uint8 image masks (pasted probability > 0.5), numpy."""
+  return mask_pasting.paste_box_masks(np.asarray(box_masks, np.float32),
+                                      np.asarray(boxes, np.float32),
+                                      int(height), int(width),
+                                      threshold=0.5).numpy()
 
 
 def detections(outputs, index, original_shape, with_masks=True):

@@ -34,6 +34,7 @@ from deepmac_tf.export import serving_inputs as inputs_lib
 from deepmac_tf.meta_architectures.capabilities import has_masks
 from deepmac_tf.meta_architectures.capabilities import is_detector_free
 from deepmac_tf.meta_architectures.capabilities import needs_box_classes
+from deepmac_tf.ops import mask_pasting
 
 DETECTION_BOXES = 'detection_boxes'
 DETECTION_MASKS = 'detection_masks'
@@ -66,36 +67,6 @@ def check_input_type(model, input_type):
         '--input_type=image_and_boxes_tensor: needs a model with a mask head '
         '(model.center_net.deepmac_mask_estimation, or model.faster_rcnn '
         'with number_of_stages: 3); this model predicts no masks.')
-
-
-def reframe_masks(box_masks, boxes, image_height, image_width):
-  """Pastes box masks into image space and binarizes them (> 0.5).
-
-  Same sampling as the OD API's ``reframe_box_masks_to_image_masks``: each
-  box mask is crop-resized at the image frame seen from its box.
-
-  Args:
-    box_masks: [B, K, S, S] float box-relative probabilities.
-    boxes: [B, K, 4] boxes normalized to the image.
-    image_height: scalar int H (may be dynamic).
-    image_width: scalar int W.
-
-  Returns:
-    [B, K, H, W] uint8 masks in {0, 1}.
-  """
-  batch, num = tf.shape(boxes)[0], tf.shape(boxes)[1]
-  size = tf.shape(box_masks)[2:4]
-  flat_masks = tf.reshape(tf.cast(box_masks, tf.float32),
-                          tf.concat([[batch * num], size, [1]], axis=0))
-  flat_boxes = tf.reshape(tf.cast(boxes, tf.float32), [-1, 4])
-  mins = flat_boxes[:, :2]
-  extents = tf.maximum(flat_boxes[:, 2:] - mins, 1e-4)
-  reverse = tf.concat([-mins / extents, (1.0 - mins) / extents], axis=1)
-  pasted = tf.image.crop_and_resize(
-      flat_masks, reverse, tf.range(batch * num),
-      tf.stack([image_height, image_width]), extrapolation_value=0.0)
-  binary = tf.cast(pasted[..., 0] > 0.5, tf.uint8)
-  return tf.reshape(binary, tf.stack([batch, num, image_height, image_width]))
 
 
 class DeepMacServingModule(tf.Module):
@@ -247,8 +218,9 @@ class DeepMacServingModule(tf.Module):
                for key, value in detections.items()}
     outputs[DETECTION_CLASSES] += LABEL_ID_OFFSET
     if self._add_reframed and DETECTION_MASKS in outputs:
-      outputs[DETECTION_MASKS_REFRAMED] = reframe_masks(
-          outputs[DETECTION_MASKS], outputs[DETECTION_BOXES], height, width)
+      outputs[DETECTION_MASKS_REFRAMED] = mask_pasting.paste_box_masks(
+          outputs[DETECTION_MASKS], outputs[DETECTION_BOXES], height, width,
+          threshold=0.5)
     return outputs
 
   def serve_boxes(self, input_tensor, boxes, classes=None):
@@ -293,8 +265,8 @@ class DeepMacServingModule(tf.Module):
                                 tf.float32),
     }
     if self._add_reframed:
-      outputs[DETECTION_MASKS_REFRAMED] = reframe_masks(masks, boxes, height,
-                                                        width)
+      outputs[DETECTION_MASKS_REFRAMED] = mask_pasting.paste_box_masks(
+          masks, boxes, height, width, threshold=0.5)
     return outputs
 
 

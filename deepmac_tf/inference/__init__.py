@@ -12,6 +12,5 @@ from deepmac_tf.inference.image_io import parse_boxes
 from deepmac_tf.inference.predictor import DeepMacPredictor
 from deepmac_tf.inference.predictor import Detections
 from deepmac_tf.inference.predictor import load
-from deepmac_tf.inference.predictor import paste_masks
 from deepmac_tf.inference.visualization import draw_overlay
 from deepmac_tf.inference.visualization import save_overlay

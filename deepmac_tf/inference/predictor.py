@@ -1,14 +1,14 @@
 """Load an exported SavedModel and run detection or box-prompted segmentation.
 
-Serving side only: TensorFlow, numpy, PIL and the label-map reader; no
-model code. Works with this project's exports (which carry their input type
+Serving side only: TensorFlow, numpy, PIL, the label-map reader and the
+mask-pasting op; no model code. Works with this project's exports (which carry their input type
 and label map in ``saved_model/assets.extra``) and with OD API Deep-MAC
 exports (pass ``label_map_path`` for class names).
 
 Masks come back pasted into image space at the original image size: the
 exported ``detection_masks`` are box-relative [K, S, S] probabilities, which
-``paste_masks`` crop-resizes at each box (the OD API's reframe semantics)
-and thresholds.
+``ops.mask_pasting.paste_box_masks`` crop-resizes at each box (the OD API's
+reframe semantics) and thresholds.
 
 Example::
 
@@ -29,6 +29,7 @@ import tensorflow as tf
 from deepmac_tf.data import label_map_util
 from deepmac_tf.errors import DataError
 from deepmac_tf.inference import image_io
+from deepmac_tf.ops import mask_pasting
 
 INPUT_TENSOR = 'input_tensor'
 BOXES = 'boxes'
@@ -66,32 +67,6 @@ class Detections:
     """float32 [N, 4] ymin, xmin, ymax, xmax in pixels."""
     height, width = self.image_size
     return self.boxes * np.array([height, width, height, width], np.float32)
-
-
-def paste_masks(box_masks, boxes, image_height, image_width):
-  """Pastes box-relative masks into image space.
-
-  Args:
-    box_masks: float [N, S, S] box-relative probabilities.
-    boxes: float [N, 4] normalized ymin, xmin, ymax, xmax.
-    image_height: H.
-    image_width: W.
-
-  Returns:
-    float32 [N, H, W]: each box mask bilinearly sampled at the image frame
-    seen from its box (``tf.image.crop_and_resize``, 0 outside the box).
-  """
-  box_masks = np.asarray(box_masks, np.float32)
-  boxes = np.asarray(boxes, np.float32).reshape([-1, 4])
-  if boxes.shape[0] == 0:
-    return np.zeros([0, image_height, image_width], np.float32)
-  mins = boxes[:, :2]
-  extents = np.maximum(boxes[:, 2:] - mins, 1e-4)
-  reverse = np.concatenate([-mins / extents, (1.0 - mins) / extents], axis=1)
-  pasted = tf.image.crop_and_resize(
-      box_masks[..., None], reverse, tf.range(boxes.shape[0]),
-      [image_height, image_width], extrapolation_value=0.0)
-  return pasted.numpy()[..., 0]
 
 
 def _signature_inputs(signature):
@@ -192,7 +167,8 @@ class DeepMacPredictor:
     if 'detection_masks' not in outputs:
       return None, None
     box_masks = outputs['detection_masks'][0].numpy()[:boxes.shape[0]]
-    probabilities = paste_masks(box_masks, boxes, *image_size)
+    probabilities = mask_pasting.paste_box_masks(box_masks, boxes,
+                                                 *image_size).numpy()
     return probabilities > mask_threshold, probabilities
 
   def detect(self, image, min_score_threshold=0.5, mask_threshold=0.5,
@@ -231,7 +207,8 @@ class DeepMacPredictor:
     masks, probabilities = None, None
     if 'detection_masks' in outputs:
       box_masks = outputs['detection_masks'][0].numpy()[order]
-      probabilities = paste_masks(box_masks, boxes, *image.shape[:2])
+      probabilities = mask_pasting.paste_box_masks(
+          box_masks, boxes, *image.shape[:2]).numpy()
       masks = probabilities > mask_threshold
     return Detections(
         boxes=boxes.astype(np.float32), scores=scores[order].astype(np.float32),

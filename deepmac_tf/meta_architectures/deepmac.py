@@ -330,7 +330,7 @@ class DeepMACMetaArch(center_net.CenterNetMetaArch):
     Returns:
       {'detection_masks': float32 [B, N, S, S] box-relative probabilities}
       (``postprocess_crop_size`` in full-resolution mode). Paste them with
-      ``mask_pasting.paste_box_masks_batched`` using the same boxes.
+      ``ops.mask_pasting.paste_box_masks`` using the same boxes.
     """
     padded = center_net.padded_image_shapes(
         prediction_dict[center_net.PREPROCESSED_INPUTS])

@@ -40,6 +40,7 @@ from deepmac_tf.meta_architectures import mask_rcnn_mask_branch as mask_branch
 from deepmac_tf.meta_architectures import mask_rcnn_params as params_lib
 from deepmac_tf.meta_architectures import mask_rcnn_postprocess as postprocess_lib
 from deepmac_tf.meta_architectures import mask_rcnn_targets as targets
+from deepmac_tf.ops import mask_targets
 from deepmac_tf.ops import mask_weights
 
 PREPROCESSED_INPUTS = 'preprocessed_inputs'
@@ -340,8 +341,12 @@ class MaskRCNNMetaArch(tf_keras.layers.Layer):
     out[MASK_LOGITS] = self.mask_logits(features, boxes,
                                         selection['classes'], training,
                                         valid=selection['weights'] > 0)
-    out[MASK_TARGETS] = tf.stop_gradient(targets.mask_targets(
-        masks, boxes, selection['instance_indices'], m.mask_size))
+    mask_shape = tf.shape(masks)
+    scale = tf.cast(tf.stack([mask_shape[2], mask_shape[3]] * 2), tf.float32)
+    out[MASK_TARGETS] = mask_targets.crop_instance_masks(
+        masks, boxes / scale, m.mask_size,
+        crop_method=mask_targets.CROP_AND_RESIZE,
+        instance_indices=selection['instance_indices'])
     out[MASK_WEIGHTS] = selection['weights']
     return out
 

@@ -150,30 +150,3 @@ def mask_training_boxes(box_source, gt_boxes, gt_classes, gt_mask_weights,
     return proposal_part
   return {key: tf.concat([gt_part[key], proposal_part[key]], axis=1)
           for key in gt_part}
-
-
-def mask_targets(gt_masks, boxes, instance_indices, mask_size):
-  """Crops each instance's groundtruth mask at its training box.
-
-  Args:
-    gt_masks: [B, N, H, W] image-frame masks of the padded input.
-    boxes: [B, M, 4] pixels of the padded input.
-    instance_indices: [B, M] int32 instance per box.
-    mask_size: output size S'.
-
-  Returns:
-    [B, M, S', S'] float32 soft targets (bilinear), without copying the
-    full-size masks per box.
-  """
-  shape = tf.shape(gt_masks)
-  batch, num_gt, height, width = shape[0], shape[1], shape[2], shape[3]
-  num_boxes = tf.shape(boxes)[1]
-  scale = tf.cast(tf.stack([height, width, height, width]), tf.float32)
-  flat_boxes = tf.reshape(boxes / scale, [-1, 4])
-  image_index = (tf.range(batch)[:, None] * num_gt +
-                 tf.cast(instance_indices, tf.int32))
-  crops = tf.image.crop_and_resize(
-      tf.cast(tf.reshape(gt_masks, tf.stack([batch * num_gt, height, width,
-                                              1])), tf.float32),
-      flat_boxes, tf.reshape(image_index, [-1]), [mask_size, mask_size])
-  return tf.reshape(crops, tf.stack([batch, num_boxes, mask_size, mask_size]))
