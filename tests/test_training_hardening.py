@@ -58,8 +58,8 @@ def test_bad_record_mid_run_saves_then_names_it(tmp_path, monkeypatch):
                             'image/object/mask is 16x16 but the image is '
                             '32x48')
   saved = os.path.join(model_dir, 'ckpt-4')
-  assert message.endswith(f'Training stopped at step 4; the last good '
-                          f'checkpoint is {saved}.')
+  assert message.endswith(f'must be image-sized. Training stopped at step 4; '
+                          f'the last good checkpoint is {saved}.')
   assert checkpoints.read_step(saved) == 4
 
   # The same model_dir with another model: one line naming a variable.

@@ -55,6 +55,18 @@ def _summary_tags(directory):
   return tags
 
 
+def _summary_images(directory, tag):
+  """[(step, uint8 image)] of an image summary tag."""
+  found = []
+  for events in glob.glob(os.path.join(directory, 'events.out.tfevents.*')):
+    for event in tf.compat.v1.train.summary_iterator(events):
+      for value in event.summary.value:
+        if value.tag == tag:
+          encoded = tf.make_ndarray(value.tensor)[2]
+          found.append((event.step, tf.io.decode_png(encoded).numpy()))
+  return found
+
+
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
   """3 steps, checkpoint every 2: (configs, model_dir, TrainResult)."""
@@ -88,6 +100,15 @@ def test_checkpoints_summaries_and_config(trained):
       rel=1e-5)
   tags = _summary_tags(os.path.join(model_dir, 'train'))
   assert expected_losses | {'learning_rate', 'steps_per_sec'} <= tags
+  # The OD API's training-batch images with groundtruth (first report).
+  images = _summary_images(os.path.join(model_dir, 'train'),
+                           'train_input_images')
+  assert [step for step, _ in images] == [1]
+  grid = images[0][1]
+  assert grid.ndim == 3 and grid.shape[2] == 3 and grid.shape[0] >= 64
+  # Seen-class masks drawn in green, unseen boxes in orange.
+  pixels = grid.reshape([-1, 3])
+  assert (pixels == (40, 220, 70)).all(axis=1).any()
 
 
 def test_evaluator_restores_model_only_checkpoint(trained):

@@ -6,7 +6,10 @@ Every ``log_every_n_steps`` (and at the last step) one line:
   | lr 1.00e-03 | 3.21 steps/s | ETA 0:04:09
 
 and, with summaries on, scalars under ``model_dir/train``: every loss,
-``learning_rate`` and ``steps_per_sec``.
+``learning_rate`` and ``steps_per_sec``; and, at the first report and every
+``IMAGES_EVERY_N_REPORTS`` reports, ``train_input_images`` (as the OD API):
+up to 3 images of the training batch with their groundtruth, mask-supervised
+instances in green, box-only (unseen classes) in orange.
 """
 
 import datetime
@@ -19,6 +22,9 @@ import tensorflow as tf
 from deepmac_tf.training import train_step
 
 TRAIN_SUMMARY_DIR = 'train'
+TRAIN_IMAGES_TAG = 'train_input_images'
+IMAGES_EVERY_N_REPORTS = 10
+MAX_TRAIN_IMAGES = 3
 
 
 def format_eta(seconds):
@@ -57,6 +63,7 @@ class ProgressReporter:
           os.path.join(model_dir, TRAIN_SUMMARY_DIR))
     self._last_time = None
     self._last_step = None
+    self._reports = 0
 
   def start(self, step):
     """Marks the start of timing at ``step`` (after restore / setup)."""
@@ -83,6 +90,7 @@ class ProgressReporter:
     steps = step - (self._last_step if self._last_step is not None else step)
     steps_per_sec = steps / elapsed if elapsed > 0 and steps > 0 else 0.0
     self._last_time, self._last_step = now, step
+    self._reports += 1
     line = format_progress_line(step, self.total_steps, losses, learning_rate,
                                 steps_per_sec)
     logging.info('%s', line)
@@ -94,6 +102,28 @@ class ProgressReporter:
         tf.summary.scalar('steps_per_sec', steps_per_sec)
       self._writer.flush()
     return line
+
+  def wants_images(self):
+    """True when the report just made should come with batch images."""
+    return (self._writer is not None and
+            (self._reports - 1) % IMAGES_EVERY_N_REPORTS == 0)
+
+  def write_images(self, step, batch, category_index=None):
+    """Writes ``train_input_images``: the batch's first images with their
+    groundtruth (``preview.draw_batch``), one grid.
+
+    Args:
+      step: the global step.
+      batch: {InputFields key: numpy array} of one replica's batch.
+      category_index: optional ``{id: {'name': ...}}`` for labels.
+    """
+    from deepmac_tf.data import preview  # pylint: disable=g-import-not-at-top
+    grid = preview.draw_batch(batch, category_index,
+                              max_images=MAX_TRAIN_IMAGES,
+                              columns=MAX_TRAIN_IMAGES, scale=1)
+    with self._writer.as_default(step=step):
+      tf.summary.image(TRAIN_IMAGES_TAG, grid[None])
+    self._writer.flush()
 
   def close(self):
     if self._writer is not None:

@@ -111,6 +111,19 @@ def build_training_state(configs, strategy):
   return model, optimizer, schedule, trainable
 
 
+def _first_replica(strategy, batch):
+  """{key: numpy array} of the first local replica's part of ``batch``."""
+  return {key: strategy.experimental_local_results(value)[0].numpy()
+          for key, value in batch.items()}
+
+
+def _category_index(reader):
+  if not reader.label_map_path:
+    return None
+  from deepmac_tf.data import label_map_util  # pylint: disable=g-import-not-at-top
+  return label_map_util.create_category_index(reader.label_map_path)
+
+
 def _raise_non_finite(step, losses, saver):
   bad = non_finite_terms(losses)
   values = ', '.join(f'{name}={float(losses[name])}' for name in bad)
@@ -233,6 +246,7 @@ def train_loop(configs, model_dir, *, num_train_steps=None, strategy=None,
   reporter = progress.ProgressReporter(
       model_dir, total_steps, log_every_n_steps,
       record_summaries and strategy_lib.is_chief(strategy))
+  category_index = _category_index(configs['train_input_config'])
 
   current = saver.step
   losses, metrics = {}, None
@@ -253,8 +267,9 @@ def train_loop(configs, model_dir, *, num_train_steps=None, strategy=None,
         except tf.errors.OpError as e:
           error = record_errors.input_error(e, inputs.train_files)
           _save_or_raise(saver)
-          raise DataError(f'{error} Training stopped at step {saver.step}; '
-                          f'{saver.describe_last()}.') from None
+          raise DataError(f'{str(error).rstrip(".")}. Training stopped at '
+                          f'step {saver.step}; {saver.describe_last()}.'
+                          ) from None
         if first_call:
           logging.info('Tracing the training step (the first step takes '
                        'longer)...')
@@ -271,6 +286,9 @@ def train_loop(configs, model_dir, *, num_train_steps=None, strategy=None,
           reporter.start(current)
         if reporter.should_report(current):
           reporter.report(current, losses, float(schedule(current - 1)))
+          if reporter.wants_images():
+            reporter.write_images(current, _first_replica(strategy, batch),
+                                  category_index)
         if current % checkpoint_every_n == 0:
           _save_or_raise(saver)
         if evaluator is not None and evaluator.should_evaluate(current,
