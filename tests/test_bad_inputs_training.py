@@ -321,3 +321,17 @@ def test_cli_quiets_tensorflow_unless_verbose(monkeypatch):
 
 def test_tf_free_input_types_match_serving_inputs():
   assert input_types.INPUT_TYPES == serving_inputs.INPUT_TYPES
+
+
+def test_eval_inputs_checked_before_the_eval_model(tmp_path, data_root):
+  configs = _configs(tmp_path, data_root)
+  reader = configs['eval_input_configs'][0]
+  del reader.tf_record_input_reader.input_path[:]
+  reader.tf_record_input_reader.input_path.append(str(tmp_path / 'val-*'))
+  with pytest.raises(ConfigError, match=r"eval_input_reader.tf_record_input_"
+                     r"reader.input_path: pattern '.*val-\*' matches no file"):
+    preflight.check_eval_inputs(configs, 0, str(tmp_path / 'model' / 'eval'))
+  with pytest.raises(ConfigError, match='1 eval input reader.*index 2 asked'):
+    preflight.check_eval_inputs(configs, 2)
+  with pytest.raises(ConfigError, match='--model_dir: cannot write to /proc'):
+    preflight.check_eval_inputs(configs, 0, '/proc/deepmac/eval')

@@ -22,6 +22,7 @@ from deepmac_tf.errors import ConfigError
 from deepmac_tf.errors import DataError
 from deepmac_tf.training import checkpoints
 from deepmac_tf.training import moving_average
+from deepmac_tf.training import preflight
 
 _HEADLINE_METRICS = ('DetectionBoxes_Precision/mAP',
                      'DetectionMasks_Precision/mAP')
@@ -150,6 +151,8 @@ def eval_continuously(configs, model_dir, checkpoint_dir, eval_timeout=3600,
   eval_loop = import_eval_loop('--checkpoint_dir')
   model = objects = checkpoint = None
   output_dir = eval_dir(model_dir, eval_input_index)
+  # Inputs and output folder first: seconds, before any model is built.
+  preflight.check_eval_inputs(configs, eval_input_index, output_dir)
   writer = tf.summary.create_file_writer(output_dir)
   results = {}
   for path in _checkpoint_paths(checkpoint_dir, eval_timeout, wait_interval):
