@@ -102,6 +102,13 @@ def validate_images(images, input_type):
                            tf.reduce_all(padded_shape[:3] > 0)),
              where + ' with a non-empty batch and image, got shape', shape),
   ]
+  if input_type == FLOAT_IMAGE_TENSOR:
+    # 0..1 images (what many libraries produce) would be seen as black.
+    low, high = tf.reduce_min(images), tf.reduce_max(images)
+    checks.append(_check(
+        tf.logical_and(low >= 0.0, tf.logical_or(high > 1.0, high <= 0.0)),
+        f'{INPUT_TENSOR}: float_image_tensor expects pixel values 0..255 '
+        '(multiply 0..1 images by 255); min / max given:', low, high))
   # A reshape, not ensure_shape: grappler would unify the shapes of input
   # and output and fold the rank check away.
   with tf.control_dependencies(checks):

@@ -4,6 +4,8 @@
 classes (one line naming the file / field / record) for:
 
 * an unwritable ``model_dir`` (``--model_dir``);
+* ``train_config.batch_size`` < 1, ``allowed_masked_classes_ids`` outside
+  1..num_classes;
 * input readers: no ``tf_record_input_reader``, placeholders
   (``PATH_TO_BE_CONFIGURED``), patterns that match no file,
   ``load_instance_masks: false`` for a model with a mask head;
@@ -105,6 +107,21 @@ def check_input_reader(reader, field, configs, require_masks):
   return _check_sample(reader, field, num_classes, allowed, require_masks)
 
 
+def _check_training_settings(configs):
+  """Numbers the model builder does not look at."""
+  train_config = configs.get('train_config')
+  if train_config is not None and train_config.batch_size < 1:
+    raise ConfigError(f'train_config.batch_size: must be >= 1, got '
+                      f'{train_config.batch_size}.')
+  spec = model_spec.from_configs(configs)
+  outside = [i for i in spec.seen_class_ids
+             if i < 1 or (spec.num_classes and i > spec.num_classes)]
+  if outside:
+    raise ConfigError(
+        f'{spec.seen_class_ids_field}: {outside} outside the class ids '
+        f'1..{spec.num_classes} (model.{spec.architecture}.num_classes).')
+
+
 def check_training_inputs(configs, model_dir, with_eval=False):
   """Everything about a training run that can fail before the model exists.
 
@@ -121,6 +138,7 @@ def check_training_inputs(configs, model_dir, with_eval=False):
     ConfigError / LabelMapError / DataError: naming what is wrong.
   """
   file_checks.check_writable_dir(model_dir, '--model_dir')
+  _check_training_settings(configs)
   reader = configs.get('train_input_config')
   if reader is None:
     raise ConfigError('train_input_reader: is not set.')
