@@ -117,3 +117,13 @@ def test_unwritable_or_odd_targets_fail_up_front(tmp_path):
     atomic_dir.prepare(str(a_file))
   with pytest.raises(ConfigError, match='not a local path'):
     atomic_dir.prepare('gs://bucket/export')
+
+
+def test_exporter_checks_the_output_folder_before_anything_else(tmp_path):
+  from deepmac_tf.export import exporter  # pylint: disable=g-import-not-at-top
+  with pytest.raises(ConfigError, match='--output_directory: cannot write '
+                     'to /proc'):
+    # No checkpoint and no model are needed to say so.
+    exporter.export_inference_graph('image_tensor', None,
+                                    str(tmp_path / 'nope'),
+                                    '/proc/deepmac_export/out')

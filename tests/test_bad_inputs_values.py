@@ -93,3 +93,20 @@ def test_mask_model_input_without_masks_fails_in_the_builder(tmp_path):
   with pytest.raises(ConfigError, match='train_input_reader.'
                      'load_instance_masks: must be true to train a mask head'):
     dataset_builder.build_from_pipeline(configs, 'train')
+
+
+def test_segment_checks_its_outputs_before_loading_anything(tmp_path):
+  import os  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  result = subprocess.run(
+      [sys.executable, os.path.join(repo, 'scripts', 'segment.py'),
+       f'--saved_model_dir={tmp_path}/nope', f'--image={tmp_path}/nope.png',
+       '--output=/proc/deepmac_out/overlay.png'],
+      capture_output=True, text=True, timeout=60, cwd=repo,
+      env=dict(os.environ, PYTHONPATH=repo))
+  assert result.returncode == 1
+  assert result.stderr.strip() == (
+      'ERROR: --output: cannot write to /proc/deepmac_out (No such file or '
+      'directory).')
