@@ -33,7 +33,7 @@ model { faster_rcnn {
     crop_size: 8 mask_size: 16 }
 } }
 train_config { batch_size: 2 }
-eval_config { num_visualizations: 0 }
+eval_config { num_visualizations: 0 include_overlap_analysis: true }
 '''
 _RELOAD = '''
 import sys, numpy as np, tensorflow as tf
@@ -100,8 +100,14 @@ def test_train_then_evaluate_splits_seen_and_unseen(trained):
   # .allowed_masked_classes_ids (1-5 in the synthetic config).
   for key in ('DetectionBoxes_Precision/mAP', 'DetectionMasks_Precision/mAP',
               'DetectionMasks_SeenClasses/mAP',
-              'DetectionMasks_UnseenClasses/mAP'):
+              'DetectionMasks_UnseenClasses/mAP',
+              # eval_config.include_overlap_analysis (Zhao et al.).
+              'DetectionMasks_Overlap/UnseenClasses/mAP (overlapped)',
+              'DetectionMasks_Overlap/UnseenClasses/mIoU (overlapped)',
+              'DetectionMasks_FalsePositives/UnseenClasses/'
+              'seen_objects_fraction'):
     assert key in metrics, key
+  assert (model_dir / 'eval' / 'overlap_analysis_step_2.png').exists()
 
 
 def test_export_and_reload_in_a_fresh_process(trained):

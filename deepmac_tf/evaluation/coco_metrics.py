@@ -293,6 +293,11 @@ class CocoEvaluator:
   def num_images(self):
     return self._accumulator.num_images
 
+  @property
+  def accumulator(self):
+    """The ``CocoAccumulator`` holding what was added."""
+    return self._accumulator
+
   def add_groundtruth(self, image_id, boxes, classes, masks=None,
                       is_crowd=None, area=None, image_size=None):
     """See ``CocoAccumulator.add_groundtruth``; False for a repeated id."""

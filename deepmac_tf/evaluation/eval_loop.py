@@ -31,10 +31,13 @@ from absl import logging
 from deepmac_tf.builders import dataset_builder
 from deepmac_tf.config import model_spec
 from deepmac_tf.data.fields import InputFields as F
+from deepmac_tf.evaluation import box_prompted_overlap
 from deepmac_tf.evaluation import coco_metrics
 from deepmac_tf.evaluation import eval_setup
 from deepmac_tf.evaluation import image_frames
 from deepmac_tf.evaluation import miou
+from deepmac_tf.evaluation import overlap_analysis
+from deepmac_tf.evaluation import overlap_plot
 from deepmac_tf.evaluation import visualization
 from deepmac_tf.meta_architectures import capabilities
 
@@ -195,9 +198,9 @@ def _score_detection_batch(outputs, batch, evaluator, visualizer, with_masks,
                      det['scores'], box_masks)
 
 
-def _score_box_masks_batch(box_masks, batch, accumulator, visualizer):
+def _score_box_masks_batch(box_masks, batch, accumulators, visualizer):
   """Feeds masks predicted at the groundtruth boxes ([B, N, S, S] numpy)
-  to the mIoU accumulator."""
+  to the accumulators (mIoU, overlap analysis: same ``add`` arguments)."""
   for i in range(batch[F.IMAGE].shape[0]):
     gt = image_frames.groundtruth(batch, i)
     if gt['masks'] is None:
@@ -208,8 +211,9 @@ def _score_box_masks_batch(box_masks, batch, accumulator, visualizer):
     oh, ow = gt['original_shape']
     predicted = image_frames.paste_masks(box_masks[i][valid], gt['boxes'],
                                          oh, ow)
-    accumulator.add(predicted, gt['masks'], gt['boxes'], gt['classes'],
-                    gt['is_crowd'])
+    for accumulator in accumulators:
+      accumulator.add(predicted, gt['masks'], gt['boxes'], gt['classes'],
+                      gt['is_crowd'])
     if visualizer is not None and visualizer.wants_more():
       count = len(gt['classes'])
       visualizer.add(batch, i, gt, gt['boxes'], gt['classes'],
@@ -288,6 +292,13 @@ def evaluate(model, configs, *, global_step=None, output_dir=None,
   per_category = bool(eval_config and eval_config.include_metrics_per_category)
   detector_free = capabilities.is_detector_free(model)
   box_prompted = None
+  with_masks = False
+  # Overlap analysis (Zhao et al.): masks at the groundtruth boxes per
+  # overlap bin and false-positive pixels, for every model with masks.
+  overlap = (bool(eval_config and eval_config.include_overlap_analysis) and
+             capabilities.has_masks(model))
+  box_overlap = (box_prompted_overlap.BoxPromptedOverlapAccumulator(
+      categories, seen) if overlap else None)
   if detector_free:
     scorer = miou.MIoUAccumulator(categories, seen, per_category)
     run_batch = _cached(model, 'masks_at_boxes', _box_masks_fn)
@@ -298,6 +309,8 @@ def evaluate(model, configs, *, global_step=None, output_dir=None,
         seen)
     run_batch = _cached(model, 'detect', _detection_fn)
     with_masks = coco_metrics.MASK_METRICS in sets
+    if not with_masks:
+      box_overlap = None
     # Box-prompted mIoU: the mask branch at the groundtruth boxes, the
     # paper's detector-free protocol, independent of detection quality.
     if with_masks and capabilities.has_masks(model):
@@ -325,7 +338,9 @@ def evaluate(model, configs, *, global_step=None, output_dir=None,
     if detector_free:
       box_masks = run_batch(images, true_shapes,
                             tf.convert_to_tensor(_true_frame_boxes(batch)))
-      _score_box_masks_batch(box_masks.numpy(), batch, scorer, visualizer)
+      _score_box_masks_batch(box_masks.numpy(), batch,
+                             [a for a in (scorer, box_overlap) if a],
+                             visualizer)
     else:
       if box_prompted is not None:
         outputs = run_batch(images, true_shapes,
@@ -338,13 +353,18 @@ def evaluate(model, configs, *, global_step=None, output_dir=None,
                              lambda: next(counter))
       if box_prompted is not None:
         _score_box_masks_batch(outputs[BOX_PROMPTED_MASKS], batch,
-                               box_prompted, None)
+                               [a for a in (box_prompted, box_overlap) if a],
+                               None)
     seen_examples += size
     if max_examples is not None and seen_examples >= max_examples:
       break
   metrics = scorer.evaluate()
   if box_prompted is not None:
     metrics.update(box_prompted.evaluate())
+  if overlap and not detector_free and with_masks:
+    metrics.update(overlap_analysis.coco_evaluator_metrics(scorer, seen))
+  if box_overlap is not None:
+    metrics.update(box_overlap.evaluate())
   seconds = time.time() - start
   title = (f'Eval at step {step}' if step is not None else 'Eval') + (
       f' ({seen_examples} examples, {seconds:.1f} s)')
@@ -352,6 +372,13 @@ def evaluate(model, configs, *, global_step=None, output_dir=None,
   if output_dir:
     path = write_metrics_json(metrics, output_dir, step)
     logging.info('Eval metrics written to %s', path)
+    if overlap:
+      plot = overlap_plot.write_overlap_plot(
+          metrics, os.path.splitext(path)[0].replace(
+              'metrics_step_', 'overlap_analysis_step_') + '.png',
+          title=title)
+      if plot:
+        logging.info('Overlap analysis plot written to %s', plot)
   if summary_writer is not None:
     write_summaries(summary_writer, metrics, visualizer.images, step)
   return metrics

@@ -200,3 +200,14 @@ def _bin_ap(evaluator, cat_ids, area_index):
   precision = evaluator.eval['precision'][:, :, columns, area_index, -1]
   valid = precision[precision > -1]
   return float(np.mean(valid)) if valid.size else -1.0
+
+
+def coco_evaluator_metrics(evaluator, seen_class_ids=()):
+  """``overlap_ap_metrics`` of what a ``coco_metrics.CocoEvaluator``
+  collected ({} unless groundtruth and detections both carry masks)."""
+  accumulator = evaluator.accumulator
+  if not (accumulator.has_groundtruth_masks and
+          accumulator.has_detection_masks):
+    return {}
+  return overlap_ap_metrics(accumulator.groundtruth_dataset(),
+                            accumulator.detection_results(), seen_class_ids)
