@@ -125,10 +125,19 @@ def _check_fresh(output_dir):
                         '--output_dir.')
 
 
-def _eta(seconds_per_run, remaining):
-  if not seconds_per_run or remaining <= 0:
+def _eta(seconds_by_name, remaining_names):
+  """Time left: each remaining run costs what that variant's runs cost so
+  far (else the mean of every run executed so far)."""
+  if not remaining_names:
     return '0:00:00'
-  total = int(sum(seconds_per_run) / len(seconds_per_run) * remaining)
+  every = [s for values in seconds_by_name.values() for s in values]
+  if not every:
+    return 'known after the first run'
+  total = 0.0
+  for name in remaining_names:
+    own = seconds_by_name.get(name) or every
+    total += sum(own) / len(own)
+  total = int(total)
   return f'{total // 3600}:{total // 60 % 60:02d}:{total % 60:02d}'
 
 
@@ -178,7 +187,7 @@ def _run_experiment(experiment, variants, unavailable, steps, output_dir):
   examples = examples_lib.choose_examples(data_dir)
   plan = [(variant, seed) for seed in range(_SEEDS.value)
           for variant in variants]
-  records, executed_seconds = [], []
+  records, executed_seconds = [], {}
   context = {
       'command': ' '.join(['python', 'scripts/reproduce.py'] +
                           sys.argv[1:]),
@@ -195,20 +204,22 @@ def _run_experiment(experiment, variants, unavailable, steps, output_dir):
     tag = f'[run {index}/{len(plan)}] {variant.name} seed {seed}'
     record = runner.load_finished(path, settings)
     if record is None:
+      remaining = [v.name for v, _ in plan[index - 1:]]
       print(f'{tag}: training {steps} steps (ETA for the rest '
-            f'{_eta(executed_seconds, len(plan) - index + 1)})', flush=True)
+            f'{_eta(executed_seconds, remaining)})', flush=True)
       logging.set_verbosity(logging.INFO)
       record = runner.execute(experiment, variant, settings, data_dir, path,
                               examples, _LOG_EVERY.value)
       logging.set_verbosity(logging.WARNING)
-      executed_seconds.append(record['seconds'])
+      executed_seconds.setdefault(variant.name, []).append(record['seconds'])
       status = (f'done in {record["seconds"]:.0f} s (CPU '
                 f'{record["cpu_seconds"]:.0f} s)')
     else:
       status = 'finished earlier, reused'
     records.append(record)
     print(f'{tag}: {status}: seen {_fmt(record["seen"])}, unseen '
-          f'{_fmt(record["unseen"])} | ETA {_eta(executed_seconds, len(plan) - index)}',
+          f'{_fmt(record["unseen"])} | ETA '
+          f'{_eta(executed_seconds, [v.name for v, _ in plan[index:]])}',
           flush=True)
     context.update(machine=f'{machine_start} at start, {_machine()} now',
                    seconds=round(time.time() - start, 1))

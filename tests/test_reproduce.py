@@ -129,3 +129,17 @@ def test_random_seen_split_is_per_seed_and_deterministic():
   assert len(first) == 3 and first == sorted(first)
   assert {tuple(run_config.random_seen_split(3, s)) for s in range(5)} != {
       tuple(first)}
+
+
+def test_eta_uses_each_variants_own_run_time():
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  spec = importlib.util.spec_from_file_location('reproduce_script', SCRIPT)
+  script = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(script)
+  assert script._eta({}, ['resnet4']) == 'known after the first run'
+  assert script._eta({'resnet4': [100.0]}, []) == '0:00:00'
+  # hourglass20 has no run yet: it costs the mean of all runs so far.
+  assert script._eta({'resnet4': [100.0, 140.0]},
+                     ['resnet4', 'hourglass20']) == '0:04:00'
+  assert script._eta({'resnet4': [60.0], 'hourglass20': [3600.0]},
+                     ['hourglass20', 'resnet4']) == '1:01:00'
