@@ -104,18 +104,31 @@ def _export_args(model_dir, output):
 
 
 def _checkpoint_writing(model_dir):
+  """A checkpoint is being written: TF's ``ckpt-N_temp`` folder, or the
+  temp file of the ``checkpoint`` state file."""
   names = os.listdir(model_dir) if os.path.isdir(model_dir) else []
-  return any('_temp' in n or n.startswith('checkpoint.tmp') or
-             n.endswith('.tmp') for n in names)
+  return any((n.startswith('ckpt-') and '_temp' in n) or
+             (n.startswith('checkpoint') and n != 'checkpoint')
+             for n in names)
 
 
 def _wait_and_kill(run, mode, rng, deadline):
   """Kills ``run`` at a moment chosen by ``mode``; returns what was seen."""
   if mode == 'random':
-    delay = rng.uniform(5.0, 90.0)
-    while time.time() < run.started + delay and run.process.poll() is None:
-      time.sleep(0.05)
-    seen = f'at {delay:.1f} s'
+    # Half the kills before training starts (build, restore, tracing), half
+    # during training steps.
+    if rng.random() < 0.5:
+      delay = rng.uniform(3.0, 40.0)
+      while (time.time() < run.started + delay and
+             run.process.poll() is None and 'Step ' not in run.text()):
+        time.sleep(0.05)
+      seen = f'at {time.time() - run.started:.1f} s (before training)'
+    else:
+      while (time.time() < deadline and run.process.poll() is None and
+             'Step ' not in run.text()):
+        time.sleep(0.05)
+      time.sleep(rng.uniform(0.0, 10.0))
+      seen = f'at {time.time() - run.started:.1f} s (while training)'
   elif mode == 'checkpoint':
     model_dir = run.model_dir
     seen = 'no checkpoint write seen in 240 s (killed then)'

@@ -335,3 +335,21 @@ def test_eval_inputs_checked_before_the_eval_model(tmp_path, data_root):
     preflight.check_eval_inputs(configs, 2)
   with pytest.raises(ConfigError, match='--model_dir: cannot write to /proc'):
     preflight.check_eval_inputs(configs, 0, '/proc/deepmac/eval')
+
+
+def test_eval_progress_lines_and_record_count(tmp_path):
+  from deepmac_tf.training import progress  # pylint: disable=g-import-not-at-top
+  path = _write_records(tmp_path, [record_helpers.simple_example(seed=i)
+                                   for i in range(5)])
+  assert record_errors.count_records([path, path]) == 10
+  now = [0.0]
+  bar = progress.EvalProgress(total=10, title='Eval at step 7',
+                              every_seconds=10, clock=lambda: now[0])
+  now[0] = 5.0
+  assert bar.update(2) is None  # not 10 s yet
+  now[0] = 10.0
+  assert bar.update(4) == ('Eval at step 7: 4/10 images (40%) | 0.40 '
+                           'images/s | ETA 0:00:15')
+  times = iter([0.0, 2.0])
+  assert progress.EvalProgress(clock=lambda: next(times)).line(3) == (
+      'Eval: 3 images | 1.50 images/s')

@@ -5,7 +5,8 @@ names the file and record.
   <path>: ...``; that sentence is extracted from TF's message.
 * A truncated TFRecord file (``DataLossError``: "truncated record at ...")
   does not name the file; ``find_truncated_record`` locates it by walking the
-  TFRecord framing (seeks only, no data read).
+  TFRecord framing (seeks only, no data read; ``count_records`` counts the
+  same way, e.g. for an evaluation progress bar).
 """
 
 import re
@@ -21,21 +22,35 @@ _HEADER_BYTES = 12
 _FOOTER_BYTES = 4
 
 
-def find_truncated_record(path):
-  """Index of the first record of ``path`` cut short, or None if whole."""
+def _frames(path):
+  """Yields (index, complete) per TFRecord frame of ``path`` (seeks only)."""
   with tf.io.gfile.GFile(path, 'rb') as f:
     size = f.size()
     position, index = 0, 0
     while position < size:
       if size - position < _HEADER_BYTES:
-        return index
+        yield index, False
+        return
       f.seek(position)
       (length,) = struct.unpack('<Q', f.read(8))
       position += _HEADER_BYTES + length + _FOOTER_BYTES
+      yield index, position <= size
       if position > size:
-        return index
+        return
       index += 1
+
+
+def find_truncated_record(path):
+  """Index of the first record of ``path`` cut short, or None if whole."""
+  for index, complete in _frames(path):
+    if not complete:
+      return index
   return None
+
+
+def count_records(paths):
+  """Number of complete records in TFRecord files (no data is read)."""
+  return sum(1 for path in paths for _, complete in _frames(path) if complete)
 
 
 def _decoder_sentence(message):
