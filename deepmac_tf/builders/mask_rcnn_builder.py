@@ -9,6 +9,7 @@ Unsupported options raise one ``ConfigError`` naming the field.
 
 from deepmac_tf.backbones import deepmarc_backbones
 from deepmac_tf.builders import maskx_builder
+from deepmac_tf.builders import teacher_student_builder
 from deepmac_tf.errors import ConfigError
 from deepmac_tf.mask_heads import registry as mask_head_registry
 from deepmac_tf.meta_architectures import mask_rcnn
@@ -28,7 +29,9 @@ _BOX_SOURCES = {
 
 def mask_head_params_from_proto(config, num_classes):
   """``DeepMarcMaskHead`` -> ``MaskHeadParams`` (checked)."""
-  name = config.network_type
+  teacher_student = teacher_student_builder.params_from_proto(
+      config, _M, config.crop_size)
+  name = teacher_student_builder.student_network_type(config)
   if not mask_head_registry.is_registered(name):
     raise ConfigError(f'{_M}.network_type: unknown mask head {name!r}; '
                       f'valid: {", ".join(mask_head_registry.mask_head_names())}.')
@@ -55,10 +58,11 @@ def mask_head_params_from_proto(config, num_classes):
   return params_lib.MaskHeadParams(
       network_type=name, num_init_channels=config.num_init_channels,
       crop_size=config.crop_size, mask_size=config.mask_size,
-      class_agnostic=config.class_agnostic,
+      class_agnostic=config.class_agnostic and teacher_student is None,
       box_source=_BOX_SOURCES[config.box_source],
       num_sampled_masks=config.num_sampled_masks,
       allowed_masked_classes_ids=tuple(config.allowed_masked_classes_ids),
+      teacher_student=teacher_student,
       **maskx_builder.maskx_kwargs_from_proto(config))
 
 

@@ -47,3 +47,7 @@ def build_model_variables(model, image_height, image_width):
     model.predict_masks_from_boxes(
         predictions, tf.constant([[[0.25, 0.25, 0.75, 0.75]]], tf.float32),
         **kwargs)
+  # Heads that run in training only (the teacher of teacher-student heads).
+  build_training_heads = getattr(model, 'build_training_heads', None)
+  if build_training_heads is not None:
+    build_training_heads(predictions)

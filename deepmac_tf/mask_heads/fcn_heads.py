@@ -10,6 +10,8 @@ catalogue head.
 | network_type  | layers                                     |
 |---------------|--------------------------------------------|
 | mask_rcnn_fcn | 4 x (conv 3x3, nc channels, BN, ReLU)      |
+| mask_rcnn_fcn12 | 12 x (the same): the deeper teacher of the  |
+|               | teacher-student heads (Zhao et al.)        |
 """
 
 import tensorflow as tf
@@ -18,7 +20,7 @@ import tf_keras
 from deepmac_tf.layers import empty_batch
 
 # network_type -> number of conv layers.
-FCN_HEAD_SPECS = {'mask_rcnn_fcn': 4}
+FCN_HEAD_SPECS = {'mask_rcnn_fcn': 4, 'mask_rcnn_fcn12': 12}
 FCN_HEAD_NAMES = tuple(FCN_HEAD_SPECS)
 
 

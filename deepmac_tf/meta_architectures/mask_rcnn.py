@@ -40,6 +40,7 @@ from deepmac_tf.meta_architectures import mask_rcnn_mask_branch as mask_branch
 from deepmac_tf.meta_architectures import mask_rcnn_params as params_lib
 from deepmac_tf.meta_architectures import mask_rcnn_postprocess as postprocess_lib
 from deepmac_tf.meta_architectures import mask_rcnn_targets as targets
+from deepmac_tf.meta_architectures import mask_rcnn_teacher_student as teacher_student
 from deepmac_tf.ops import mask_targets
 from deepmac_tf.ops import mask_weights
 
@@ -160,6 +161,12 @@ class MaskRCNNMetaArch(tf_keras.layers.Layer):
           use_sync_batch_norm=sync, name='mask_head')
       (self._weight_transfer, self._mlp_mask_branch,
        self._random_class_embeddings) = class_masks.build_maskx_parts(p)
+    self._teacher_mask_head = None
+    if (p.mask_head is not None and p.mask_head.teacher_student is not None
+        and is_training):
+      # Built for training only: an export holds no teacher variable.
+      self._teacher_mask_head = teacher_student.build_teacher(p.mask_head,
+                                                              sync)
     self._freeze_detector()
 
   @property
@@ -294,6 +301,16 @@ class MaskRCNNMetaArch(tf_keras.layers.Layer):
         self._mask_roi_aligner, self._mask_head, features, boxes, classes,
         training=training, valid=valid, row_logits=row_logits)
 
+  def build_training_heads(self, prediction_dict):
+    """Creates the variables of heads that run in training only (the
+    teacher-student teacher), with one box."""
+    if self._teacher_mask_head is not None:
+      boxes = tf.constant([[[8.0, 8.0, 24.0, 24.0]]], tf.float32)
+      mask_branch.mask_logits(
+          self._mask_roi_aligner, self._teacher_mask_head,
+          prediction_dict[FEATURES], boxes, tf.ones([1, 1], tf.int32),
+          training=False)
+
   def second_stage_for_training(self, prediction_dict, groundtruth,
                                 training=True):
     """ROI sampling, box head and mask branch on the training boxes.
@@ -326,6 +343,12 @@ class MaskRCNNMetaArch(tf_keras.layers.Layer):
     if self._mask_head is None or masks is None:
       return out
     m = p.mask_head
+    if self._teacher_mask_head is not None:
+      out.update(teacher_student.training_masks(
+          m, self._mask_roi_aligner, self._mask_head, self._teacher_mask_head,
+          features, gt_boxes, groundtruth,
+          (rois, matched_classes, matched_indices), training=training))
+      return out
     selection = targets.mask_training_boxes(
         m.box_source, gt_boxes, groundtruth[InputFields.CLASSES],
         mask_weights.instance_mask_weights(
@@ -469,7 +492,8 @@ class MaskRCNNMetaArch(tf_keras.layers.Layer):
              params_lib.PART_BOX_HEAD: [self._detection_head],
              params_lib.PART_MASK_HEAD: [self._mask_head,
                                          self._weight_transfer,
-                                         self._mlp_mask_branch]}
+                                         self._mlp_mask_branch,
+                                         self._teacher_mask_head]}
     return mask_rcnn_losses.l2_weight_decay_losses(
         parts, self._params.l2_weight_decay)
 

@@ -10,6 +10,7 @@ import tensorflow as tf
 from official.vision.losses import maskrcnn_losses
 
 from deepmac_tf.losses import mask_losses
+from deepmac_tf.meta_architectures import mask_rcnn_teacher_student as teacher_student
 
 LOSS_RPN_OBJECTNESS = 'Loss/RPNLoss/objectness_loss'
 LOSS_RPN_LOCALIZATION = 'Loss/RPNLoss/localization_loss'
@@ -18,6 +19,8 @@ LOSS_BOX_LOCALIZATION = 'Loss/BoxClassifierLoss/localization_loss'
 LOSS_MASK = 'Loss/BoxClassifierLoss/mask_loss'
 LOSS_NAMES = (LOSS_RPN_OBJECTNESS, LOSS_RPN_LOCALIZATION,
               LOSS_BOX_CLASSIFICATION, LOSS_BOX_LOCALIZATION, LOSS_MASK)
+# Teacher-student heads: the student's loss is LOSS_MASK.
+LOSS_TEACHER_MASK = teacher_student.LOSS_TEACHER_MASK
 
 _SIGMOID = mask_losses.MaskClassificationLoss()
 
@@ -85,8 +88,16 @@ def all_losses(params, first_stage, second_stage, rpn_score_targets,
       LOSS_BOX_LOCALIZATION: p.frcnn_box_loss_weight * frcnn_box,
   }
   if 'mask_logits' in second_stage:
-    losses[LOSS_MASK] = p.mask_loss_weight * mask_loss(
+    pair = p.mask_head.teacher_student if p.mask_head else None
+    student_weight = pair.student_loss_weight if pair else 1.0
+    losses[LOSS_MASK] = p.mask_loss_weight * student_weight * mask_loss(
         second_stage['mask_logits'], second_stage['mask_targets'],
         second_stage['mask_loss_weights'])
+    if teacher_student.TEACHER_MASK_LOGITS in second_stage:
+      losses[LOSS_TEACHER_MASK] = (
+          p.mask_loss_weight * pair.teacher_loss_weight * mask_loss(
+              second_stage[teacher_student.TEACHER_MASK_LOGITS],
+              second_stage[teacher_student.TEACHER_MASK_TARGETS],
+              second_stage[teacher_student.TEACHER_MASK_WEIGHTS]))
   return {k: tf.cast(tf.reduce_mean(v), tf.float32)
           for k, v in losses.items()}

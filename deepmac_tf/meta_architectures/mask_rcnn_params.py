@@ -8,6 +8,8 @@ so a config that names only the paper's choices trains the paper's model.
 
 import dataclasses
 
+from deepmac_tf.meta_architectures.teacher_student_params import TeacherStudentParams
+
 # Which boxes train the mask head (FasterRcnn.DeepMarcMaskHead.BoxSource).
 GROUNDTRUTH = 'groundtruth'
 PROPOSALS = 'proposals'
@@ -86,6 +88,8 @@ class MaskHeadParams:
     weight_transfer: MaskX weight transfer (class-specific only) or None.
     mlp_mask_branch: fused class-agnostic MLP branch or None.
     training_mode: END_TO_END or STAGE_WISE (detector frozen).
+    teacher_student: teacher-student heads (``network_type`` is then the
+      class-specific student's) or None.
   """
   network_type: str = 'mask_rcnn_fcn'
   num_init_channels: int = 256
@@ -98,8 +102,14 @@ class MaskHeadParams:
   weight_transfer: WeightTransferParams | None = None
   mlp_mask_branch: MlpMaskBranchParams | None = None
   training_mode: str = END_TO_END
+  teacher_student: TeacherStudentParams | None = None
 
   def __post_init__(self):
+    if self.teacher_student is not None and (
+        self.class_agnostic or self.weight_transfer is not None or
+        self.mlp_mask_branch is not None):
+      raise ValueError('teacher_student needs a class-specific student '
+                       '(class_agnostic=False) without MaskX parts.')
     if self.weight_transfer is not None and self.class_agnostic:
       raise ValueError('weight_transfer needs class-specific masks '
                        '(class_agnostic=False).')

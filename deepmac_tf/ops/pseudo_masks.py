@@ -148,6 +148,28 @@ def other_seen_masks(masks, is_seen):
   return tf.stop_gradient(tf.cast(covered > 0.5, tf.float32))
 
 
+def seen_overlap_from_crops(seen_count_crops, own_crops, own_is_seen):
+  """Rule 2's region in crop space without per-instance image masks.
+
+  Cropping is linear, so the crop of the per-image count of seen masks minus
+  the crop of the instance's own mask (when it is seen) is the crop of the
+  other seen instances' masks: memory O(B H W) instead of O(B N H W).
+
+  Args:
+    seen_count_crops: [..., S, S] crops of sum_j seen_j * mask_j (one map
+      per image) at each box.
+    own_crops: [..., S, S] crops of the instance's own groundtruth mask.
+    own_is_seen: [...] bool / 0-1: the instance is a seen one with a mask.
+
+  Returns:
+    float32 [..., S, S] of 0 / 1 (covered by another seen instance).
+  """
+  own = tf.cast(own_crops, tf.float32) * tf.cast(
+      tf.cast(own_is_seen, tf.bool), tf.float32)[..., None, None]
+  others = tf.cast(seen_count_crops, tf.float32) - own
+  return tf.stop_gradient(tf.cast(others > 0.5, tf.float32))
+
+
 def pseudo_masks(teacher_probabilities, student_probabilities=None,
                  rule=THRESHOLD, seen_overlap=None, inside_box=None):
   """Rules 1-3: binary pseudo masks.
