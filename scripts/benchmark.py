@@ -11,6 +11,14 @@ Figures (median milliseconds after --warmup_steps calls, over --steps calls):
     when the config's input paths resolve (else skipped, with the reason;
     random inputs at the model size are used for everything else);
   * ``memory``: peak RSS of the process and its growth over the benchmark;
+  * Deep-MAC (``center_net`` with ``deepmac_mask_estimation``) configs, unless
+    --nomask_branch: ``mask_branch_overhead`` (inference with
+    --masks_per_image detections passing ``mask_detection_score_threshold``
+    over the detection-only build of the same config, minus 1; and
+    ``mask_branch_overhead_all_slots`` with every slot masked) and
+    ``train_step_valid_only_over_all_slots`` (the train step with the mask
+    head on the weighted instances over the same step on every groundtruth
+    slot), each pair timed in turn (``benchmarks/mask_branch.py``);
   * ``class_specific_masks`` (class-specific Mask R-CNN / MaskX configs):
     the logits of each instance's class channel, as the model computes them,
     vs projecting to every class then picking, gradient included, timed in
@@ -85,6 +93,13 @@ _CHECKPOINT_DIR = flags.DEFINE_string(
 _SEED = flags.DEFINE_integer(
     'seed', 0, 'Random seed of the initial weights and inputs (the number of '
     'real detections of initial weights depends on it).')
+_MASK_BRANCH = flags.DEFINE_bool(
+    'mask_branch', True, 'Deep-MAC configs: also time the mask branch '
+    '(mask_branch_overhead, train_step_valid_only_over_all_slots); '
+    '--nomask_branch skips it.')
+_MASKS_PER_IMAGE = flags.DEFINE_integer(
+    'masks_per_image', 20, 'Deep-MAC mask_branch_overhead: detections (of '
+    'max_box_predictions) whose score passes the mask score threshold.')
 _OUTPUT_JSON = flags.DEFINE_string('output_json', None,
                                    'Also write the JSON to this file.')
 
@@ -172,10 +187,14 @@ def _random_batch(configs, arch, size):
       pad_to=max_boxes if _PAD_GROUNDTRUTH.value else None), num
 
 
-def _train_step(tf, configs, batch, model_dir):
-  """Training-loop pieces: model, optimizer, DistributedTrainStep."""
+def _build_train_step(tf, configs, batch, model_dir=None):
+  """Training-loop pieces: model, optimizer, DistributedTrainStep.
+
+  Returns:
+    (the call of one step on ``batch``, model, strategy); the initial
+    weights are saved in ``model_dir`` when given.
+  """
   # pylint: disable=g-import-not-at-top
-  from deepmac_tf.benchmarks import timing
   from deepmac_tf.training import checkpoints
   from deepmac_tf.training import strategy as strategy_lib
   from deepmac_tf.training import train_loop
@@ -190,12 +209,20 @@ def _train_step(tf, configs, batch, model_dir):
   run_step = train_step_lib.DistributedTrainStep(
       strategy, model, optimizer, step, trainable_variables=trainable,
       add_regularization_loss=train_config.add_regularization_loss)
-  # Inference is timed with these initial weights (see _inference).
-  checkpoints.make_manager(checkpoint, model_dir).save(
-      checkpoint_number=int(step.numpy()))
+  if model_dir is not None:
+    # Inference is timed with these initial weights (see _inference).
+    checkpoints.make_manager(checkpoint, model_dir).save(
+        checkpoint_number=int(step.numpy()))
   dataset = tf.data.Dataset.from_tensors(batch).repeat()
   iterator = iter(strategy.experimental_distribute_dataset(dataset))
-  step_fn = lambda: run_step(next(iterator))  # pylint: disable=unnecessary-lambda-assignment
+  return lambda: run_step(next(iterator)), model, strategy
+
+
+def _train_step(tf, configs, batch, model_dir):
+  """The train-step figure; (figure, the timed call)."""
+  from deepmac_tf.benchmarks import timing  # pylint: disable=g-import-not-at-top
+  train_config = configs['train_config']
+  step_fn, model, strategy = _build_train_step(tf, configs, batch, model_dir)
   figure = timing.time_calls(step_fn, _WARMUP_STEPS.value, _STEPS.value)
   figure['ms_per_image'] = round(
       figure['median_ms'] / train_config.batch_size, 3)
@@ -233,7 +260,7 @@ def _inference(tf, pipeline, model_dir, export_dir, image):
 
   @tf.function
   def detect(images):
-    predictions = model.predict(model.preprocess(images), training=False)
+    predictions = model.predict(model.normalize_images(images), training=False)
     return model.postprocess(predictions, shapes)
 
   detect_fn = lambda: detect(image)  # pylint: disable=unnecessary-lambda-assignment
@@ -361,6 +388,49 @@ def _class_specific_masks(configs):
   return {'class_specific_masks': figures}
 
 
+def _mask_branch(tf, pipeline, configs, batch, model_dir, image, step_fn,
+                 detect_fn):
+  """Deep-MAC's mask-branch figures (``benchmarks/mask_branch.py``), {} for
+  other configs or with --nomask_branch. Inference restores the checkpoint
+  of ``model_dir`` (or the --checkpoint_dir prefix). The config's own train
+  step / inference call (``step_fn`` / ``detect_fn``) is reused where it is
+  one side of a pair (head on selected slots; every slot masked)."""
+  # pylint: disable=g-import-not-at-top
+  from deepmac_tf.benchmarks import mask_branch
+  from deepmac_tf.export import exporter
+  from deepmac_tf.mask_heads import selected_slots
+  # pylint: enable=g-import-not-at-top
+  if not _MASK_BRANCH.value or not mask_branch.is_deepmac(configs['model']):
+    return {}
+  if _MASKS_PER_IMAGE.value < 1:
+    raise ConfigError('--masks_per_image: must be >= 1, got '
+                      f'{_MASKS_PER_IMAGE.value}.')
+  figures = {}
+  deepmac = configs['model'].center_net.deepmac_mask_estimation
+  if mask_branch.is_deepmac_detector(configs['model']):
+    logging.info('benchmark: timing the mask branch at inference')
+    figures['mask_branch_inference'] = mask_branch.inference_overhead(
+        pipeline.model,
+        exporter.find_checkpoint(model_dir, flag='--checkpoint_dir'), image,
+        _MASKS_PER_IMAGE.value, _WARMUP_STEPS.value, _STEPS.value,
+        every_slot=detect_fn if not deepmac.mask_detection_score_threshold
+        else None)
+    figures['mask_branch_overhead'] = figures['mask_branch_inference'][
+        'mask_branch_overhead']
+  logging.info('benchmark: timing the train step, mask head on weighted '
+               'instances vs on every slot')
+  selected = deepmac.mask_head_slots == type(deepmac).SELECTED_SLOTS or (
+      deepmac.mask_head_slots == type(deepmac).SLOTS_AUTO and
+      not selected_slots.static_shapes_by_default())
+  figures['mask_branch_train_step'] = mask_branch.train_step_ratio(
+      lambda variant: _build_train_step(tf, variant, batch)[0], configs,
+      _WARMUP_STEPS.value, _STEPS.value,
+      valid_only=step_fn if selected else None)
+  figures['train_step_valid_only_over_all_slots'] = figures[
+      'mask_branch_train_step']['train_step_valid_only_over_all_slots']
+  return figures
+
+
 def _ratio(ours, theirs):
   return round(ours / theirs, 4) if theirs else None
 
@@ -427,6 +497,11 @@ def main(argv):
     ours, saved, detect_fn, model = _inference(
         tf, pipeline, _CHECKPOINT_DIR.value or model_dir,
         os.path.join(tmp, 'export'), image)
+    if _REFERENCE.value is None:
+      model = None  # Memory for the next models.
+      result.update(_mask_branch(tf, pipeline, configs, batch,
+                                 _CHECKPOINT_DIR.value or model_dir, image,
+                                 step_fn, detect_fn))
   result['inference_checkpoint'] = dict(ours, ms_per_image=ours['median_ms'])
   result['inference_saved_model'] = (
       dict(saved, ms_per_image=saved['median_ms']) if 'median_ms' in saved

@@ -41,7 +41,7 @@ def test_tiny_deepmac_prints_every_figure(tmp_path):
   config = pipeline_fixtures.tiny_pipeline(tmp_path)
   out = tmp_path / 'bench.json'
   proc = _run(f'--pipeline_config_path={config}', *FAST,
-              f'--output_json={out}')
+              '--masks_per_image=2', f'--output_json={out}')
   assert proc.returncode == 0, proc.stderr[-3000:]
   result = json.loads(proc.stdout)
   assert json.loads(out.read_text()) == result
@@ -63,6 +63,24 @@ def test_tiny_deepmac_prints_every_figure(tmp_path):
   assert result['settings']['image_size'] == [64, 64]
   assert result['settings']['batch_size'] == 2
   assert result['settings']['inputs'] == 'input_pipeline_batch'
+  # Deep-MAC's mask branch: inference with 2 of the 10 detection slots over
+  # the threshold vs the detection-only build, and the train step with the
+  # head on weighted instances vs on every slot, each pair timed in turn.
+  inference = result['mask_branch_inference']
+  assert inference['detection_slots'] == 10
+  assert inference['detections_passing_threshold'] == 2
+  masked = inference['timing']['deepmac_thresholded']
+  assert masked['detections_with_masks'] == masked['nonzero_mask_slots'] == 2
+  for name in ('detection_only', 'deepmac_thresholded', 'deepmac_all_slots'):
+    _positive(inference['timing'][name])
+  assert result['mask_branch_overhead'] == inference['mask_branch_overhead']
+  assert inference['mask_branch_overhead_all_slots'] > -1
+  train = result['mask_branch_train_step']
+  _positive(train['timing']['valid_only'])
+  _positive(train['timing']['all_slots'])
+  assert result['train_step_valid_only_over_all_slots'] == round(
+      train['timing']['valid_only']['median_ms'] /
+      train['timing']['all_slots']['median_ms'], 4)
 
 
 def test_deepmarc_with_model_garden_reference_prints_ratios(tmp_path):
@@ -125,7 +143,7 @@ def test_trained_checkpoint_times_inference(tmp_path):
   checkpoints.make_manager(checkpoint, str(model_dir)).save(
       checkpoint_number=7)
   proc = _run(f'--pipeline_config_path={config}', *FAST, '--nosaved_model',
-              f'--checkpoint_dir={model_dir}')
+              '--nomask_branch', f'--checkpoint_dir={model_dir}')
   assert proc.returncode == 0, proc.stderr[-3000:]
   result = json.loads(proc.stdout)
   assert result['settings']['inference_weights'] == str(model_dir)
