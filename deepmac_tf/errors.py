@@ -1,6 +1,8 @@
 """Exceptions raised for user mistakes: each carries one clear message that
 names the file / field / record at fault and what was expected."""
 
+import contextlib
+
 
 class DeepMacError(Exception):
   """Base class of every error deepmac_tf raises for bad user input."""
@@ -21,3 +23,52 @@ class LabelMapError(DeepMacError, ValueError):
 
 class DataError(DeepMacError, ValueError):
   """Input data (TFRecords, COCO json, images) is missing or inconsistent."""
+
+
+class ArgumentError(DeepMacError, ValueError):
+  """A layer, head or backbone got an argument it cannot take.
+
+  Raised as ``ArgumentError(message, argument)`` by code that knows no
+  config: ``str(error)`` is ``'<argument>: <message>'``. The builder that
+  passed the argument turns it into a ``ConfigError`` naming its own config
+  field (``config_field_errors``), so a Deep-MARC user reads
+  ``model.faster_rcnn.deepmarc_mask_head.network_type`` and a Deep-MAC user
+  ``model.center_net.deepmac_mask_estimation.network_type`` for the same
+  head error. Safe to raise while tracing a ``tf.function`` (AutoGraph
+  re-raises it with its type; the argument then travels in the message).
+  """
+
+  @property
+  def message(self):
+    return str(self.args[0]) if self.args else ''
+
+  @property
+  def argument(self):
+    return self.args[1] if len(self.args) > 1 else None
+
+  def __str__(self):
+    if self.argument:
+      return f'{self.argument}: {self.message}'
+    return self.message
+
+
+@contextlib.contextmanager
+def config_field_errors(prefix, fields=None):
+  """Turns an ``ArgumentError`` raised inside into a ``ConfigError``.
+
+  Args:
+    prefix: dotted path of the config message whose values were passed,
+      e.g. ``model.faster_rcnn.deepmarc_mask_head``.
+    fields: optional ``{argument name: field path under prefix}`` where
+      they differ (e.g. ``{'mask_size': 'crop_size'}``); other arguments are
+      named as the field of the same name.
+
+  Raises:
+    ConfigError: ``'<prefix>.<field>: <message>'``.
+  """
+  try:
+    yield
+  except ArgumentError as error:
+    field = (fields or {}).get(error.argument, error.argument)
+    name = f'{prefix}.{field}' if field else prefix
+    raise ConfigError(f'{name}: {error.message}') from error

@@ -5,6 +5,7 @@ import dataclasses
 from google.protobuf import text_format
 import pytest
 
+from deepmac_tf.builders import center_net_builder
 from deepmac_tf.errors import ConfigError
 from deepmac_tf.meta_architectures import center_net_heads
 from deepmac_tf.meta_architectures import center_net_params as params
@@ -20,7 +21,7 @@ def _detection(text=''):
 
 
 def test_object_center_defaults():
-  result = params.object_center_params_from_proto(_center())
+  result = center_net_builder.object_center_params_from_proto(_center())
   assert result == params.ObjectCenterParams()
   assert result.heatmap_bias_init == pytest.approx(-2.19)
   assert result.min_box_overlap_iou == pytest.approx(0.7)
@@ -32,7 +33,7 @@ def test_object_center_defaults():
 
 
 def test_object_center_values_from_config():
-  result = params.object_center_params_from_proto(_center("""
+  result = center_net_builder.object_center_params_from_proto(_center("""
       object_center_loss_weight: 2.0
       min_box_overlap_iou: 0.5
       max_box_predictions: 20
@@ -61,13 +62,13 @@ def test_object_center_values_from_config():
 ])
 def test_object_center_rejects_unsupported(text, field):
   with pytest.raises(ConfigError, match=field):
-    params.object_center_params_from_proto(_center(text))
+    center_net_builder.object_center_params_from_proto(_center(text))
 
 
 def test_object_detection_defaults_and_values():
-  assert (params.object_detection_params_from_proto(_detection()) ==
+  assert (center_net_builder.object_detection_params_from_proto(_detection()) ==
           params.ObjectDetectionParams())
-  result = params.object_detection_params_from_proto(_detection("""
+  result = center_net_builder.object_detection_params_from_proto(_detection("""
       task_loss_weight: 0.5
       scale_loss_weight: 0.2
       offset_loss_weight: 3.0
@@ -85,7 +86,7 @@ def test_object_detection_defaults_and_values():
 
 def test_object_detection_rejects_other_localization_loss():
   with pytest.raises(ConfigError, match='localization_loss'):
-    params.object_detection_params_from_proto(
+    center_net_builder.object_detection_params_from_proto(
         _detection('localization_loss { weighted_l2 {} }'))
 
 

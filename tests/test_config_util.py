@@ -357,18 +357,6 @@ def test_faster_rcnn_mask_rcnn_config_loads():
 def test_validation_catches_semantic_errors(tmp_path):
   configs = config.get_configs_from_pipeline_file(
       _write(tmp_path, ODAPI_STYLE_CONFIG))
-  deepmac = configs['model'].center_net.deepmac_mask_estimation
-  deepmac.max_roi_jitter_ratio = 0.0
-  validation.validate_deepmac_mask_estimation(deepmac, 90)
-  deepmac.mask_size = 24
-  with pytest.raises(ConfigError, match=r'deepmac_mask_estimation\.mask_size: '
-                     r'24 cannot be taken by network_type "hourglass52".*'
-                     r'multiple of 32'):
-    validation.validate_deepmac_mask_estimation(deepmac, 90)
-  deepmac.mask_size = 32
-  deepmac.allowed_masked_classes_ids.append(91)
-  with pytest.raises(ConfigError, match='allowed_masked_classes_ids: 91'):
-    validation.validate_deepmac_mask_estimation(deepmac, 90)
   with pytest.raises(ConfigError, match=r'train_input_reader\.label_map_path.*'
                      'PATH_TO_BE_CONFIGURED'):
     configs['train_input_config'].tf_record_input_reader.input_path[:] = [
@@ -380,17 +368,3 @@ def test_validation_catches_semantic_errors(tmp_path):
   with pytest.raises(ConfigError, match='load_instance_masks: must be true'):
     validation.validate_input_reader(configs['train_input_config'],
                                      'train_input_reader', require_masks=True)
-
-
-@pytest.mark.parametrize('network,mask_size,ok', [
-    ('hourglass10', 16, True), ('hourglass10', 15, False),
-    ('hourglass20', 32, True), ('hourglass20', 30, False),
-    ('hourglass52', 64, True), ('hourglass100', 16, False),
-    ('hourglass20_uniform_size', 7, True), ('resnet4', 7, True),
-])
-def test_mask_size_for_hourglass_heads(network, mask_size, ok):
-  if ok:
-    validation.check_mask_size_for_network(network, mask_size, 'f')
-  else:
-    with pytest.raises(ConfigError, match=f'^f: {mask_size} cannot be taken'):
-      validation.check_mask_size_for_network(network, mask_size, 'f')

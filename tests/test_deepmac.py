@@ -10,6 +10,7 @@ import tensorflow as tf
 import tf_keras
 
 from deepmac_tf.data.fields import InputFields
+from deepmac_tf.errors import ArgumentError
 from deepmac_tf.errors import ConfigError
 from deepmac_tf.meta_architectures import center_net_params
 from deepmac_tf.meta_architectures import deepmac
@@ -312,8 +313,8 @@ def test_construction_errors():
     deepmac.DeepMACMetaArch(
         True, NUM_CLASSES, TinyExtractor(),
         center_net_params.ObjectCenterParams(), None, _params())
-  with pytest.raises(ConfigError, match='network_type'):
-    _params(network_type='hourglass9000')
+  with pytest.raises(ArgumentError, match='network_type'):
+    _model(network_type='hourglass9000')
 
 
 @pytest.fixture

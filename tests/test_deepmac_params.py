@@ -1,4 +1,5 @@
-"""Tests of DeepMACParams and its proto reader (spec sections 2.2, 8.2)."""
+"""Tests of DeepMACParams, its proto reader and the one Deep-MAC validator
+(builders/deepmac_builder.py; spec sections 2.2, 8.2)."""
 
 import glob
 import os
@@ -6,6 +7,7 @@ import os
 from google.protobuf import text_format
 import pytest
 
+from deepmac_tf.builders import deepmac_builder
 from deepmac_tf.config import config_util
 from deepmac_tf.errors import ConfigError
 from deepmac_tf.losses import mask_losses
@@ -21,6 +23,7 @@ _PROTO_TEXT = """
   use_xy: false
   use_instance_embedding: false
   network_type: "cond_inst3"
+  num_init_channels: 8
   classification_loss { weighted_dice_classification_loss {
     squared_normalization: false is_prediction_probability: false } }
   jitter_mode: EXPAND_SYMMETRIC_XY
@@ -46,8 +49,9 @@ def _proto(text=_PROTO_TEXT):
 
 
 def test_proto_parse_spec_values():
-  params = deepmac.deepmac_params_from_proto(_proto())
-  assert params.num_init_channels == 64  # default
+  params = deepmac_builder.deepmac_params_from_proto(_proto())
+  assert params.num_init_channels == 8
+  assert params.mask_size == 32  # default
   assert params.dim == 153
   assert params.task_loss_weight == 5.0
   assert params.network_type == 'cond_inst3'
@@ -75,8 +79,8 @@ def test_proto_parse_spec_values():
 
 def test_defaults_equal_proto_defaults():
   proto = _proto('classification_loss { weighted_sigmoid {} }')
-  assert deepmac.deepmac_params_from_proto(proto) == deepmac.DeepMACParams()
-  assert deepmac.deepmac_params_from_proto(
+  assert deepmac_builder.deepmac_params_from_proto(proto) == deepmac.DeepMACParams()
+  assert deepmac_builder.deepmac_params_from_proto(
       proto, detector_free=True).detector_free
 
 
@@ -89,7 +93,7 @@ def test_unsupported_weak_losses_fail_loudly(field):
   setattr(proto, field, 0.5)
   with pytest.raises(ConfigError, match=f'deepmac_mask_estimation.{field}.*'
                      'not supported'):
-    deepmac.deepmac_params_from_proto(proto)
+    deepmac_builder.deepmac_params_from_proto(proto)
 
 
 @pytest.mark.parametrize('text, field', [
@@ -110,17 +114,54 @@ def test_unsupported_weak_losses_fail_loudly(field):
       'box_consistency_loss_weight: 1.0 '
       'box_consistency_loss_normalize: NORMALIZE_BALANCED'),
      'box_consistency_loss_normalize'),
+    ('classification_loss { weighted_sigmoid {} } num_init_channels: 0',
+     r'deepmac_mask_estimation\.num_init_channels: must be positive'),
+    (('classification_loss { weighted_sigmoid {} } network_type: "cond_inst2" '
+      'use_instance_embedding: false dim: 8'),
+     r'deepmac_mask_estimation\.dim: cond_inst2 .* set dim: 1281'),
+    (('classification_loss { weighted_sigmoid {} } network_type: "cond_inst2" '
+      'dim: 1281'), r'deepmac_mask_estimation\.use_instance_embedding'),
 ])
 def test_bad_settings_name_the_field(text, field):
   with pytest.raises(ConfigError, match=field):
-    deepmac.deepmac_params_from_proto(_proto(text))
+    deepmac_builder.deepmac_params_from_proto(_proto(text))
 
 
 @pytest.mark.parametrize('path', sorted(glob.glob(
     os.path.join(CONFIG_DIR, 'center_net_deepmac_*.config'))))
 def test_shipped_configs_parse(path):
   config = config_util.get_pipeline_config_from_file(path)
-  params = deepmac.deepmac_params_from_proto(
+  params = deepmac_builder.deepmac_params_from_proto(
       config.model.center_net.deepmac_mask_estimation)
   assert params.classification_loss.kind == 'sigmoid'
   assert params.box_consistency_loss_weight == 0.0
+
+
+def test_mask_size_checks_and_allowed_ids_name_the_field():
+  text = 'classification_loss { weighted_sigmoid {} } mask_size: 24'
+  with pytest.raises(ConfigError, match=r'deepmac_mask_estimation\.mask_size: '
+                     r'24 cannot be taken by network_type "hourglass52".*'
+                     r'multiple of 32'):
+    deepmac_builder.deepmac_params_from_proto(_proto(text))
+  text = ('classification_loss { weighted_sigmoid {} } '
+          'allowed_masked_classes_ids: 91')
+  with pytest.raises(ConfigError, match='allowed_masked_classes_ids: 91'):
+    deepmac_builder.deepmac_params_from_proto(_proto(text), num_classes=90)
+  assert deepmac_builder.deepmac_params_from_proto(
+      _proto(text)).allowed_masked_classes_ids == (91,)
+
+
+@pytest.mark.parametrize('network,mask_size,ok', [
+    ('hourglass10', 16, True), ('hourglass10', 15, False),
+    ('hourglass20', 32, True), ('hourglass20', 30, False),
+    ('hourglass52', 64, True), ('hourglass100', 16, False),
+    ('hourglass20_uniform_size', 7, True), ('resnet4', 7, True),
+])
+def test_mask_size_for_hourglass_heads(network, mask_size, ok):
+  text = (f'classification_loss {{ weighted_sigmoid {{}} }} '
+          f'network_type: "{network}" mask_size: {mask_size}')
+  if ok:
+    deepmac_builder.deepmac_params_from_proto(_proto(text))
+  else:
+    with pytest.raises(ConfigError, match=f'mask_size: {mask_size} cannot'):
+      deepmac_builder.deepmac_params_from_proto(_proto(text))

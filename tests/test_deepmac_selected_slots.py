@@ -16,6 +16,7 @@ from google.protobuf import text_format
 import test_deepmac as base
 from deepmac_tf.data.fields import InputFields
 from deepmac_tf.errors import ConfigError
+from deepmac_tf.builders import deepmac_builder
 from deepmac_tf.meta_architectures import deepmac
 from deepmac_tf.protos import center_net_pb2
 
@@ -146,13 +147,14 @@ def test_fields_read_from_the_config():
       'mask_detection_score_threshold: 0.3 mask_head_slots: ALL_SLOTS '
       'classification_loss { weighted_sigmoid {} }',
       center_net_pb2.CenterNet.DeepMACMaskEstimation())
-  params = deepmac.deepmac_params_from_proto(proto)
+  params = deepmac_builder.deepmac_params_from_proto(proto)
   assert params.mask_detection_score_threshold == pytest.approx(0.3)
   assert params.mask_head_on_all_slots is True
-  default = deepmac.deepmac_params_from_proto(
+  default = deepmac_builder.deepmac_params_from_proto(
       center_net_pb2.CenterNet.DeepMACMaskEstimation(
           classification_loss={'weighted_sigmoid': {}}))
   assert default.mask_detection_score_threshold == 0.0
   assert default.mask_head_on_all_slots is None  # all slots on TPU only
   with pytest.raises(ConfigError, match='mask_detection_score_threshold'):
-    base._params(mask_detection_score_threshold=1.5)
+    deepmac_builder.validate_deepmac_params(
+        base._params(mask_detection_score_threshold=1.5))

@@ -20,22 +20,22 @@ def test_registry_names():
   assert set(HOURGLASS_TYPES) <= set(registry.feature_extractor_names())
 
 
-def test_unknown_type_raises_config_error():
-  with pytest.raises(errors.ConfigError) as info:
+def test_unknown_type_raises_argument_error():
+  with pytest.raises(errors.ArgumentError) as info:
     registry.build_feature_extractor('hourglass_105')
   message = str(info.value)
-  assert 'model.center_net.feature_extractor.type' in message
+  assert info.value.argument == 'type' and 'model.' not in message
   assert 'hourglass_105' in message
   for name in HOURGLASS_TYPES:
     assert name in message
 
 
-def test_bad_options_raise_config_error():
-  with pytest.raises(errors.ConfigError, match='channel_means'):
+def test_bad_options_raise_argument_error():
+  with pytest.raises(errors.ArgumentError, match='channel_means'):
     registry.build_feature_extractor('hourglass_10', channel_means=(1, 2))
-  with pytest.raises(errors.ConfigError, match='channel_stds'):
+  with pytest.raises(errors.ArgumentError, match='channel_stds'):
     registry.build_feature_extractor('hourglass_10', channel_stds=(1, 0, 1))
-  with pytest.raises(errors.ConfigError, match='use_depthwise'):
+  with pytest.raises(errors.ArgumentError, match='use_depthwise'):
     registry.build_feature_extractor('hourglass_10', use_depthwise=True)
 
 
@@ -56,8 +56,7 @@ def test_register_feature_extractor_decorator():
     with pytest.raises(ValueError, match='already registered'):
       registry.register_feature_extractor('test_only_extractor')(lambda: None)
   finally:
-    registry._REGISTRY.pop(  # pylint: disable=protected-access
-        'test_only_extractor')
+    registry.FEATURE_EXTRACTORS.unregister('test_only_extractor')
 
 
 @pytest.mark.parametrize('bgr', [False, True])

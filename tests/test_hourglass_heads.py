@@ -139,16 +139,16 @@ def test_jit_compile_and_mixed_bfloat16():
   assert all(v.dtype == tf.float32 for v in head.variables)
 
 
-def test_unknown_name_raises_config_error():
-  with pytest.raises(errors.ConfigError) as info:
+def test_unknown_name_raises_argument_error():
+  with pytest.raises(errors.ArgumentError) as info:
     hourglass_heads.build_hourglass_head('hourglass21', 8)
   message = str(info.value)
   assert 'network_type' in message and 'hourglass21' in message
   for name in hourglass_heads.HOURGLASS_HEAD_NAMES:
     assert name in message
-  with pytest.raises(errors.ConfigError, match='num_init_channels'):
+  with pytest.raises(errors.ArgumentError, match='num_init_channels'):
     hourglass_heads.build_hourglass_head('hourglass10', 0)
-  with pytest.raises(errors.ConfigError):
+  with pytest.raises(errors.ArgumentError):
     hourglass_heads.required_mask_size_multiple('resnet4')
 
 

@@ -39,6 +39,9 @@ SIDE = {
     'config': {'protos', 'errors'},
     'protos': {'protos'},
     'errors': set(),
+    # Utilities of every level: the registry idiom, output-folder checks.
+    'registry': {'errors'},
+    'file_checks': {'errors'},
 }
 # Never imported by these, whatever the levels say.
 FORBIDDEN = {

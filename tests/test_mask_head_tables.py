@@ -219,9 +219,9 @@ def test_conditional_conv_count_mismatch_raises():
   inputs, params = tf.zeros([2, 8, 8, 8]), tf.zeros([2, 100])
   with pytest.raises(ValueError, match='153'):
     mask_heads.per_pixel_conditional_conv(inputs, params, 8, 3)
-  with pytest.raises(ValueError, match='deepmac_mask_estimation.dim'):
+  with pytest.raises(ValueError, match='dim: cond_inst3 on'):
     tf.function(mask_heads.per_pixel_conditional_conv)(inputs, params, 8, 3)
-  with pytest.raises(errors.ConfigError, match='153'):
+  with pytest.raises(errors.ArgumentError, match='153'):
     tf.function(lambda x, p: mask_heads.per_pixel_conditional_conv(
         x, p, 8, 3))(inputs, params)
   with pytest.raises(ValueError, match='num_init_channels'):
@@ -229,7 +229,7 @@ def test_conditional_conv_count_mismatch_raises():
                                           tf.zeros([2, 9]), 8, 1)
   net = mask_heads.MaskHeadNetwork('cond_inst3', 8,
                                    use_instance_embedding=False)
-  with pytest.raises(errors.ConfigError, match='153'):
+  with pytest.raises(errors.ArgumentError, match='153'):
     net(tf.zeros([2, 100]), tf.zeros([2, 32, 32, 8]))
 
 

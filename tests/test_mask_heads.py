@@ -95,7 +95,7 @@ def test_required_mask_size_divisor():
   assert mask_heads.required_mask_size_divisor('hourglass20_uniform_size') == 1
   assert mask_heads.required_mask_size_divisor('resnet20') == 1
   assert mask_heads.required_mask_size_divisor('cond_inst3') == 1
-  with pytest.raises(errors.ConfigError, match='mask_size'):
+  with pytest.raises(errors.ArgumentError, match='mask_size'):
     mask_heads.build_mask_head('hourglass52', 8, mask_size=16)
 
 
@@ -167,33 +167,36 @@ def test_resnet_network_output_channels(name, channels):
   assert net(tf.zeros([3, 32, 32, 16])).shape == (3, 32, 32, channels)
 
 
-def test_unknown_name_error_names_field_and_suggests():
-  with pytest.raises(errors.ConfigError) as info:
+def test_unknown_name_error_names_argument_and_suggests():
+  with pytest.raises(errors.ArgumentError) as info:
     mask_heads.build_mask_head('resnet-20', 8)
   message = str(info.value)
-  assert 'model.center_net.deepmac_mask_estimation.network_type' in message
+  assert info.value.argument == 'network_type'
+  assert message.startswith('network_type: unknown mask head')
+  assert 'model.' not in message  # heads know no config fields
   assert "Did you mean 'resnet20'" in message
   assert 'hourglass100' in message and 'cond_inst<D>' in message
-  with pytest.raises(errors.ConfigError, match="'hourglass52'"):
+  with pytest.raises(errors.ArgumentError, match="'hourglass52'"):
     mask_heads.MaskHeadNetwork('hourglass_52', 8)
   with pytest.raises(ValueError, match='unknown mask head'):
     mask_heads.is_parameter_free('cond_inst0')
 
 
-def test_config_errors():
-  with pytest.raises(errors.ConfigError, match='use_instance_embedding'):
+def test_argument_errors():
+  with pytest.raises(errors.ArgumentError, match='use_instance_embedding'):
     mask_heads.MaskHeadNetwork('cond_inst2', 8, use_instance_embedding=True)
-  with pytest.raises(errors.ConfigError, match='use_instance_embedding'):
+  with pytest.raises(errors.ArgumentError, match='use_instance_embedding'):
     mask_heads.MaskHeadNetwork('embedding_projection', 8)
-  with pytest.raises(errors.ConfigError, match='mask_size'):
+  with pytest.raises(errors.ArgumentError, match='mask_size'):
     mask_heads.MaskHeadNetwork('fully_connected', 8)
-  with pytest.raises(errors.ConfigError, match='num_init_channels'):
+  with pytest.raises(errors.ArgumentError, match='num_init_channels'):
     mask_heads.build_mask_head('resnet4', 0)
-  with pytest.raises(errors.ConfigError, match='num_init_channels'):
+  with pytest.raises(errors.ArgumentError, match='num_init_channels'):
     mask_heads.build_mask_head('resnet_bottleneck_quarter6', 6)
   net = mask_heads.MaskHeadNetwork('embedding_projection', 8,
                                    use_instance_embedding=False)
-  with pytest.raises(errors.ConfigError, match='pixel_embedding_dim'):
+  with pytest.raises(errors.ArgumentError,
+                     match='embedding_projection needs an instance'):
     net(tf.zeros([2, 8]), tf.zeros([2, 32, 32, 10]))
 
 
@@ -202,7 +205,7 @@ def test_fully_connected_head_od_api_shapes():
   assert head(tf.zeros([5, 16, 16, 24])).shape == (5, 16, 16, 1)
   net = mask_heads.MaskHeadNetwork('fully_connected', 8, mask_size=32)
   assert net(tf.zeros([2, 8]), tf.zeros([2, 32, 32, 8])).shape == (2, 32, 32)
-  with pytest.raises(errors.ConfigError, match='mask_size'):
+  with pytest.raises(errors.ArgumentError, match='mask_size'):
     head(tf.zeros([1, 32, 32, 24]))
 
 

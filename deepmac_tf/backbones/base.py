@@ -14,7 +14,6 @@ import tf_keras
 
 from deepmac_tf import errors
 
-_FIELD_PREFIX = 'model.center_net.feature_extractor'
 DEFAULT_CHANNEL_MEANS = (0.0, 0.0, 0.0)
 DEFAULT_CHANNEL_STDS = (1.0, 1.0, 1.0)
 
@@ -30,19 +29,18 @@ def normalize_channel_stats(channel_means=(), channel_stds=()):
     (means, stds), two tuples of 3 floats.
 
   Raises:
-    ConfigError: naming the config field, on a wrong length or a zero std.
+    ArgumentError: naming the argument, on a wrong length or a zero std.
   """
   means = tuple(float(v) for v in channel_means) or DEFAULT_CHANNEL_MEANS
   stds = tuple(float(v) for v in channel_stds) or DEFAULT_CHANNEL_STDS
   for field, values in (('channel_means', means), ('channel_stds', stds)):
     if len(values) != 3:
-      raise errors.ConfigError(
-          f'{_FIELD_PREFIX}.{field}: expected 3 values (one per image '
-          f'channel) or none, got {len(values)}: {list(values)}.')
+      raise errors.ArgumentError(
+          f'expected 3 values (one per image channel) or none, got '
+          f'{len(values)}: {list(values)}.', field)
   if any(v == 0.0 for v in stds):
-    raise errors.ConfigError(
-        f'{_FIELD_PREFIX}.channel_stds: values must be non-zero, got '
-        f'{list(stds)}.')
+    raise errors.ArgumentError(
+        f'values must be non-zero, got {list(stds)}.', 'channel_stds')
   return means, stds
 
 

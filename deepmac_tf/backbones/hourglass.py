@@ -81,10 +81,10 @@ class CenterNetHourglassFeatureExtractor(base.CenterNetFeatureExtractor):
 
 def _check_no_extra_options(type_name, kwargs):
   if kwargs:
-    raise errors.ConfigError(
-        f'model.center_net.feature_extractor: option(s) '
-        f'{", ".join(sorted(kwargs))} are not supported by {type_name!r} '
-        f'(supported: use_sync_batch_norm).')
+    raise errors.ArgumentError(
+        f'option(s) {", ".join(sorted(kwargs))} are not supported by '
+        f'{type_name!r} (supported: use_sync_batch_norm).',
+        sorted(kwargs)[0])
 
 
 def _build(type_name, network_fn, channel_means, channel_stds, bgr_ordering,

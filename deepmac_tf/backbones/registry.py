@@ -1,70 +1,48 @@
-"""Registry of CenterNet feature extractors by the OD API's type names.
+"""Registries of backbones by the config's ``feature_extractor.type``.
 
-A module registers a factory with `@register_feature_extractor('name')`; the
-factory takes `channel_means`, `channel_stds`, `bgr_ordering` and extractor
-specific keyword arguments and returns a `CenterNetFeatureExtractor`. Builders
-call `build_feature_extractor(config.type, ...)`.
+``FEATURE_EXTRACTORS``: CenterNet feature extractors by the OD API's type
+names. A module registers a factory with
+``@register_feature_extractor('name')``; the factory takes
+``channel_means``, ``channel_stds``, ``bgr_ordering`` and extractor specific
+keyword arguments and returns a ``CenterNetFeatureExtractor``.
 
-The modules listed in `_BUILTIN_MODULES` are imported on first use, so their
-names are always registered whichever module imported the registry first.
-Register a new family by adding its module there.
+``DEEPMARC_BACKBONES``: Deep-MARC (Mask R-CNN) backbones + decoders
+(``deepmarc_backbones.py``), factories of ``(backbone, decoder or None)``.
+
+Both are ``deepmac_tf.registry.Registry`` objects (the idiom of the mask-head
+registry too); their builtin modules are imported on first lookup, so every
+name is registered whichever module was imported first. Unknown names raise
+``ArgumentError('type')``; the builders name their config field.
 """
 
-import importlib
+from deepmac_tf import registry as registry_lib
 
-from deepmac_tf import errors
-
-_TYPE_FIELD = 'model.center_net.feature_extractor.type'
-
-# Imported lazily (they import this module for the decorator).
-_BUILTIN_MODULES = (
-    'deepmac_tf.backbones.hourglass',
-    'deepmac_tf.backbones.resnet_fpn',
-)
-
-_REGISTRY = {}
-_builtins_loaded = False
+FEATURE_EXTRACTORS = registry_lib.Registry(
+    'feature extractor', 'type',
+    builtin_modules=('deepmac_tf.backbones.hourglass',
+                     'deepmac_tf.backbones.resnet_fpn'))
+DEEPMARC_BACKBONES = registry_lib.Registry(
+    'Deep-MARC backbone', 'type',
+    builtin_modules=('deepmac_tf.backbones.deepmarc_backbones',))
 
 
 def register_feature_extractor(name):
   """Decorator registering a feature-extractor factory under `name`.
 
-  Args:
-    name: str, the `feature_extractor.type` value selecting it.
-
-  Returns:
-    The decorator; it returns the factory unchanged.
-
   Raises:
     ValueError: if another factory already has this name.
   """
-  def decorator(factory):
-    existing = _REGISTRY.get(name)
-    if existing is not None and existing is not factory:
-      raise ValueError(f'Feature extractor {name!r} is already registered '
-                       f'(by {existing.__module__}.{existing.__qualname__}).')
-    _REGISTRY[name] = factory
-    return factory
-  return decorator
-
-
-def _load_builtins():
-  global _builtins_loaded
-  if not _builtins_loaded:
-    for module in _BUILTIN_MODULES:
-      importlib.import_module(module)
-    _builtins_loaded = True
+  return FEATURE_EXTRACTORS.register(name)
 
 
 def feature_extractor_names():
   """Returns the sorted registered `feature_extractor.type` names."""
-  _load_builtins()
-  return sorted(_REGISTRY)
+  return sorted(FEATURE_EXTRACTORS.names())
 
 
 def build_feature_extractor(type_name, channel_means=(), channel_stds=(),
                             bgr_ordering=False, **kwargs):
-  """Builds the feature extractor registered as `type_name`.
+  """Builds the CenterNet feature extractor registered as `type_name`.
 
   Args:
     type_name: str, e.g. 'hourglass_104'.
@@ -77,14 +55,9 @@ def build_feature_extractor(type_name, channel_means=(), channel_stds=(),
     A `CenterNetFeatureExtractor`.
 
   Raises:
-    ConfigError: on an unknown type (listing the known ones) or bad options.
+    ArgumentError: an unknown type (listing the known ones) or bad options.
   """
-  _load_builtins()
-  factory = _REGISTRY.get(type_name)
-  if factory is None:
-    raise errors.ConfigError(
-        f'{_TYPE_FIELD}: unknown feature extractor {type_name!r}; known: '
-        f'{", ".join(sorted(_REGISTRY))}.')
-  return factory(channel_means=tuple(channel_means),
-                 channel_stds=tuple(channel_stds),
-                 bgr_ordering=bool(bgr_ordering), **kwargs)
+  return FEATURE_EXTRACTORS.build(
+      type_name, channel_means=tuple(channel_means),
+      channel_stds=tuple(channel_stds), bgr_ordering=bool(bgr_ordering),
+      **kwargs)

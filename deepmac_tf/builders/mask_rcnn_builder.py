@@ -10,6 +10,7 @@ Unsupported options raise one ``ConfigError`` naming the field.
 from deepmac_tf.backbones import deepmarc_backbones
 from deepmac_tf.builders import maskx_builder
 from deepmac_tf.builders import teacher_student_builder
+from deepmac_tf.errors import config_field_errors
 from deepmac_tf.errors import ConfigError
 from deepmac_tf.mask_heads import registry as mask_head_registry
 from deepmac_tf.meta_architectures import mask_rcnn
@@ -19,6 +20,16 @@ from deepmac_tf.protos import post_processing_pb2
 
 _F = 'model.faster_rcnn'
 _M = f'{_F}.deepmarc_mask_head'
+# Mask-head arguments -> their deepmarc_mask_head fields.
+_HEAD_FIELDS = {'mask_size': 'crop_size'}
+# Arguments of the backbone and mask head -> fields under model.faster_rcnn.
+_MODEL_FIELDS = {
+    'network_type': 'deepmarc_mask_head.network_type',
+    'num_init_channels': 'deepmarc_mask_head.num_init_channels',
+    'mask_size': 'deepmarc_mask_head.crop_size',
+    'type': 'feature_extractor.type',
+    'levels': 'feature_extractor.fpn',
+}
 _BOX_SOURCES = {
     faster_rcnn_pb2.DeepMarcMaskHead.GROUNDTRUTH: params_lib.GROUNDTRUTH,
     faster_rcnn_pb2.DeepMarcMaskHead.PROPOSALS: params_lib.PROPOSALS,
@@ -32,24 +43,20 @@ def mask_head_params_from_proto(config, num_classes):
   teacher_student = teacher_student_builder.params_from_proto(
       config, _M, config.crop_size)
   name = teacher_student_builder.student_network_type(config)
-  if not mask_head_registry.is_registered(name):
-    raise ConfigError(f'{_M}.network_type: unknown mask head {name!r}; '
-                      f'valid: {", ".join(mask_head_registry.mask_head_names())}.')
+  # The head's own argument checks; its mask_size argument is our crop_size.
+  with config_field_errors(_M, _HEAD_FIELDS):
+    mask_head_registry.check_arguments(name, config.num_init_channels,
+                                       mask_size=config.crop_size)
   if mask_head_registry.is_parameter_free(name):
     raise ConfigError(f'{_M}.network_type: {name!r} is parameter-free (it '
                       'needs Deep-MAC instance embeddings); pick a head with '
                       'weights.')
-  divisor = mask_head_registry.required_mask_size_divisor(name)
-  if config.crop_size < 1 or config.crop_size % divisor:
-    raise ConfigError(f'{_M}.crop_size: {config.crop_size} cannot be taken by '
-                      f'network_type "{name}" (needs a positive multiple of '
-                      f'{divisor}).')
   if config.mask_size < config.crop_size or config.mask_size % config.crop_size:
     raise ConfigError(f'{_M}.mask_size: {config.mask_size} must be a multiple '
                       f'of crop_size {config.crop_size}.')
-  if config.num_init_channels < 1 or config.num_sampled_masks < 1:
-    raise ConfigError(f'{_M}.num_init_channels / num_sampled_masks: must be '
-                      'positive.')
+  if config.num_sampled_masks < 1:
+    raise ConfigError(f'{_M}.num_sampled_masks: must be positive, got '
+                      f'{config.num_sampled_masks}.')
   bad = [i for i in config.allowed_masked_classes_ids
          if not 1 <= i <= num_classes]
   if bad:
@@ -158,12 +165,11 @@ def params_from_proto(config, use_sync_batch_norm=False):
   fe = config.feature_extractor
   if not fe.type:
     raise ConfigError(f'{_F}.feature_extractor.type: must be set.')
-  spinenet = fe.type.startswith('spinenet')
-  default_levels = deepmarc_backbones.SPINENET_LEVELS if spinenet else (2, 6)
-  min_level, max_level = (
-      (fe.fpn.min_level, fe.fpn.max_level) if fe.HasField('fpn')
-      else default_levels)
-  deepmarc_backbones.check_backbone(fe.type, min_level, max_level)
+  with config_field_errors(f'{_F}.feature_extractor', {'levels': 'fpn'}):
+    min_level, max_level = (
+        (fe.fpn.min_level, fe.fpn.max_level) if fe.HasField('fpn')
+        else deepmarc_backbones.default_levels(fe.type))
+    deepmarc_backbones.check_backbone(fe.type, min_level, max_level)
   stride = max(config.maxpool_stride, 1)
   kwargs = dict(
       num_classes=config.num_classes, backbone=fe.type, min_level=min_level,
@@ -200,6 +206,12 @@ def params_from_proto(config, use_sync_batch_norm=False):
 
 
 def build(config, is_training, use_sync_batch_norm=False):
-  """Builds ``MaskRCNNMetaArch`` from a ``FasterRcnn`` message."""
-  return mask_rcnn.MaskRCNNMetaArch(
-      is_training, params_from_proto(config, use_sync_batch_norm))
+  """Builds ``MaskRCNNMetaArch`` from a ``FasterRcnn`` message.
+
+  Raises:
+    ConfigError: naming the ``model.faster_rcnn`` field at fault (argument
+      errors of the backbone and the mask head included).
+  """
+  params = params_from_proto(config, use_sync_batch_norm)
+  with config_field_errors(_F, _MODEL_FIELDS):
+    return mask_rcnn.MaskRCNNMetaArch(is_training, params)

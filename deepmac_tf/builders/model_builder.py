@@ -11,10 +11,11 @@ field, here, before any training step.
 """
 
 from deepmac_tf.backbones import registry as backbone_registry
-from deepmac_tf.config import validation
+from deepmac_tf.builders import center_net_builder
+from deepmac_tf.builders import deepmac_builder
+from deepmac_tf.errors import config_field_errors
 from deepmac_tf.errors import ConfigError
 from deepmac_tf.meta_architectures import center_net
-from deepmac_tf.meta_architectures import center_net_params
 
 _CENTER_NET = 'model.center_net'
 
@@ -55,20 +56,21 @@ def build_feature_extractor(feature_extractor_config, use_sync_batch_norm=False)
     kwargs['use_sync_batch_norm'] = True
   if fe.type.startswith('resnet'):
     kwargs['upsampling_interpolation'] = fe.upsampling_interpolation
-  return backbone_registry.build_feature_extractor(
-      fe.type, channel_means=fe.channel_means, channel_stds=fe.channel_stds,
-      bgr_ordering=fe.bgr_ordering, **kwargs)
+  with config_field_errors(prefix):
+    return backbone_registry.build_feature_extractor(
+        fe.type, channel_means=fe.channel_means, channel_stds=fe.channel_stds,
+        bgr_ordering=fe.bgr_ordering, **kwargs)
 
 
 def _build_center_net(config, is_training, use_sync_batch_norm):
   _check_center_net_options(config)
   feature_extractor = build_feature_extractor(config.feature_extractor,
                                               use_sync_batch_norm)
-  center_params = center_net_params.object_center_params_from_proto(
+  center_params = center_net_builder.object_center_params_from_proto(
       config.object_center_params)
   detection_params = None
   if config.HasField('object_detection_task'):
-    detection_params = center_net_params.object_detection_params_from_proto(
+    detection_params = center_net_builder.object_detection_params_from_proto(
         config.object_detection_task)
   if not config.HasField('deepmac_mask_estimation'):
     return center_net.CenterNetMetaArch(
@@ -77,16 +79,16 @@ def _build_center_net(config, is_training, use_sync_batch_norm):
         object_center_params=center_params,
         object_detection_params=detection_params)
   from deepmac_tf.meta_architectures import deepmac  # pylint: disable=g-import-not-at-top
-  validation.validate_deepmac_mask_estimation(config.deepmac_mask_estimation,
-                                              config.num_classes)
-  deepmac_params = deepmac.deepmac_params_from_proto(
-      config.deepmac_mask_estimation, use_sync_batch_norm=use_sync_batch_norm)
-  return deepmac.DeepMACMetaArch(
-      is_training=is_training, num_classes=config.num_classes,
-      feature_extractor=feature_extractor,
-      object_center_params=center_params,
-      object_detection_params=detection_params,
-      deepmac_params=deepmac_params)
+  deepmac_params = deepmac_builder.deepmac_params_from_proto(
+      config.deepmac_mask_estimation, num_classes=config.num_classes,
+      use_sync_batch_norm=use_sync_batch_norm)
+  with config_field_errors(deepmac_builder.FIELD):
+    return deepmac.DeepMACMetaArch(
+        is_training=is_training, num_classes=config.num_classes,
+        feature_extractor=feature_extractor,
+        object_center_params=center_params,
+        object_detection_params=detection_params,
+        deepmac_params=deepmac_params)
 
 
 def build(model_config, is_training, use_sync_batch_norm=False):

@@ -183,11 +183,10 @@ def _scale(width, num_init_channels, network_type):
   scaled, remainder = divmod(width * num_init_channels,
                              TABLE_NUM_INIT_CHANNELS)
   if remainder or scaled < 1:
-    raise errors.ConfigError(
-        'model.center_net.deepmac_mask_estimation.num_init_channels: {} '
-        'cannot scale {!r} (widths are table width * nc / 64; nc must make '
+    raise errors.ArgumentError(
+        '{} cannot scale {!r} (widths are table width * nc / 64; nc must make '
         'the table width {} a positive integer, e.g. a multiple of 4).'.format(
-            num_init_channels, network_type, width))
+            num_init_channels, network_type, width), 'num_init_channels')
   return scaled
 
 
@@ -213,9 +212,10 @@ def build_bottleneck_head(network_type, num_init_channels,
     A BottleneckMaskNetwork mapping [N, S, S, C_in] to [N, S, S, c_last].
   """
   if network_type not in BOTTLENECK_HEAD_SPECS:
-    raise errors.ConfigError('Unknown bottleneck mask head {!r}; expected one '
-                             'of {}.'.format(network_type,
-                                             BOTTLENECK_HEAD_NAMES))
+    raise errors.ArgumentError('unknown bottleneck mask head {!r}; expected '
+                               'one of {}.'.format(network_type,
+                                                   BOTTLENECK_HEAD_NAMES),
+                               'network_type')
   first, stacks = scaled_spec(network_type, num_init_channels)
   return BottleneckMaskNetwork(first, stacks,
                                use_sync_batch_norm=use_sync_batch_norm,

@@ -52,10 +52,9 @@ class FullyConnectedMaskHead(empty_batch.EmptyBatchSafe, tf_keras.layers.Layer):
     """
     super().__init__(**kwargs)
     if mask_size is None or int(mask_size) < 1:
-      raise errors.ConfigError(
-          'model.center_net.deepmac_mask_estimation.mask_size must be set to '
-          'a positive crop size for a fully connected mask head, got '
-          '{!r}.'.format(mask_size))
+      raise errors.ArgumentError(
+          'must be set to a positive crop size for a fully connected mask '
+          'head, got {!r}.'.format(mask_size), 'mask_size')
     self._num_init_channels = int(num_init_channels)
     self._mask_size = int(mask_size)
     self._hidden_units = tuple(int(u) for u in hidden_units)
@@ -94,10 +93,10 @@ class FullyConnectedMaskHead(empty_batch.EmptyBatchSafe, tf_keras.layers.Layer):
     height, width = inputs.shape[1], inputs.shape[2]
     if ((height is not None and height != self._mask_size) or
         (width is not None and width != self._mask_size)):
-      raise errors.ConfigError(
-          'A fully connected mask head built for mask_size {} got a {}x{} '
-          'crop; model.center_net.deepmac_mask_estimation.mask_size must '
-          'equal the crop size.'.format(self._mask_size, height, width))
+      raise errors.ArgumentError(
+          'a fully connected mask head built for mask_size {} got a {}x{} '
+          'crop; mask_size must equal the crop size.'.format(
+              self._mask_size, height, width), 'mask_size')
     x = self.input_layer(inputs)
     x = tf.reshape(x, [-1, self._mask_size * self._mask_size *
                        self._num_init_channels])
@@ -127,9 +126,9 @@ def build_fully_connected_head(network_type, num_init_channels, mask_size):
     A FullyConnectedMaskHead mapping [N, S, S, C_in] to [N, S, S, 1].
   """
   if network_type not in FULLY_CONNECTED_HEAD_SPECS:
-    raise errors.ConfigError(
-        'Unknown fully connected mask head {!r}; expected one of {}.'.format(
-            network_type, FULLY_CONNECTED_HEAD_NAMES))
+    raise errors.ArgumentError(
+        'unknown fully connected mask head {!r}; expected one of {}.'.format(
+            network_type, FULLY_CONNECTED_HEAD_NAMES), 'network_type')
   hidden_units, initializer = FULLY_CONNECTED_HEAD_SPECS[network_type]
   return FullyConnectedMaskHead(num_init_channels, mask_size,
                                 hidden_units=hidden_units,

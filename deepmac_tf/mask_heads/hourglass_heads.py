@@ -20,10 +20,8 @@ mask-head wrapper storing it as `_net` gets the OD API checkpoint path
 The stem has nc channels; the output has 2 * nc.
 """
 
-from deepmac_tf import errors
+from deepmac_tf.errors import ArgumentError
 from deepmac_tf.layers import hourglass_network
-
-_NETWORK_TYPE_FIELD = 'model.center_net.deepmac_mask_estimation.network_type'
 
 # network_type -> (depth, stagewise_downsample, encoder_decoder_shortcut).
 _HEADS = {
@@ -41,9 +39,9 @@ HOURGLASS_HEAD_NAMES = tuple(_HEADS)
 
 def _lookup(network_type):
   if network_type not in _HEADS:
-    raise errors.ConfigError(
-        f'{_NETWORK_TYPE_FIELD}: unknown hourglass mask head '
-        f'{network_type!r}; known: {", ".join(HOURGLASS_HEAD_NAMES)}.')
+    raise ArgumentError(
+        f'unknown hourglass mask head {network_type!r}; known: '
+        f'{", ".join(HOURGLASS_HEAD_NAMES)}.', 'network_type')
   return _HEADS[network_type]
 
 
@@ -57,7 +55,7 @@ def required_mask_size_multiple(network_type):
     2**levels for the downsampling heads, 1 for hourglass20_uniform_size.
 
   Raises:
-    ConfigError: on an unknown name.
+    ArgumentError: on an unknown name.
   """
   depth, stagewise_downsample, _ = _lookup(network_type)
   if not stagewise_downsample:
@@ -81,14 +79,13 @@ def build_hourglass_head(network_type, num_init_channels,
     multiple of `required_mask_size_multiple(network_type)`.
 
   Raises:
-    ConfigError: on an unknown name (listing the known ones) or a bad nc.
+    ArgumentError: on an unknown name (listing the known ones) or a bad nc.
   """
   depth, stagewise_downsample, shortcut = _lookup(network_type)
   if int(num_init_channels) != num_init_channels or num_init_channels < 1:
-    raise errors.ConfigError(
-        f'model.center_net.deepmac_mask_estimation.num_init_channels: must '
-        f'be a positive integer for {network_type!r}, got '
-        f'{num_init_channels!r}.')
+    raise ArgumentError(
+        f'must be a positive integer for {network_type!r}, got '
+        f'{num_init_channels!r}.', 'num_init_channels')
   return hourglass_network.hourglass_by_depth(
       depth, int(num_init_channels), initial_downsample=False,
       stagewise_downsample=stagewise_downsample,

@@ -13,9 +13,6 @@ from deepmac_tf.layers import empty_batch
 from deepmac_tf.mask_heads import parameter_free
 from deepmac_tf.mask_heads import registry
 
-_USE_INSTANCE_EMBEDDING_FIELD = (
-    'model.center_net.deepmac_mask_estimation.use_instance_embedding')
-
 
 @tf_keras.saving.register_keras_serializable(package='deepmac_tf')
 class MaskHeadNetwork(tf_keras.layers.Layer):
@@ -51,16 +48,16 @@ class MaskHeadNetwork(tf_keras.layers.Layer):
       **kwargs: base Layer arguments (name, dtype, ...).
 
     Raises:
-      ConfigError: unknown network_type, bad sizes, or a parameter-free head
-        with use_instance_embedding.
+      ArgumentError: unknown network_type, bad sizes, or a parameter-free
+        head with use_instance_embedding.
     """
     super().__init__(**kwargs)
     if (use_instance_embedding and
         registry.is_parameter_free(network_type)):
-      raise errors.ConfigError(
-          '{} must be false for the parameter-free network_type {!r} (the '
+      raise errors.ArgumentError(
+          'must be false for the parameter-free network_type {!r} (the '
           'instance embedding is its weights, not an input).'.format(
-              _USE_INSTANCE_EMBEDDING_FIELD, network_type))
+              network_type), 'use_instance_embedding')
     self._network_type = network_type
     self._num_init_channels = num_init_channels
     self._use_instance_embedding = bool(use_instance_embedding)
@@ -116,12 +113,10 @@ class MaskHeadNetwork(tf_keras.layers.Layer):
     if self._network_type == parameter_free.EMBEDDING_PROJECTION:
       pixels = self._net(inputs, training=training)
       if pixels.shape[-1] != instance_embedding.shape[-1]:
-        raise parameter_free.TraceSafeConfigError(
+        raise errors.ArgumentError(
             'embedding_projection needs an instance embedding as wide as the '
-            'pixel input ({} vs {} channels): set model.center_net.'
-            'deepmac_mask_estimation.dim equal to pixel_embedding_dim and '
-            'use_xy: false.'.format(instance_embedding.shape[-1],
-                                    pixels.shape[-1]))
+            'pixel input ({} vs {} channels).'.format(
+                instance_embedding.shape[-1], pixels.shape[-1]), 'dim')
       out = parameter_free.embedding_projection(
           instance_embedding[:, tf.newaxis, tf.newaxis, :], pixels)
     elif self._cond_inst_depth is not None:

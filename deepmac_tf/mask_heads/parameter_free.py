@@ -25,18 +25,6 @@ COND_INST_PREFIX = 'cond_inst'
 COND_INST_PATTERN = COND_INST_PREFIX + '<D>'
 _COND_INST_RE = re.compile(r'^cond_inst([1-9][0-9]*)$')
 
-_DIM_FIELD = 'model.center_net.deepmac_mask_estimation.dim'
-
-
-class TraceSafeConfigError(errors.ConfigError):
-  """A ConfigError that keeps its type when raised inside a tf.function.
-
-  AutoGraph re-raises user exceptions as StagingError unless their
-  `__init__` is Exception's (ConfigError inherits ValueError's), so errors
-  found while tracing (e.g. a cond_inst parameter-count mismatch) use this.
-  """
-
-  __init__ = Exception.__init__
 
 
 def parse_cond_inst_depth(network_type):
@@ -144,16 +132,16 @@ def per_pixel_single_conv(inputs, params, channels):
     [N, H, W, channels] float tensor.
 
   Raises:
-    TraceSafeConfigError: (a ConfigError and ValueError) if params has the
-      wrong static length.
+    ArgumentError: (a ValueError, also out of a tf.function) if params
+      has the wrong static length.
   """
   input_channels = inputs.shape[-1]
   expected = input_channels * channels + channels
   if params.shape[-1] is not None and params.shape[-1] != expected:
-    raise TraceSafeConfigError(
-        'A per-pixel conv from {} to {} channels needs {} parameters per '
+    raise errors.ArgumentError(
+        'a per-pixel conv from {} to {} channels needs {} parameters per '
         'instance, got {}.'.format(input_channels, channels, expected,
-                                   params.shape[-1]))
+                                   params.shape[-1]), 'dim')
   weights = tf.reshape(params[:, :input_channels * channels],
                        [-1, input_channels, channels])
   biases = params[:, input_channels * channels:expected]
@@ -175,30 +163,28 @@ def per_pixel_conditional_conv(inputs, instance_embedding, channels, depth):
     [N, H, W, 1] logits.
 
   Raises:
-    TraceSafeConfigError: (a ConfigError and ValueError, also out of a
-      tf.function) if P or C_in do not fit; a dynamic P is checked at run
-      time instead.
+    ArgumentError: (a ValueError, also out of a tf.function) if P or C_in
+      do not fit; a dynamic P is checked at run time instead.
   """
   input_channels = inputs.shape[-1]
   if input_channels is None:
-    raise TraceSafeConfigError('cond_inst{} needs a static number of input '
-                             'channels.'.format(depth))
+    raise errors.ArgumentError('cond_inst{} needs a static number of input '
+                               'channels.'.format(depth), 'network_type')
   if depth < 1:
-    raise TraceSafeConfigError('cond_inst depth must be >= 1, got {}.'.format(
-        depth))
+    raise errors.ArgumentError('cond_inst depth must be >= 1, got {}.'.format(
+        depth), 'network_type')
   if depth == 1 and input_channels != channels:
-    raise TraceSafeConfigError(
+    raise errors.ArgumentError(
         'cond_inst1 maps the pixel input straight to one logit, so its {} '
         'input channels must equal num_init_channels ({}).'.format(
-            input_channels, channels))
+            input_channels, channels), 'num_init_channels')
   expected = conditional_conv_num_params(input_channels, channels, depth)
   actual = instance_embedding.shape[-1]
   message = ('cond_inst{} on {} input channels with num_init_channels {} '
-             'needs an instance embedding of exactly {} values (set {} to '
-             '{}), got {}.'.format(depth, input_channels, channels, expected,
-                                   _DIM_FIELD, expected, actual))
+             'needs an instance embedding of exactly {} values, got '
+             '{}.'.format(depth, input_channels, channels, expected, actual))
   if actual is not None and actual != expected:
-    raise TraceSafeConfigError(message)
+    raise errors.ArgumentError(message, 'dim')
   if actual is None:
     tf.debugging.assert_equal(tf.shape(instance_embedding)[-1], expected,
                               message=message)
@@ -218,7 +204,7 @@ def per_pixel_conditional_conv(inputs, instance_embedding, channels, depth):
 
 
 __all__ = ['COND_INST_PATTERN', 'COND_INST_PREFIX', 'EMBEDDING_PROJECTION',
-           'IdentityMaskNet', 'TraceSafeConfigError',
+           'IdentityMaskNet',
            'conditional_conv_num_params',
            'embedding_projection', 'is_parameter_free_name',
            'parse_cond_inst_depth', 'per_pixel_conditional_conv',

@@ -193,8 +193,9 @@ def build_resnet_head(network_type, num_init_channels,
     A ResNetMaskNetwork mapping [N, S, S, C_in] to [N, S, S, 2nc or 3nc].
   """
   if network_type not in RESNET_HEAD_SPECS:
-    raise errors.ConfigError('Unknown ResNet mask head {!r}; expected one of '
-                             '{}.'.format(network_type, RESNET_HEAD_NAMES))
+    raise errors.ArgumentError('unknown ResNet mask head {!r}; expected one '
+                               'of {}.'.format(network_type, RESNET_HEAD_NAMES),
+                               'network_type')
   stacks, num_dilated = RESNET_HEAD_SPECS[network_type]
   return ResNetMaskNetwork(
       num_init_channels,

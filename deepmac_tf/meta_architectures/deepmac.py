@@ -37,7 +37,6 @@ from deepmac_tf.ops import mask_weights as mask_weights_lib
 from deepmac_tf.ops import roi_crop
 
 DeepMACParams = params_lib.DeepMACParams
-deepmac_params_from_proto = params_lib.deepmac_params_from_proto
 
 INSTANCE_EMBEDDING = 'INSTANCE_EMBEDDING'
 PIXEL_EMBEDDING = 'PIXEL_EMBEDDING'
