@@ -82,7 +82,7 @@ def _images(batch=2):
 
 def test_predict_shapes_and_keys():
   model = _model()
-  predictions = model.predict(model.preprocess(_images()))
+  predictions = model.predict(model.normalize_images(_images()))
   assert set(predictions) == {'object_center', 'box/scale', 'box/offset',
                               'extracted_features', 'preprocessed_inputs'}
   for key, channels in [('object_center', NUM_CLASSES), ('box/scale', 2),
@@ -97,7 +97,7 @@ def test_predict_shapes_and_keys():
 
 def test_heads_follow_odapi_structure_and_bias_init():
   model = _model(small_heads=False)
-  model.predict(model.preprocess(_images(1)))
+  model.predict(model.normalize_images(_images(1)))
   head = model._prediction_head_dict['object_center'][1]
   assert [type(layer).__name__ for layer in head.layers] == [
       'Conv2D', 'ReLU', 'Conv2D']
@@ -110,7 +110,7 @@ def test_heads_follow_odapi_structure_and_bias_init():
 
 def test_loss_keys_finite_and_weights():
   model = _model()
-  predictions = model.predict(model.preprocess(_images()))
+  predictions = model.predict(model.normalize_images(_images()))
   losses = model.loss(predictions, _groundtruth())
   assert set(losses) == {'Loss/object_center', 'Loss/box/scale',
                          'Loss/box/offset'}
@@ -182,7 +182,7 @@ def test_gradients_reach_every_variable():
   model = _model()
   images = _images()
   with tf.GradientTape() as tape:
-    predictions = model.predict(model.preprocess(images), training=True)
+    predictions = model.predict(model.normalize_images(images), training=True)
     total = tf.add_n(list(model.loss(predictions, _groundtruth()).values()))
   variables = model.trainable_variables
   # 3 heads x 2 stages x (2 kernels + 2 biases), plus 4 backbone convs.
@@ -195,7 +195,7 @@ def test_gradients_reach_every_variable():
 
 def test_checkpoint_object_names(tmp_path):
   model = _model()
-  model.predict(model.preprocess(_images(1)))
+  model.predict(model.normalize_images(_images(1)))
   path = tf.train.Checkpoint(model=model).write(str(tmp_path / 'ckpt'))
   names = {name for name, _ in tf.train.list_variables(path)}
   suffix = '/.ATTRIBUTES/VARIABLE_VALUE'
@@ -223,7 +223,7 @@ def test_subclass_adds_heads_through_hook(tmp_path):
       object_detection_params=detection)
   with pytest.raises(ValueError, match='already exists'):
     model._add_prediction_head('INSTANCE_EMBEDDING', 5)
-  predictions = model.predict(model.preprocess(_images(1)))
+  predictions = model.predict(model.normalize_images(_images(1)))
   assert [p.shape for p in predictions['INSTANCE_EMBEDDING']] == [
       (1, 16, 16, 5)] * 2
   assert len(model.trainable_variables) == 3 * 2 * 4 + 4 * 2 + 2 * 4
@@ -235,10 +235,10 @@ def test_subclass_adds_heads_through_hook(tmp_path):
 
 def test_restore_from_objects_detection(tmp_path):
   source = _model()
-  source.predict(source.preprocess(_images(1)))
+  source.predict(source.normalize_images(_images(1)))
   path = tf.train.Checkpoint(model=source).write(str(tmp_path / 'ckpt'))
   target = _model()
-  target.predict(target.preprocess(_images(1)))
+  target.predict(target.normalize_images(_images(1)))
   status = tf.train.Checkpoint(
       **target.restore_from_objects('detection')).read(path)
   status.assert_existing_objects_matched()
@@ -253,7 +253,7 @@ def test_forward_loss_postprocess_under_xla_match_eager():
   groundtruth = _groundtruth()
 
   def run(images, groundtruth):
-    predictions = model.predict(model.preprocess(images), training=False)
+    predictions = model.predict(model.normalize_images(images), training=False)
     detections = model.postprocess(
         predictions, groundtruth[InputFields.TRUE_IMAGE_SHAPE])
     return model.loss(predictions, groundtruth), detections
@@ -275,7 +275,7 @@ def test_dynamic_shapes_in_tf_function():
       spec([None, None, None, 3]), spec([None, None, 4]),
       spec([None, None], tf.int32), spec([None, 3], tf.int32)])
   def run(images, boxes, classes, true_shapes):
-    predictions = model.predict(model.preprocess(images))
+    predictions = model.predict(model.normalize_images(images))
     losses = model.loss(predictions, {
         InputFields.BOXES: boxes, InputFields.CLASSES: classes,
         InputFields.TRUE_IMAGE_SHAPE: true_shapes})
@@ -295,7 +295,7 @@ def test_mixed_bfloat16_gives_finite_float32_losses():
   tf_keras.mixed_precision.set_global_policy('mixed_bfloat16')
   try:
     model = _model()
-    predictions = model.predict(model.preprocess(_images()), training=True)
+    predictions = model.predict(model.normalize_images(_images()), training=True)
     assert predictions['extracted_features'][0].dtype == tf.bfloat16
     assert predictions['object_center'][0].dtype == tf.float32
     losses = model.loss(predictions, _groundtruth())
@@ -337,7 +337,7 @@ def test_overfits_two_synthetic_images():
   @tf.function
   def train_step():
     with tf.GradientTape() as tape:
-      predictions = model.predict(model.preprocess(images), training=True)
+      predictions = model.predict(model.normalize_images(images), training=True)
       losses = model.loss(predictions, groundtruth)
       total = tf.add_n(list(losses.values()))
     variables = model.trainable_variables
@@ -349,7 +349,7 @@ def test_overfits_two_synthetic_images():
     last = float(train_step())
   assert last < first / 20.0, (first, last)
 
-  detections = model.postprocess(model.predict(model.preprocess(images)))
+  detections = model.postprocess(model.predict(model.normalize_images(images)))
   for b in range(2):
     for n in np.nonzero(classes[b])[0]:
       matches = [

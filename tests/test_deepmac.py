@@ -98,7 +98,7 @@ def _images(batch=2):
 
 
 def _predict(model, training=True, batch=2):
-  return model.predict(model.preprocess(_images(batch)), training=training)
+  return model.predict(model.normalize_images(_images(batch)), training=training)
 
 
 class _Spy:
@@ -177,7 +177,7 @@ def test_mask_loss_constant_logit_and_normalization():
 
 def test_partial_supervision_unweighted_instance_changes_nothing():
   model = _model()
-  images = model.preprocess(_images())
+  images = model.normalize_images(_images())
   gt_a = _groundtruth(mask_weights=((1.0, 0.0), (1.0, 0.0)))
   gt_b = dict(gt_a)
   masks = gt_a[InputFields.INSTANCE_MASKS].numpy()
@@ -282,7 +282,7 @@ def test_detector_free_trains_mask_branch_only():
   assert set(model._prediction_head_dict) == {'INSTANCE_EMBEDDING',
                                               'PIXEL_EMBEDDING'}
   optimizer = tf_keras.optimizers.Adam(1e-2)
-  images, gt = model.preprocess(_images()), _groundtruth()
+  images, gt = model.normalize_images(_images()), _groundtruth()
 
   def step():
     with tf.GradientTape() as tape:
@@ -328,7 +328,7 @@ def test_xla_mixed_bfloat16_forward_loss_postprocess(mixed_bfloat16):
   del mixed_bfloat16
   model = _model(num_stages=1, box_consistency_loss_weight=1.0,
                  max_roi_jitter_ratio=0.1)
-  images, gt = model.preprocess(_images()), _groundtruth()
+  images, gt = model.normalize_images(_images()), _groundtruth()
 
   @tf.function(jit_compile=True)
   def run():

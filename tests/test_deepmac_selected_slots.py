@@ -76,7 +76,7 @@ def test_losses_and_gradients_equal_the_all_slots_computation(
   model = base._model(network_type=network_type,
                       box_consistency_loss_weight=box_loss,
                       ignore_per_class_box_overlap=True)
-  images = model.preprocess(base._images())
+  images = model.normalize_images(base._images())
   gt = _groundtruth_with_padding()
   counter = _RowCounter(model)
   _use_slots(model, 'all_slots')

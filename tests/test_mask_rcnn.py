@@ -64,13 +64,13 @@ def _with_mask_params(model, **changes):
 def test_losses_and_postprocess_shapes(model, images):
   _with_mask_params(model, box_source=params_lib.GROUNDTRUTH)
   gt = _groundtruth()
-  predictions = model.predict(model.preprocess(images), training=True)
+  predictions = model.predict(model.normalize_images(images), training=True)
   losses = model.loss(predictions, gt, training=True)
   assert set(losses) == set(losses_lib.LOSS_NAMES)
   for value in losses.values():
     assert value.shape == () and value.dtype == tf.float32
     assert np.isfinite(value.numpy())
-  predictions = model.predict(model.preprocess(images), training=False)
+  predictions = model.predict(model.normalize_images(images), training=False)
   detections = model.postprocess(predictions, tf.constant([[48, SIZE, 3]]))
   assert detections['detection_boxes'].shape == (1, 5, 4)
   assert detections['detection_scores'].shape == (1, 5)
@@ -88,7 +88,7 @@ def test_losses_and_postprocess_shapes(model, images):
 
 def test_groundtruth_in_predict_equals_groundtruth_in_loss(model, images):
   gt = _groundtruth()
-  preprocessed = model.preprocess(images)
+  preprocessed = model.normalize_images(images)
   tf.random.set_seed(3)
   with_gt = model.loss(model.predict(preprocessed, training=True,
                                      groundtruth=gt), gt, training=True)
@@ -102,7 +102,7 @@ def test_groundtruth_in_predict_equals_groundtruth_in_loss(model, images):
 def test_gradients_reach_the_mask_head(model, images):
   gt = _groundtruth()
   with tf.GradientTape() as tape:
-    predictions = model.predict(model.preprocess(images), training=True)
+    predictions = model.predict(model.normalize_images(images), training=True)
     mask_loss = model.loss(predictions, gt, training=True)[losses_lib.LOSS_MASK]
   head_vars = model._mask_head.trainable_variables  # pylint: disable=protected-access
   grads = tape.gradient(mask_loss, head_vars)
@@ -113,7 +113,7 @@ def test_gradients_reach_the_mask_head(model, images):
 def _mask_loss_and_grads(model, images, gt):
   tf.random.set_seed(5)
   with tf.GradientTape() as tape:
-    predictions = model.predict(model.preprocess(images), training=True)
+    predictions = model.predict(model.normalize_images(images), training=True)
     loss = model.loss(predictions, gt, training=True)[losses_lib.LOSS_MASK]
   grads = tape.gradient(loss, model._mask_head.trainable_variables)  # pylint: disable=protected-access
   return loss.numpy(), [g.numpy() for g in grads]
@@ -156,7 +156,7 @@ def _second_stage(model, images, source):
   recorder = _RecordingAligner(model._mask_roi_aligner)  # pylint: disable=protected-access
   model._mask_roi_aligner = recorder  # pylint: disable=protected-access
   try:
-    predictions = model.predict(model.preprocess(images), training=False)
+    predictions = model.predict(model.normalize_images(images), training=False)
     tf.random.set_seed(11)
     # training=False: batch norm in inference mode, so the mask logits of
     # one box do not depend on which other boxes are in the batch.
@@ -206,7 +206,7 @@ def test_inference_masks_use_the_detected_boxes(model, images):
   recorder = _RecordingAligner(model._mask_roi_aligner)  # pylint: disable=protected-access
   model._mask_roi_aligner = recorder  # pylint: disable=protected-access
   try:
-    predictions = model.predict(model.preprocess(images), training=False)
+    predictions = model.predict(model.normalize_images(images), training=False)
     detections = model.postprocess(predictions)
   finally:
     model._mask_roi_aligner = recorder.aligner  # pylint: disable=protected-access
@@ -217,7 +217,7 @@ def test_inference_masks_use_the_detected_boxes(model, images):
 def test_class_specific_masks_pick_the_class_channel(images):
   model = mask_rcnn.MaskRCNNMetaArch(True, _params(class_agnostic=False))
   assert model._mask_head.num_outputs == NUM_CLASSES  # pylint: disable=protected-access
-  predictions = model.predict(model.preprocess(images), training=False)
+  predictions = model.predict(model.normalize_images(images), training=False)
   detections = model.postprocess(predictions)
   assert detections['detection_masks'].shape == (1, 5, 16, 16)
   boxes = tf.constant([[[0.1, 0.1, 0.5, 0.5]] * NUM_CLASSES])
@@ -225,7 +225,7 @@ def test_class_specific_masks_pick_the_class_channel(images):
       predictions, boxes, classes=tf.constant([list(range(NUM_CLASSES))])
   )['detection_masks'].numpy()[0]
   assert not np.allclose(per_class[0], per_class[1])
-  losses = model.loss(model.predict(model.preprocess(images), training=True),
+  losses = model.loss(model.predict(model.normalize_images(images), training=True),
                       _groundtruth(), training=True)
   assert np.isfinite(losses[losses_lib.LOSS_MASK].numpy())
 
@@ -233,10 +233,10 @@ def test_class_specific_masks_pick_the_class_channel(images):
 def test_box_only_model_has_no_mask_outputs(images):
   params = dataclasses.replace(_params(), mask_head=None)
   model = mask_rcnn.MaskRCNNMetaArch(True, params)
-  predictions = model.predict(model.preprocess(images), training=True)
+  predictions = model.predict(model.normalize_images(images), training=True)
   losses = model.loss(predictions, _groundtruth(), training=True)
   assert losses_lib.LOSS_MASK not in losses
-  detections = model.postprocess(model.predict(model.preprocess(images)))
+  detections = model.postprocess(model.predict(model.normalize_images(images)))
   assert 'detection_masks' not in detections
 
 

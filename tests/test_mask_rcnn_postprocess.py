@@ -19,7 +19,7 @@ def model_and_outputs():
   model = mask_rcnn.MaskRCNNMetaArch(True, base._params())
   images = tf.random.stateless_uniform([2, base.SIZE, base.SIZE, 3], (4, 5),
                                        0, 255)
-  predictions = model.predict(model.preprocess(images), training=False)
+  predictions = model.predict(model.normalize_images(images), training=False)
   return model, predictions, model.postprocess(predictions)
 
 
@@ -113,7 +113,7 @@ def test_training_mask_logits_skip_weightless_instances(model_and_outputs):
   images = tf.random.stateless_uniform([1, base.SIZE, base.SIZE, 3], (1, 2),
                                        0, 255)
   gt = base._groundtruth(mask_weights=(1.0, 0.0, 0.0))
-  stage = model.predict(model.preprocess(images), training=True,
+  stage = model.predict(model.normalize_images(images), training=True,
                         groundtruth=gt)
   logits = stage[mask_rcnn.MASK_LOGITS].numpy()
   assert logits.shape[:2] == (1, 3)
@@ -185,14 +185,14 @@ def test_mixed_bfloat16_keeps_float32_losses_and_outputs():
                                        0, 255)
   gt = base._groundtruth()
   with tf.GradientTape() as tape:
-    predictions = model.predict(model.preprocess(images), training=True,
+    predictions = model.predict(model.normalize_images(images), training=True,
                                 groundtruth=gt)
     losses = model.loss(predictions, gt, training=True)
     total = tf.add_n(list(losses.values()))
   grads = tape.gradient(total, model.trainable_variables)
   assert all(v.dtype == tf.float32 for v in losses.values())
   assert all(g is not None for g in grads)
-  out = model.postprocess(model.predict(model.preprocess(images),
+  out = model.postprocess(model.predict(model.normalize_images(images),
                                         training=False))
   assert out['detection_masks'].dtype == tf.float32
   assert out['detection_multiclass_scores'].dtype == tf.float32
@@ -209,6 +209,6 @@ def test_build_model_variables_creates_every_variable():
                                          'detection_head'))
   assert model._mask_head.weights  # pylint: disable=protected-access
   count = len(model.weights)
-  model.postprocess(model.predict(model.preprocess(
+  model.postprocess(model.predict(model.normalize_images(
       tf.zeros([1, base.SIZE, base.SIZE, 3])), training=False))
   assert len(model.weights) == count

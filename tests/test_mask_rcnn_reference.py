@@ -44,7 +44,7 @@ def test_parameter_count_and_output_shapes_match_model_garden(
   their_out = theirs(images, image_shape=tf.constant([[SIZE, SIZE]]),
                      training=False)
   ours = mask_rcnn.MaskRCNNMetaArch(True, params)
-  detections = ours.postprocess(ours.predict(ours.preprocess(images),
+  detections = ours.postprocess(ours.predict(ours.normalize_images(images),
                                              training=False))
   assert _num_params(ours) == _num_params(theirs)
   for key in ('detection_boxes', 'detection_scores', 'detection_classes',
@@ -68,7 +68,7 @@ def test_shared_detection_weights_give_the_same_detections():
   reference = model_garden_reference.ReferenceModel(params, (SIZE, SIZE))
   before = reference.infer(images)
   ours = mask_rcnn.MaskRCNNMetaArch(False, params)
-  mine = ours.postprocess(ours.predict(ours.preprocess(images),
+  mine = ours.postprocess(ours.predict(ours.normalize_images(images),
                                        training=False))
   reference.share_detection_weights(ours)
   after = reference.infer(images)

@@ -47,7 +47,7 @@ def test_a_few_steps_on_one_batch_reduce_the_loss(tmp_path):
   @tf.function
   def step(batch):
     with tf.GradientTape() as tape:
-      predictions = model.predict(model.preprocess(batch[InputFields.IMAGE]),
+      predictions = model.predict(model.normalize_images(batch[InputFields.IMAGE]),
                                   training=True)
       losses = model.loss(predictions, batch, training=True)
       total = tf.add_n(list(losses.values()))

@@ -64,7 +64,7 @@ def _with_mask_params(model, **changes):
 def _built(params):
   tf.random.set_seed(3)
   model = mask_rcnn.MaskRCNNMetaArch(True, params)
-  predictions = model.predict(model.preprocess(_images()), training=False)
+  predictions = model.predict(model.normalize_images(_images()), training=False)
   model.postprocess(predictions)
   return model
 
@@ -86,7 +86,7 @@ def _detection_kernels(model):
 def _mask_loss_gradients(model, variables, groundtruth=None):
   groundtruth = groundtruth or _groundtruth()
   with tf.GradientTape() as tape:
-    predictions = model.predict(model.preprocess(_images()), training=True,
+    predictions = model.predict(model.normalize_images(_images()), training=True,
                                 groundtruth=groundtruth)
     loss = model.loss(predictions, groundtruth, training=True)[
         losses_lib.LOSS_MASK]
@@ -189,7 +189,7 @@ def test_only_allowed_classes_train_the_mask_branch(model):
 
 
 def _prompted_masks(model, classes):
-  predictions = model.predict(model.preprocess(_images()), training=False)
+  predictions = model.predict(model.normalize_images(_images()), training=False)
   boxes = tf.constant([[[0.1, 0.1, 0.6, 0.6]] * len(classes)])
   return model.predict_masks_from_boxes(
       predictions, boxes, classes=tf.constant([classes]))[
@@ -216,7 +216,7 @@ def test_unseen_class_mask_comes_from_its_own_box_weights(model):
 
 
 def test_detections_get_their_class_channel(model):
-  predictions = model.predict(model.preprocess(_images()), training=False)
+  predictions = model.predict(model.normalize_images(_images()), training=False)
   detections = model.postprocess(predictions)
   count = int(detections['num_detections'][0])
   assert count > 0
@@ -282,7 +282,7 @@ def test_stage_wise_changes_no_detector_variable():
   variables = model.trainable_variables
   for _ in range(2):
     with tf.GradientTape() as tape:
-      predictions = model.predict(model.preprocess(_images()), training=True,
+      predictions = model.predict(model.normalize_images(_images()), training=True,
                                   groundtruth=_groundtruth())
       total = tf.add_n(list(model.loss(predictions, _groundtruth(),
                                        training=True).values()))
@@ -331,7 +331,7 @@ def test_stage_wise_restores_the_whole_detector(tmp_path):
   tf.random.set_seed(11)
   model = mask_rcnn.MaskRCNNMetaArch(True, _params(
       training_mode=params_lib.STAGE_WISE))
-  model.postprocess(model.predict(model.preprocess(_images()),
+  model.postprocess(model.predict(model.normalize_images(_images()),
                                   training=False))
   config = train_pb2.TrainConfig(fine_tune_checkpoint=path,
                                  fine_tune_checkpoint_type='detection')

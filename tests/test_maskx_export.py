@@ -73,7 +73,7 @@ def test_exported_masks_match_the_checkpoint(exported):
       classes=tf.constant(CLASSES))
   model, resizer = exported['model'], exported['resizer']
   resized, _, true_shape = resizer(tf.constant(image[0], tf.float32))
-  predictions = model.predict(model.preprocess(resized[None]), training=False)
+  predictions = model.predict(model.normalize_images(resized[None]), training=False)
   detections = model.postprocess(predictions, true_shape[None])
   count = int(detections['num_detections'][0])
   assert count > 0

@@ -39,7 +39,7 @@ def test_every_config_builds_and_runs_a_small_forward_pass(path):
   model_config.center_net.object_center_params.max_box_predictions = 4
   model = model_builder.build(model_config, is_training=True)
   images = tf.random.uniform([1, 128, 128, 3], 0, 255)
-  predictions = model.predict(model.preprocess(images), training=False)
+  predictions = model.predict(model.normalize_images(images), training=False)
   stages = model.feature_extractor.num_feature_outputs
   if not model_config.center_net.deepmac_mask_estimation.detector_free:
     assert len(predictions['object_center']) == stages
@@ -76,7 +76,7 @@ def _check_deepmarc_config_runs(model_config):
   frcnn.second_stage_post_processing.batch_non_max_suppression.max_total_detections = 4
   model = model_builder.build(model_config, is_training=True)
   images = tf.random.uniform([1, 128, 128, 3], 0, 255)
-  predictions = model.predict(model.preprocess(images), training=False)
+  predictions = model.predict(model.normalize_images(images), training=False)
   detections = model.postprocess(predictions, tf.constant([[128, 128, 3]]))
   assert detections['detection_boxes'].shape == (1, 4, 4)
   assert np.isfinite(detections['detection_scores'].numpy()).all()

@@ -13,6 +13,7 @@ field, here, before any training step.
 from deepmac_tf.backbones import registry as backbone_registry
 from deepmac_tf.builders import center_net_builder
 from deepmac_tf.builders import deepmac_builder
+from deepmac_tf.data import image_resizer
 from deepmac_tf.errors import config_field_errors
 from deepmac_tf.errors import ConfigError
 from deepmac_tf.meta_architectures import center_net
@@ -102,21 +103,29 @@ def build(model_config, is_training, use_sync_batch_norm=False):
       training driver sets it under a multi-replica strategy).
 
   Returns:
-    A meta-architecture with ``preprocess / predict / loss / postprocess``.
+    A meta-architecture with our ``normalize_images / predict / loss /
+    postprocess`` and the OD API's ``preprocess`` (which resizes with the
+    config's ``image_resizer``), ``provide_groundtruth`` and friends.
 
   Raises:
     ConfigError: naming the field that cannot be built.
   """
   arch = model_config.WhichOneof('model')
   if arch == 'center_net':
-    return _build_center_net(model_config.center_net, is_training,
-                             use_sync_batch_norm)
-  if arch == 'faster_rcnn':
+    model = _build_center_net(model_config.center_net, is_training,
+                              use_sync_batch_norm)
+  elif arch == 'faster_rcnn':
     from deepmac_tf.builders import mask_rcnn_builder  # pylint: disable=g-import-not-at-top
-    return mask_rcnn_builder.build(model_config.faster_rcnn, is_training,
-                                   use_sync_batch_norm)
-  raise ConfigError('model: no architecture set; expected center_net { } or '
-                    'faster_rcnn { }.')
+    model = mask_rcnn_builder.build(model_config.faster_rcnn, is_training,
+                                    use_sync_batch_norm)
+  else:
+    raise ConfigError('model: no architecture set; expected center_net { } '
+                      'or faster_rcnn { }.')
+  arch_config = getattr(model_config, arch)
+  if arch_config.HasField('image_resizer'):
+    model.set_image_resizer(image_resizer.build(
+        arch_config.image_resizer, f'model.{arch}.image_resizer'))
+  return model
 
 
 def check_train_config(model_config, train_config):

@@ -38,7 +38,7 @@ def build_model_variables(model, image_height, image_width):
     image_height / image_width: input size [1, H, W, 3].
   """
   images = tf.zeros([1, image_height, image_width, 3], tf.float32)
-  predictions = model.predict(model.preprocess(images), training=False)
+  predictions = model.predict(model.normalize_images(images), training=False)
   if not capabilities.is_detector_free(model):
     model.postprocess(predictions)
   if capabilities.has_masks(model):

@@ -86,7 +86,7 @@ def _detection_fn(model_ref):
   @tf.function(reduce_retracing=True)
   def detect(images, true_image_shapes):
     model = model_ref()
-    preprocessed = model.preprocess(images)
+    preprocessed = model.normalize_images(images)
     predictions = model.predict(preprocessed, training=False)
     detections = model.postprocess(predictions, true_image_shapes)
     return {k: detections[k] for k in _DETECTION_KEYS if k in detections}
@@ -102,7 +102,7 @@ def _detection_and_box_masks_fn(model_ref):
   @tf.function(reduce_retracing=True)
   def detect_and_prompt(images, true_image_shapes, boxes, classes):
     model = model_ref()
-    preprocessed = model.preprocess(images)
+    preprocessed = model.normalize_images(images)
     predictions = model.predict(preprocessed, training=False)
     detections = model.postprocess(predictions, true_image_shapes)
     outputs = {k: detections[k] for k in _DETECTION_KEYS if k in detections}
@@ -123,7 +123,7 @@ def _box_masks_fn(model_ref):
   @tf.function(reduce_retracing=True)
   def masks_at_boxes(images, true_image_shapes, boxes):
     model = model_ref()
-    preprocessed = model.preprocess(images)
+    preprocessed = model.normalize_images(images)
     predictions = model.predict(preprocessed, training=False)
     return model.predict_masks_from_boxes(
         predictions, boxes, true_image_shapes)['detection_masks']

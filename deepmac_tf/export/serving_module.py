@@ -196,7 +196,7 @@ class DeepMacServingModule(tf.Module):
 
   def _predict(self, images):
     model = self._model
-    return model.predict(model.preprocess(images), training=False)
+    return model.predict(model.normalize_images(images), training=False)
 
   def serve_detection(self, input_tensor, input_type=None):
     """Detection on an image batch (see the module docstring for outputs).

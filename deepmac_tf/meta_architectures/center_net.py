@@ -1,9 +1,12 @@
 """CenterNet meta-architecture for object detection (boxes only).
 
-Lifecycle (DESIGN.md "The data path"): ``preprocess(images)`` ->
+Lifecycle (DESIGN.md "The data path"): ``normalize_images(images)`` ->
 ``predict(preprocessed)`` -> ``loss(predictions, groundtruth)`` /
 ``postprocess(predictions, true_image_shapes)``. Groundtruth is the
 ``InputFields`` batch dict, passed explicitly; nothing is stashed on the model.
+The OD API's lifecycle (``preprocess`` -> ``(inputs, true_image_shapes)``,
+``provide_groundtruth`` + ``loss(predictions, true_image_shapes)``) is the
+thin layer of ``detection_model.DetectionModelLifecycle`` on top.
 
 Checkpoint object names follow the OD API (spec section 9): the backbone is
 ``_feature_extractor``; heads live in ``_prediction_head_dict`` under
@@ -29,6 +32,7 @@ from deepmac_tf.meta_architectures import center_net_heads
 from deepmac_tf.meta_architectures import center_net_params
 from deepmac_tf.meta_architectures import center_net_postprocess
 from deepmac_tf.meta_architectures import center_net_targets
+from deepmac_tf.meta_architectures import detection_model
 
 OBJECT_CENTER = 'object_center'
 BOX_SCALE = 'box/scale'
@@ -64,7 +68,8 @@ def padded_image_shapes(preprocessed_inputs):
   return tf.tile(shape[tf.newaxis, 1:4], [shape[0], 1])
 
 
-class CenterNetMetaArch(tf_keras.layers.Layer):
+class CenterNetMetaArch(detection_model.DetectionModelLifecycle,
+                        tf_keras.layers.Layer):
   """CenterNet: center heatmap + box scale / offset heads on every stage."""
 
   def __init__(self,
@@ -168,16 +173,25 @@ class CenterNetMetaArch(tf_keras.layers.Layer):
 
   # -- lifecycle -----------------------------------------------------------
 
-  def preprocess(self, images):
-    """[B, H, W, 3] float 0..255 images -> feature-extractor inputs."""
+  def normalize_images(self, images):
+    """[B, H, W, 3] float 0..255 images, already at the model's input size
+    -> feature-extractor inputs. (``preprocess``, the OD API's, also resizes
+    and returns the true image shapes.)"""
     return self._feature_extractor.preprocess(images)
 
-  def predict(self, preprocessed_inputs, training=None) -> dict:
+  def predict(self, preprocessed_inputs, true_image_shapes=None,
+              training=None, **side_inputs) -> dict:
     """Runs the backbone and every head on every stage.
 
     Args:
-      preprocessed_inputs: [B, H, W, 3] output of ``preprocess``.
-      training: Keras training flag for the backbone and heads.
+      preprocessed_inputs: [B, H, W, 3] output of ``normalize_images`` (or
+        the first output of ``preprocess``).
+      true_image_shapes: int [B, 3] (OD API signature; CenterNet's heads do
+        not need it: ``postprocess`` and ``loss`` take it).
+      training: Keras training flag for the backbone and heads (None: the
+        Keras learning phase, as in the OD API).
+      **side_inputs: the OD API's side inputs (Context R-CNN); none is
+        supported.
 
     Returns:
       dict: for each head name (``object_center`` [B,h,w,num_classes]
@@ -186,6 +200,8 @@ class CenterNetMetaArch(tf_keras.layers.Layer):
       float32 tensor per stage; ``extracted_features`` (the backbone's list,
       in the compute dtype) and ``preprocessed_inputs``.
     """
+    del true_image_shapes
+    self.check_predict_inputs(preprocessed_inputs, side_inputs)
     features = self._feature_extractor(preprocessed_inputs, training=training)
     if not isinstance(features, (list, tuple)):
       features = [features]
@@ -204,10 +220,10 @@ class CenterNetMetaArch(tf_keras.layers.Layer):
     return predictions
 
   def call(self, images, training=None):
-    """preprocess + predict (so the model can be called like a layer)."""
-    return self.predict(self.preprocess(images), training=training)
+    """normalize_images + predict (the model can be called like a layer)."""
+    return self.predict(self.normalize_images(images), training=training)
 
-  def loss(self, prediction_dict, groundtruth, training=None) -> dict:
+  def loss(self, prediction_dict, groundtruth=None, training=None) -> dict:
     """CenterNet losses, averaged over stages and normalized per box.
 
     Args:
@@ -216,13 +232,16 @@ class CenterNetMetaArch(tf_keras.layers.Layer):
         (normalized to the padded input), ``groundtruth_classes`` [B,N]
         (1-based, 0 = padding), optional ``groundtruth_weights`` [B,N]
         (default: 1 where the class is > 0) and optional
-        ``true_image_shape`` [B,3] (default: the padded input shape).
+        ``true_image_shape`` [B,3] (default: the padded input shape). Or,
+        OD API style, ``true_image_shapes`` [B, 3] / None: the groundtruth
+        of ``provide_groundtruth`` is used.
       training: unused (kept for the lifecycle's signature).
 
     Returns:
       dict of float32 scalars: ``Loss/object_center`` and, with detection
       params, ``Loss/box/scale`` and ``Loss/box/offset``, already weighted.
     """
+    groundtruth, training = self.loss_inputs(groundtruth, training)
     del training
     boxes, classes, weights, true_shapes = self._groundtruth_tensors(
         prediction_dict, groundtruth)

@@ -200,7 +200,7 @@ class DeepMACMetaArch(center_net.CenterNetMetaArch):
 
   # -- lifecycle -----------------------------------------------------------
 
-  def loss(self, prediction_dict, groundtruth, training=None):
+  def loss(self, prediction_dict, groundtruth=None, training=None):
     """CenterNet losses (unless detector-free) plus the Deep-MAC losses.
 
     Args:
@@ -211,7 +211,10 @@ class DeepMACMetaArch(center_net.CenterNetMetaArch):
         ``groundtruth_instance_masks`` [B, N, H, W] (absent: no mask
         estimation term), ``groundtruth_instance_mask_weights`` [B, N]
         (absent: the instance weights restricted to
-        ``allowed_masked_classes_ids``), ``true_image_shape``.
+        ``allowed_masked_classes_ids``), ``true_image_shape``. Or, OD API
+        style, ``true_image_shapes`` [B, 3] / None: the groundtruth of
+        ``provide_groundtruth`` is used (and ``training`` None means
+        ``is_training``).
       training: training mode: jitter the target boxes and run the mask
         head's batch norm in training mode. None counts as False.
 
@@ -220,6 +223,7 @@ class DeepMACMetaArch(center_net.CenterNetMetaArch):
       task_loss_weight x the mask loss averaged over the stages used, and
       ``Loss/deep_mask_box_consistency`` when its weight is > 0.
     """
+    groundtruth, training = self.loss_inputs(groundtruth, training)
     losses = {}
     if not self._deepmac_params.detector_free:
       losses = super().loss(prediction_dict, groundtruth, training=training)

@@ -9,12 +9,15 @@ mask head from the catalogue (``UpsamplingMaskHead``), which boxes train it
 supervision (``groundtruth_instance_mask_weights`` in
 ``mask_losses.weighted_mask_loss``).
 
-Lifecycle (as Deep-MAC): ``preprocess`` -> ``predict(preprocessed,
-training, groundtruth=None)`` -> ``loss(predictions, groundtruth,
+Lifecycle (as Deep-MAC): ``normalize_images`` -> ``predict(preprocessed,
+training=, groundtruth=None)`` -> ``loss(predictions, groundtruth,
 training)`` / ``postprocess(predictions, true_image_shapes)``. In training
 the second stage needs groundtruth (ROI sampling); pass it to ``predict``,
 or ``loss`` runs the second stage itself from the first-stage predictions.
-Nothing is stored on the model between calls.
+Nothing is stored on the model between calls, except by the OD API layer
+(``detection_model.DetectionModelLifecycle``: ``preprocess`` ->
+``(inputs, true_image_shapes)``; after ``provide_groundtruth``, ``predict``
+and ``loss(predictions, true_image_shapes)`` use that groundtruth).
 
 Boxes inside are pixels of the padded input; ``detection_boxes`` are
 normalized to the true image.
@@ -34,6 +37,7 @@ from deepmac_tf.backbones import deepmarc_backbones
 from deepmac_tf.data.fields import InputFields
 from deepmac_tf.errors import ConfigError
 from deepmac_tf.mask_heads import upsampling_mask_head
+from deepmac_tf.meta_architectures import detection_model
 from deepmac_tf.meta_architectures import mask_rcnn_class_masks as class_masks
 from deepmac_tf.meta_architectures import mask_rcnn_losses
 from deepmac_tf.meta_architectures import mask_rcnn_mask_branch as mask_branch
@@ -87,7 +91,8 @@ def use_combined_nms(params):
   return not tf.config.list_logical_devices('TPU')
 
 
-class MaskRCNNMetaArch(tf_keras.layers.Layer):
+class MaskRCNNMetaArch(detection_model.DetectionModelLifecycle,
+                       tf_keras.layers.Layer):
   """Mask R-CNN / Deep-MARC. Build with ``MaskRCNNParams``."""
 
   def __init__(self, is_training, params, name='mask_rcnn_meta_arch',
@@ -223,24 +228,31 @@ class MaskRCNNMetaArch(tf_keras.layers.Layer):
 
   # -- lifecycle -----------------------------------------------------------
 
-  def preprocess(self, images):
-    """[B, H, W, 3] float 0..255 RGB -> normalized by the channel stats."""
+  def normalize_images(self, images):
+    """[B, H, W, 3] float 0..255 RGB at the model's input size ->
+    normalized by the channel stats (``preprocess``, the OD API's, also
+    resizes and returns the true image shapes)."""
     images = tf.cast(images, tf.float32)
     mean = tf.constant(self._params.channel_means, tf.float32)
     std = tf.constant(self._params.channel_stds, tf.float32)
     return (images - mean) / std
 
-  def predict(self, preprocessed_inputs, training=None, groundtruth=None,
-              true_image_shapes=None):
+  def predict(self, preprocessed_inputs, true_image_shapes=None,
+              training=None, groundtruth=None, **side_inputs):
     """Backbone, FPN, RPN and proposals; the training second stage too when
     ``groundtruth`` is given in training.
 
     Args:
       preprocessed_inputs: [B, H, W, 3] with static H, W (padded input).
-      training: Keras training flag.
-      groundtruth: optional ``InputFields`` dict (see ``loss``).
       true_image_shapes: optional int [B, 3]; proposals are clipped to it
         (default: groundtruth's ``true_image_shape``, else the padded size).
+      training: Keras training flag (None: the Keras learning phase; in an
+        OD API-style call after ``provide_groundtruth``, the mode the model
+        was built for).
+      groundtruth: optional ``InputFields`` dict (see ``loss``); default:
+        the groundtruth of ``provide_groundtruth``, if any.
+      **side_inputs: the OD API's side inputs (Context R-CNN); none is
+        supported.
 
     Returns:
       dict: ``features`` {level: [B, h_l, w_l, C]}, ``rpn_scores`` /
@@ -249,6 +261,11 @@ class MaskRCNNMetaArch(tf_keras.layers.Layer):
       ``image_shape`` [B, 2], ``preprocessed_inputs``; with groundtruth in
       training also the second-stage keys (see ``second_stage_for_training``).
     """
+    self.check_predict_inputs(preprocessed_inputs, side_inputs)
+    if groundtruth is None and self.provided_groundtruth() is not None:
+      groundtruth = self.provided_groundtruth()
+      if training is None:
+        training = self._is_training
     height, width = preprocessed_inputs.shape[1:3]
     batch = tf.shape(preprocessed_inputs)[0]
     if true_image_shapes is None and groundtruth is not None:
@@ -278,8 +295,9 @@ class MaskRCNNMetaArch(tf_keras.layers.Layer):
     return predictions
 
   def call(self, images, training=None):
-    """preprocess + predict (the model can be called like a layer)."""
-    return self.predict(self.preprocess(images), training=training)
+    """normalize_images + predict (the model can be called like a
+    layer)."""
+    return self.predict(self.normalize_images(images), training=training)
 
   def _box_head(self, features, rois, training):
     training = self._detector_training(training)
@@ -373,7 +391,7 @@ class MaskRCNNMetaArch(tf_keras.layers.Layer):
     out[MASK_WEIGHTS] = selection['weights']
     return out
 
-  def loss(self, prediction_dict, groundtruth, training=None):
+  def loss(self, prediction_dict, groundtruth=None, training=None):
     """RPN, Fast R-CNN and mask losses (OD API Faster R-CNN loss names).
 
     Args:
@@ -383,12 +401,15 @@ class MaskRCNNMetaArch(tf_keras.layers.Layer):
         1-based (0 padding), ``groundtruth_instance_masks`` [B, N, H, W]
         (absent: no mask loss), ``groundtruth_instance_mask_weights`` [B, N]
         (absent: weights restricted to ``allowed_masked_classes_ids``).
+        Or, OD API style, ``true_image_shapes`` [B, 3] / None: the
+        groundtruth of ``provide_groundtruth`` is used.
       training: training mode of the second stage if ``predict`` did not
         run it.
 
     Returns:
       dict of float32 scalars, see ``mask_rcnn_losses.LOSS_NAMES``.
     """
+    groundtruth, training = self.loss_inputs(groundtruth, training)
     stage = prediction_dict
     if CLASS_OUTPUTS not in prediction_dict:
       stage = self.second_stage_for_training(prediction_dict, groundtruth,

@@ -94,7 +94,7 @@ def predict_example_masks(configs, checkpoint_path, examples):
   for example in examples:
     image = np.asarray(Image.open(example.image_path).convert('RGB'))
     resized, _, true_shape = resize(tf.constant(image))
-    predictions = model.predict(model.preprocess(resized[None]),
+    predictions = model.predict(model.normalize_images(resized[None]),
                                 training=False)
     kwargs = ({'classes': tf.constant([[example.class_id - 1]], tf.int32)}
               if class_specific else {})

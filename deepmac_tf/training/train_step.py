@@ -1,6 +1,6 @@
 """One distributed training step: forward, losses, gradients, update.
 
-Per replica: ``preprocess -> predict(training=True) -> loss`` on its share of
+Per replica: ``normalize_images -> predict(training=True) -> loss`` on its share of
 the global batch; ``Loss/total_loss`` = sum of the loss terms (+
 ``Loss/regularization_loss``). Gradients come from ``total / num_replicas``
 so that the optimizer's cross-replica SUM gives the gradient of the mean
@@ -55,7 +55,7 @@ def compute_losses(model, batch, add_regularization_loss=True):
   Returns:
     {loss name: float32 scalar}.
   """
-  preprocessed = model.preprocess(batch[InputFields.IMAGE])
+  preprocessed = model.normalize_images(batch[InputFields.IMAGE])
   predictions = model.predict(preprocessed, training=True)
   losses = {name: tf.cast(value, tf.float32)
             for name, value in model.loss(predictions, batch,
