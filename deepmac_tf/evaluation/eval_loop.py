@@ -68,6 +68,28 @@ def _eval_configs(configs, sample_1_of_n, eval_input_index):
   return configs
 
 
+def _progress_bar(configs, eval_input_index, sample_1_of_n, max_examples,
+                  step):
+  """Console progress of the pass: a line every 10 s with images/s and ETA
+  (``training.progress.EvalProgress``; the total counts the records)."""
+  # pylint: disable=g-import-not-at-top
+  from deepmac_tf.data import record_errors
+  from deepmac_tf.training import progress
+  # pylint: enable=g-import-not-at-top
+  total = None
+  inputs = configs.get('eval_input_configs') or []
+  if eval_input_index < len(inputs):
+    reader = inputs[eval_input_index]
+    files = sorted({f for pattern in reader.tf_record_input_reader.input_path
+                    for f in tf.io.gfile.glob(pattern)})
+    every = max(int(sample_1_of_n or 1), reader.sample_1_of_n_examples, 1)
+    total = -(-record_errors.count_records(files) // every)
+    if max_examples is not None:
+      total = min(total, int(max_examples))
+  title = f'Eval at step {step}' if step is not None else 'Eval'
+  return progress.EvalProgress(total=total, title=title)
+
+
 def _cached(model, kind, make):
   """``make(model_ref)``, once per model; the function holds only a weak
   reference, so the cache never keeps a model alive."""
@@ -324,6 +346,8 @@ def evaluate(model, configs, *, global_step=None, output_dir=None,
       eval_input_index=eval_input_index)
   counter = iter(range(1, 1 << 62))
   seen_examples = 0
+  bar = _progress_bar(configs, eval_input_index, sample_1_of_n, max_examples,
+                      step)
   for batch in dataset:
     batch = {k: v.numpy() for k, v in batch.items()}
     size = batch[F.IMAGE].shape[0]
@@ -356,6 +380,7 @@ def evaluate(model, configs, *, global_step=None, output_dir=None,
                                [a for a in (box_prompted, box_overlap) if a],
                                None)
     seen_examples += size
+    bar.update(seen_examples)
     if max_examples is not None and seen_examples >= max_examples:
       break
   metrics = scorer.evaluate()
