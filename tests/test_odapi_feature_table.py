@@ -1,0 +1,92 @@
+"""README's "OD API feature -> here" stays true (issue 13, part 7): its step
+lists match preprocessor.proto and the augmentation catalogue, its flag rows
+match the scripts, and the proto facts it states hold."""
+
+import json
+import os
+import re
+
+from deepmac_tf.data.augmentation import builder
+from deepmac_tf.data.augmentation import catalogue
+from deepmac_tf.protos import anchor_generator_pb2
+from deepmac_tf.protos import center_net_pb2
+from deepmac_tf.protos import preprocessor_pb2
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The OD API's own flags (model_main_tf2.py and exporter_main_v2.py, 2.8).
+ODAPI_MODEL_MAIN_FLAGS = {
+    'pipeline_config_path', 'num_train_steps', 'eval_on_train_data',
+    'sample_1_of_n_eval_examples', 'sample_1_of_n_eval_on_train_examples',
+    'model_dir', 'checkpoint_dir', 'eval_timeout', 'use_tpu', 'tpu_name',
+    'num_workers', 'checkpoint_every_n', 'record_summaries'}
+ODAPI_EXPORTER_FLAGS = {
+    'input_type', 'pipeline_config_path', 'trained_checkpoint_dir',
+    'output_directory', 'config_override', 'use_side_inputs',
+    'side_input_shapes', 'side_input_types', 'side_input_names'}
+
+
+def _section():
+  with open(os.path.join(REPO, 'README.md'), encoding='utf-8') as f:
+    text = f.read()
+  start = text.index('## OD API feature -> here')
+  end = text.index('\n## ', start + 3)
+  return text[start:end]
+
+
+def _paragraph(section, starts_with):
+  """The bullet that starts with ``starts_with`` (to the next bullet)."""
+  start = section.index(starts_with)
+  end = section.find('\n- ', start + 1)
+  end = section.find('\n\n', start) if end < 0 else min(
+      end, section.find('\n\n', start))
+  return section[start:end]
+
+
+def _names(text):
+  return set(re.findall(r'`([a-z0-9_]+)`', text))
+
+
+def test_step_lists_match_the_proto_and_the_catalogue():
+  section = _section()
+  works = _names(_paragraph(section, '- Work'))
+  refused = _names(_paragraph(section, '- Refused'))
+  steps = {f.name for f in preprocessor_pb2.PreprocessingStep.DESCRIPTOR.fields}
+  assert works == set(builder.STEPS)
+  assert refused == set(catalogue.UNSUPPORTED_STEPS)
+  assert works | refused == steps and not works & refused
+  with open(os.path.join(REPO, 'tests', 'fixtures',
+                         'odapi_2_8_proto_fields.json'), encoding='utf-8') as f:
+    odapi = json.load(f)['preprocessor.proto']['PreprocessingStep']
+  assert steps == set(odapi)
+
+
+def _defined_flags(script):
+  path = os.path.join(REPO, 'scripts', script)
+  with open(path, encoding='utf-8') as f:
+    source = f.read()
+  flags = set(re.findall(r"DEFINE_[a-z]+\(\s*'([a-z0-9_]+)'", source))
+  if 'define_side_input_flags' in source:
+    from deepmac_tf import odapi_flags  # pylint: disable=g-import-not-at-top
+    flags |= set(odapi_flags.SIDE_INPUT_FLAGS)
+  return flags
+
+
+def test_every_odapi_flag_is_defined_and_listed():
+  section = _section()
+  listed = set(re.findall(r'`--([a-z0-9_]+)`', section))
+  assert ODAPI_MODEL_MAIN_FLAGS <= _defined_flags('model_main_tf2.py')
+  assert ODAPI_EXPORTER_FLAGS <= _defined_flags('exporter_main_v2.py')
+  assert ODAPI_MODEL_MAIN_FLAGS | ODAPI_EXPORTER_FLAGS <= listed
+
+
+def test_stated_proto_facts_hold():
+  section = _section()
+  field = center_net_pb2.CenterNet.DeepMACMaskEstimation.DESCRIPTOR.fields_by_name[
+      'embedding_head_kernel']
+  assert field.number == 1001 and 'field 1001' in section
+  assert {'AUTO', 'KERNEL_3X3', 'KERNEL_1X3'} == set(
+      field.enum_type.values_by_name)
+  anchors = anchor_generator_pb2.AnchorGenerator.DESCRIPTOR.fields_by_name
+  assert {'grid_anchor_generator', 'multiscale_anchor_generator'} <= set(
+      anchors)
+  assert '`grid_anchor_generator`' in section
