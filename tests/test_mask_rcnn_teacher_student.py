@@ -2,6 +2,7 @@
 which losses see which instances, where gradients go."""
 
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -15,27 +16,27 @@ from deepmac_tf.meta_architectures import mask_rcnn_losses
 from deepmac_tf.meta_architectures import mask_rcnn_teacher_student as ts
 from deepmac_tf.ops import pseudo_masks
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG = os.path.join(REPO, 'configs', 'deepmarc_synthetic_cpu.config')
-# A tiny Deep-MARC (as test_mask_rcnn_end_to_end.py) with teacher-student
-# heads; classes 1-5 are seen.
-TINY = '''
-model { faster_rcnn {
-  image_resizer { keep_aspect_ratio_resizer {
-    min_dimension: 64 max_dimension: 64 pad_to_max_dimension: true } }
-  feature_extractor { fpn { additional_layer_depth: 16 } }
-  first_stage_box_predictor_depth: 16
-  first_stage_max_proposals: 16 first_stage_max_proposals_eval: 16
-  second_stage_batch_size: 16 box_head_num_filters: 16 box_head_fc_dims: 32
-  second_stage_post_processing { batch_non_max_suppression {
-    max_detections_per_class: 6 max_total_detections: 6 } }
-  deepmarc_mask_head { network_type: "mask_rcnn_fcn" class_agnostic: false
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import test_mask_rcnn_end_to_end as deepmarc_fixtures  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+CONFIG = deepmarc_fixtures.CONFIG
+_TINY_HEAD = """deepmarc_mask_head { network_type: "mask_rcnn_fcn" num_init_channels: 8
+    crop_size: 8 mask_size: 16 }"""
+assert _TINY_HEAD in deepmarc_fixtures.TINY
+# The tiny Deep-MARC of the end-to-end test with teacher-student heads
+# (%s: more teacher_student fields); classes 1-5 are seen.
+TINY = deepmarc_fixtures.TINY.replace('%', '%%').replace(_TINY_HEAD, """\
+deepmarc_mask_head { network_type: "mask_rcnn_fcn" class_agnostic: false
     num_init_channels: 8 crop_size: 8 mask_size: 16
     teacher_student { teacher_network_type: "mask_rcnn_fcn12"
-      teacher_num_init_channels: 8 %s } }
-} }
-'''
+      teacher_num_init_channels: 8 %s } }""")
 SEEN = (1, 2, 3, 4, 5)
+
+
+def _normalize(model, images):
+  # ``normalize_images`` (``preprocess`` before the OD API lifecycle layer).
+  return (getattr(model, 'normalize_images', None) or model.preprocess)(images)
 
 
 def _configs(extra=''):
@@ -47,7 +48,7 @@ def _model(is_training=True, extra=''):
   model = model_builder.build(_configs(extra)['model'],
                               is_training=is_training)
   images = tf.zeros([1, 64, 64, 3])
-  predictions = model.predict(model.normalize_images(images), training=False)
+  predictions = model.predict(_normalize(model, images), training=False)
   model.postprocess(predictions)
   model.build_training_heads(predictions)
   return model
@@ -73,7 +74,7 @@ def _groundtruth(unseen_mask_value=1.0):
 
 def _losses(model, groundtruth, tape=None):
   predictions = model.predict(
-      model.normalize_images(groundtruth[F.IMAGE]), training=True,
+      _normalize(model, groundtruth[F.IMAGE]), training=True,
       groundtruth=groundtruth)
   return predictions, model.loss(predictions, groundtruth, training=True)
 
@@ -200,8 +201,6 @@ def test_pseudo_targets_follow_the_rules(model):
 
 def test_export_holds_no_teacher_variable(tmp_path):
   """A training checkpoint (teacher included) exports the student only."""
-  import sys  # pylint: disable=g-import-not-at-top
-  sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
   import pipeline_fixtures  # pylint: disable=g-import-not-at-top
   from deepmac_tf.builders import model_variables  # pylint: disable=g-import-not-at-top
   from deepmac_tf.export import exporter  # pylint: disable=g-import-not-at-top
@@ -221,7 +220,36 @@ def test_export_holds_no_teacher_variable(tmp_path):
   exporter.export_inference_graph(
       'image_tensor', config_lib.get_pipeline_config_from_file(pipeline_path),
       model_dir, str(out))
+  # The export's checkpoint names objects by attribute path.
   names = [name for name, _ in tf.train.list_variables(
-      str(out / 'saved_model' / 'variables' / 'variables'))]
-  assert names and not [n for n in names if 'teacher' in n]
-  assert [n for n in names if 'mask_head' in n]  # the student is there
+      tf.train.latest_checkpoint(str(out / 'checkpoint')))]
+  assert [n for n in names if '_mask_head' in n], names[:20]
+  assert not [n for n in names if 'teacher' in n]
+  # The SavedModel holds exactly the variables of the student model.
+  saved = [name for name, _ in tf.train.list_variables(
+      str(out / 'saved_model' / 'variables' / 'variables'))
+           if name.endswith('VARIABLE_VALUE')]
+  teacher_count = len(trained._teacher_mask_head.variables)  # pylint: disable=protected-access
+  assert len(saved) == len(trained.variables) - teacher_count, (
+      len(saved), len(trained.variables), teacher_count)
+
+
+def test_interaction_rule_on_proposal_boxes():
+  override = TINY.replace(
+      'class_agnostic: false',
+      'class_agnostic: false box_source: PROPOSALS_AND_GROUNDTRUTH'
+  ) % 'pseudo_mask_rule: INTERACTION student_loss_weight: 2.0'
+  configs = config_lib.get_configs_from_pipeline_file(
+      CONFIG, config_override=override)
+  model = model_builder.build(configs['model'], is_training=True)
+  predictions, losses = _losses(model, _groundtruth())
+  for key in (mask_rcnn_losses.LOSS_MASK, mask_rcnn_losses.LOSS_TEACHER_MASK):
+    assert np.isfinite(float(losses[key]))
+  rows = predictions['mask_loss_weights'].shape[1]
+  assert rows > 3  # groundtruth rows and sampled proposals
+  # Proposal rows matched to the unseen instance learn from pseudo masks,
+  # rows of the seen instance from its groundtruth.
+  pseudo = predictions[ts.PSEUDO_MASK_ROWS].numpy()[0]
+  teacher_rows = predictions[ts.TEACHER_MASK_WEIGHTS].numpy()[0] > 0
+  assert pseudo[1] and not pseudo[0] and teacher_rows[0]
+  assert not np.any(pseudo & teacher_rows)
