@@ -338,7 +338,7 @@ def test_eval_inputs_checked_before_the_eval_model(tmp_path, data_root):
 
 
 def test_eval_progress_lines_and_record_count(tmp_path):
-  from deepmac_tf.training import progress  # pylint: disable=g-import-not-at-top
+  from deepmac_tf.evaluation import progress  # pylint: disable=g-import-not-at-top
   path = _write_records(tmp_path, [record_helpers.simple_example(seed=i)
                                    for i in range(5)])
   assert record_errors.count_records([path, path]) == 10

@@ -35,12 +35,14 @@ LEVELS = {
 }
 # Beside the stack: anyone may import them; they import only each other.
 SIDE = {
-    'data': {'config', 'protos', 'errors', 'ops'},
+    'data': {'config', 'protos', 'errors', 'ops', 'drawing'},
     'config': {'protos', 'errors'},
     'protos': {'protos'},
     'errors': set(),
-    # Utilities of every level: the registry idiom, output-folder checks.
+    # Utilities of every level: the registry idiom, output-folder checks,
+    # drawing masks and boxes.
     'registry': {'errors'},
+    'drawing': {'errors'},
     'file_checks': {'errors'},
 }
 # Never imported by these, whatever the levels say.

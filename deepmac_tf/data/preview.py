@@ -6,8 +6,8 @@ carry mask supervision (partial supervision) and which only have a box.
 """
 
 import numpy as np
-from PIL import Image
-from PIL import ImageDraw
+
+from deepmac_tf import drawing
 
 # Instances whose mask trains the mask head: green; box only: orange.
 SUPERVISED_COLOR = (40, 220, 70)
@@ -33,50 +33,21 @@ def draw_groundtruth(image, boxes, classes, weights, masks=None,
   Returns:
     [height * scale, width * scale, 3] uint8 image.
   """
-  canvas = np.clip(np.asarray(image, np.float32), 0, 255)
-  canvas = canvas.repeat(scale, axis=0).repeat(scale, axis=1)
-  if masks is not None:
-    masks = np.asarray(masks).repeat(scale, axis=1).repeat(scale, axis=2)
-  height, width = canvas.shape[:2]
   num = len(classes)
   if mask_weights is None:
     mask_weights = np.zeros([num], np.float32)
+  shown = [i for i in range(num) if weights[i] > 0]
+  colors = [SUPERVISED_COLOR if mask_weights[i] > 0 else BOX_ONLY_COLOR
+            for i in shown]
+  drawn_masks = None
   if masks is not None:
-    for i in range(num):
-      if weights[i] <= 0 or mask_weights[i] <= 0:
-        continue
-      mask = np.asarray(masks[i])[..., None] > 0.5
-      color = np.array(SUPERVISED_COLOR, np.float32)
-      canvas = np.where(mask, (1 - _MASK_ALPHA) * canvas + _MASK_ALPHA * color,
-                        canvas)
-  picture = Image.fromarray(canvas.astype(np.uint8))
-  draw = ImageDraw.Draw(picture)
-  for i in range(num):
-    if weights[i] <= 0:
-      continue
-    ymin, xmin, ymax, xmax = np.asarray(boxes[i]) * [height, width, height,
-                                                     width]
-    color = SUPERVISED_COLOR if mask_weights[i] > 0 else BOX_ONLY_COLOR
-    draw.rectangle([xmin, ymin, xmax, ymax], outline=color)
-    if category_index and int(classes[i]) in category_index:
-      draw.text((xmin + 1, ymin), category_index[int(classes[i])]['name'],
-                fill=color)
-  return np.asarray(picture)
-
-
-def tile_images(images, columns):
-  """Tiles equally sized [h, w, 3] uint8 images into one grid image."""
-  images = list(images)
-  if not images:
-    raise ValueError('No images to tile.')
-  height, width = images[0].shape[:2]
-  rows = (len(images) + columns - 1) // columns
-  grid = np.full([rows * (height + 2), columns * (width + 2), 3], 90, np.uint8)
-  for index, picture in enumerate(images):
-    r, c = divmod(index, columns)
-    grid[r * (height + 2):r * (height + 2) + height,
-         c * (width + 2):c * (width + 2) + width] = picture
-  return grid
+    drawn_masks = [masks[i] if mask_weights[i] > 0 else None for i in shown]
+  labels = [category_index[int(classes[i])]['name']
+            if category_index and int(classes[i]) in category_index else None
+            for i in shown]
+  return drawing.draw_instances(
+      image, np.asarray(boxes, np.float32).reshape([-1, 4])[shown], colors,
+      drawn_masks, labels, alpha=_MASK_ALPHA, scale=scale)
 
 
 def draw_batch(batch, category_index=None, max_images=16, columns=4, scale=2):
@@ -101,4 +72,4 @@ def draw_batch(batch, category_index=None, max_images=16, columns=4, scale=2):
         batch[F.IMAGE][i], batch[F.BOXES][i], batch[F.CLASSES][i],
         batch[F.WEIGHTS][i], masks, batch[F.MASK_WEIGHTS][i], category_index,
         scale))
-  return tile_images(pictures, min(columns, count))
+  return drawing.tile_images(pictures, min(columns, count))

@@ -71,10 +71,10 @@ def _eval_configs(configs, sample_1_of_n, eval_input_index):
 def _progress_bar(configs, eval_input_index, sample_1_of_n, max_examples,
                   step):
   """Console progress of the pass: a line every 10 s with images/s and ETA
-  (``training.progress.EvalProgress``; the total counts the records)."""
+  (``evaluation.progress.EvalProgress``; the total counts the records)."""
   # pylint: disable=g-import-not-at-top
   from deepmac_tf.data import record_errors
-  from deepmac_tf.training import progress
+  from deepmac_tf.evaluation import progress
   # pylint: enable=g-import-not-at-top
   total = None
   inputs = configs.get('eval_input_configs') or []

@@ -7,20 +7,12 @@ with class names and scores; right: the groundtruth (``preview``'s
 drawing: green = instances with a mask, orange = box only).
 """
 
-import colorsys
-
 import numpy as np
-from PIL import Image
-from PIL import ImageDraw
 
+from deepmac_tf import drawing
 from deepmac_tf.data import preview
 
 _MASK_ALPHA = 0.5
-
-
-def _color(class_id):
-  hue = (int(class_id) * 0.618034) % 1.0
-  return tuple(int(255 * c) for c in colorsys.hsv_to_rgb(hue, 0.85, 1.0))
 
 
 def draw_detections(image, boxes, classes, scores, masks=None,
@@ -42,31 +34,21 @@ def draw_detections(image, boxes, classes, scores, masks=None,
   Returns:
     [H * scale, W * scale, 3] uint8.
   """
-  canvas = np.clip(np.asarray(image, np.float32), 0, 255)
-  canvas = canvas.repeat(scale, axis=0).repeat(scale, axis=1)
-  height, width = canvas.shape[:2]
   scores = np.asarray(scores).reshape([-1])
   order = [i for i in np.argsort(-scores, kind='stable')
            if scores[i] >= min_score][:max_boxes]
-  if masks is not None:
-    masks = np.asarray(masks).repeat(scale, axis=1).repeat(scale, axis=2)
-    for i in reversed(order):
-      mask = masks[i][..., None] > 0
-      color = np.array(_color(classes[i]), np.float32)
-      canvas = np.where(
-          mask, (1 - _MASK_ALPHA) * canvas + _MASK_ALPHA * color, canvas)
-  picture = Image.fromarray(canvas.astype(np.uint8))
-  draw = ImageDraw.Draw(picture)
+  order = order[::-1]  # the highest score drawn last, on top
+  labels = []
   for i in order:
-    ymin, xmin, ymax, xmax = np.asarray(boxes[i]) * [height, width, height,
-                                                     width]
-    color = _color(classes[i])
-    draw.rectangle([xmin, ymin, xmax, ymax], outline=color)
     name = str(int(classes[i]))
     if category_index and int(classes[i]) in category_index:
       name = category_index[int(classes[i])]['name']
-    draw.text((xmin + 1, ymin), f'{name} {scores[i]:.2f}', fill=color)
-  return np.asarray(picture)
+    labels.append(f'{name} {scores[i]:.2f}')
+  return drawing.draw_instances(
+      image, np.asarray(boxes, np.float32).reshape([-1, 4])[order],
+      [drawing.class_color(classes[i]) for i in order],
+      None if masks is None else [masks[i] for i in order], labels,
+      alpha=_MASK_ALPHA, scale=scale)
 
 
 def side_by_side(image, detections, groundtruth, category_index=None,
@@ -91,4 +73,4 @@ def side_by_side(image, detections, groundtruth, category_index=None,
       image, groundtruth['boxes'], groundtruth['classes'], np.ones([count]),
       masks, np.ones([count]) if masks is not None else None,
       category_index, scale)
-  return preview.tile_images([left, right], columns=2)
+  return drawing.tile_images([left, right], columns=2)
