@@ -223,7 +223,11 @@ def test_column_maps_back_through_legacy_renames(tmp_path):
      'unknown value WIDER for enum RandomJitterBoxes.JitterMode'),
     ('train_input_reader { mask_type: PNG }',
      'expected one of DEFAULT, NUMERICAL_MASKS, PNG_MASKS'),
-    ('model { ssd { } }', 'unknown field "ssd" in DetectionModel'),
+    ('model { ssd { } }', 'meta-architecture SSD / EfficientDet (model { ssd '
+     '{ } }) is supported by the OD API, not by deepmac_tf'),
+    ('model { center_nett { } }',
+     'unknown field "center_nett" in DetectionModel (did you mean '
+     '"center_net"?)'),
 ])
 def test_syntax_errors_are_one_located_line(tmp_path, text, expected):
   path = _write(tmp_path, text)

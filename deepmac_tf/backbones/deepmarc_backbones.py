@@ -81,6 +81,21 @@ for _model_id in SPINENET_IDS:
       check_levels=_check_spinenet_levels, default_levels=SPINENET_LEVELS)
 
 
+# OD API Keras Faster R-CNN feature extractors Deep-MARC does not build
+# (its heads read FPN levels).
+ODAPI_ONLY_BACKBONES = (
+    'faster_rcnn_resnet50_keras', 'faster_rcnn_resnet101_keras',
+    'faster_rcnn_resnet152_keras', 'faster_rcnn_inception_resnet_v2_keras')
+
+
+def _refuse_odapi_only(type_name):
+  if type_name in ODAPI_ONLY_BACKBONES:
+    raise ArgumentError(
+        f'supported by the OD API, not by deepmac_tf: {type_name} (Deep-MARC '
+        'builds FPN backbones: faster_rcnn_resnet{50,101,152}_fpn_keras, '
+        'resnet*_fpn, spinenet*).', 'type')
+
+
 def backbone_names():
   """Every accepted type name (OD API aliases not listed)."""
   return registry.DEEPMARC_BACKBONES.names()
@@ -88,12 +103,14 @@ def backbone_names():
 
 def default_levels(type_name):
   """(min_level, max_level) the backbone gives without an ``fpn`` block."""
+  _refuse_odapi_only(type_name)
   return registry.DEEPMARC_BACKBONES.metadata(type_name)['default_levels']
 
 
 def check_backbone(type_name, min_level, max_level):
   """Raises ArgumentError ('type' or 'levels') for an unknown type or
   levels it cannot give."""
+  _refuse_odapi_only(type_name)
   registry.DEEPMARC_BACKBONES.metadata(type_name)['check_levels'](
       min_level, max_level)
 

@@ -78,11 +78,23 @@ def _field_names(message_descriptor):
   return [field.name for field in message_descriptor.fields]
 
 
+# OD API meta-architectures (DetectionModel fields) deepmac_tf does not have.
+ODAPI_ONLY_META_ARCHITECTURES = {
+    'ssd': 'SSD / EfficientDet (model { ssd { } })',
+    'experimental_model': 'experimental_model',
+}
+
+
 def _describe(error_text, message):
   """Turns a text_format error body into a clear sentence."""
   unknown = _UNKNOWN_FIELD.search(error_text)
   if unknown:
     type_name, field = unknown.groups()
+    if (type_name.endswith('.DetectionModel') and
+        field in ODAPI_ONLY_META_ARCHITECTURES):
+      return (f'meta-architecture {ODAPI_ONLY_META_ARCHITECTURES[field]} is '
+              'supported by the OD API, not by deepmac_tf (here: '
+              'center_net { } and faster_rcnn { })')
     descriptor = _find_descriptor(message.DESCRIPTOR, type_name)
     short_type = type_name.replace('deepmac_tf.protos.', '')
     text = f'unknown field "{field}" in {short_type}'
