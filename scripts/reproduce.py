@@ -225,9 +225,10 @@ def _run_experiment(experiment, variants, unavailable, steps, output_dir):
                    seconds=round(time.time() - start, 1))
     results = summary.build_results(experiment, variants, records,
                                     unavailable, context)
-    summary.write(output_dir, results)
-  results['plots'] = _plots(output_dir, results, variants, examples, records)
-  paths = summary.write(output_dir, results)
+    # After every run, so an interrupted experiment has its figures too.
+    results['plots'] = _plots(output_dir, results, variants, examples,
+                              records)
+    paths = summary.write(output_dir, results)
   print(summary.markdown(results).split('\n## Per class')[0])
   print('Written: ' + ', '.join(paths + [os.path.join(output_dir, p)
                                          for p in results['plots']]))

@@ -56,6 +56,7 @@ def test_tiny_experiment_writes_results_resumes_and_plots(tmp_path):
     assert os.path.getsize(os.path.join(out, name)) > 1000
   text = open(os.path.join(out, 'results.md')).read()
   assert '| ResNet-4 |' in text and '78.6 / 62.1' in text  # the paper's
+  assert 'ResNet-4 seen   #' in text  # the text bars
 
   # Without --resume the finished runs are not silently overwritten.
   refused = _run(*TINY, '--seeds=1', f'--output_dir={out}')

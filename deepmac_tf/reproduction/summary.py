@@ -150,6 +150,7 @@ def markdown(results):
     cells += [results['paper'].get(row['name'], '-'), str(row['n_seeds']),
               f'{row["seconds"]:.0f} ({cpu:.0f})']
     lines.append('| ' + ' | '.join(cells) + ' |')
+  lines += ['', '```', text_bars(results), '```']
   if len(rows) > 1:
     first = rows[0]
     lines += ['', f'Differences to {labels[first["name"]]} (means over '
@@ -178,6 +179,25 @@ def markdown(results):
     lines += ['', '## Plots', '']
     lines += [f'![{os.path.splitext(p)[0]}]({p})' for p in results['plots']]
   lines.append('')
+  return '\n'.join(lines)
+
+
+def text_bars(results, width=40):
+  """The seen / unseen means as text bars (console and README)::
+
+    ResNet-4      seen   ##############################--  78.0 ± 1.0
+                  unseen #####################-----------  52.5 ± 2.0
+  """
+  labels = results['labels']
+  size = max([len(labels[r['name']]) for r in results['summary']] + [1])
+  lines = []
+  for row in results['summary']:
+    for i, key in enumerate(('seen', 'unseen')):
+      mean, std = row[f'{key}_mean'], row[f'{key}_std']
+      filled = 0 if mean is None else int(round(mean / 100.0 * width))
+      name = labels[row['name']] if i == 0 else ''
+      lines.append(f'{name:{size}s} {key:6s} {"#" * filled}'
+                   f'{"-" * (width - filled)} {_pm(mean, std)}')
   return '\n'.join(lines)
 
 
