@@ -11,6 +11,8 @@ import dataclasses
 
 import tensorflow as tf
 
+from deepmac_tf.losses import normalization
+
 SIGMOID = 'sigmoid'
 DICE = 'dice'
 LOSS_KINDS = (SIGMOID, DICE)
@@ -203,7 +205,8 @@ def box_consistency_loss(loss, logits, box_masks, normalize=NORMALIZE_AUTO,
 
 
 def weighted_mask_loss(per_instance_loss, mask_weights):
-  """The one place per-instance weights apply: sum(l w) / max(sum(w), 1).
+  """The one place per-instance weights apply: sum(l w) / max(sum(w), 1),
+  sums over the global batch under ``tf.distribute``.
 
   Partial supervision lives here as data: an instance whose class may not
   train masks, or that has no groundtruth mask, has weight 0 and contributes
@@ -222,5 +225,6 @@ def weighted_mask_loss(per_instance_loss, mask_weights):
   # an empty padding box) must not poison the sum or its gradient.
   weighted = tf.where(mask_weights > 0, per_instance_loss * mask_weights,
                       tf.zeros_like(per_instance_loss))
-  return tf.reduce_sum(weighted) / tf.maximum(tf.reduce_sum(mask_weights),
-                                              1.0)
+  # Under tf.distribute: the global batch's weight sum (see normalization).
+  return tf.reduce_sum(weighted) / normalization.cross_replica_normalizer(
+      tf.reduce_sum(mask_weights))

@@ -28,6 +28,7 @@ import tf_keras
 from deepmac_tf.data.fields import InputFields
 from deepmac_tf.errors import ConfigError
 from deepmac_tf.losses import center_net_losses
+from deepmac_tf.losses import normalization
 from deepmac_tf.meta_architectures import center_net_heads
 from deepmac_tf.meta_architectures import center_net_params
 from deepmac_tf.meta_architectures import center_net_postprocess
@@ -245,8 +246,9 @@ class CenterNetMetaArch(detection_model.DetectionModelLifecycle,
     del training
     boxes, classes, weights, true_shapes = self._groundtruth_tensors(
         prediction_dict, groundtruth)
-    num_boxes = tf.maximum(
-        tf.cast(tf.math.count_nonzero(weights), tf.float32), 1.0)
+    # Boxes of the global batch under tf.distribute (see normalization).
+    num_boxes = normalization.cross_replica_normalizer(
+        tf.math.count_nonzero(weights))
     center = self._center_params
     losses = {
         LOSS_OBJECT_CENTER: center.object_center_loss_weight *
