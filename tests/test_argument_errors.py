@@ -33,37 +33,19 @@ def test_argument_error_names_its_argument():
       raise error
 
 
-def test_deepmarc_head_error_names_the_deepmarc_mask_head_field():
-  model_config = _model_config(
-      'deepmarc_synthetic_cpu.config',
-      f'model {{ faster_rcnn {{ deepmarc_mask_head {{ {BAD_HEAD} }} }} }}')
-  with pytest.raises(errors.ConfigError,
-                     match=r'^model\.faster_rcnn\.deepmarc_mask_head\.'
-                     r'num_init_channels: 6 cannot scale'):
-    model_builder.build(model_config, is_training=True)
-
-
-def test_deepmac_head_error_names_the_deepmac_mask_estimation_field():
-  model_config = _model_config(
-      'center_net_deepmac_synthetic_cpu.config',
-      f'model {{ center_net {{ deepmac_mask_estimation {{ {BAD_HEAD} }} }} }}')
-  with pytest.raises(errors.ConfigError,
-                     match=r'^model\.center_net\.deepmac_mask_estimation\.'
-                     r'num_init_channels: 6 cannot scale'):
-    model_builder.build(model_config, is_training=True)
-
-
+@pytest.mark.parametrize('setting,message', [
+    (BAD_HEAD, r'num_init_channels: 6 cannot scale'),  # at construction
+    ('network_type: "resnet21"',
+     r"network_type: unknown mask head 'resnet21'\. Did you mean "
+     r"'resnet20'\?")])
 @pytest.mark.parametrize('name,block', [
     ('deepmarc_synthetic_cpu.config', 'faster_rcnn { deepmarc_mask_head'),
     ('center_net_deepmac_synthetic_cpu.config',
      'center_net { deepmac_mask_estimation')])
-def test_unknown_head_names_each_builders_field(name, block):
-  model_config = _model_config(
-      name, f'model {{ {block} {{ network_type: "resnet21" }} }} }}')
+def test_head_errors_name_each_builders_field(name, block, setting, message):
+  model_config = _model_config(name, f'model {{ {block} {{ {setting} }} }} }}')
   field = block.replace(' { ', '.')
-  with pytest.raises(errors.ConfigError,
-                     match=rf"^model\.{field}\.network_type: unknown mask "
-                     r"head 'resnet21'\. Did you mean 'resnet20'\?"):
+  with pytest.raises(errors.ConfigError, match=rf'^model\.{field}\.{message}'):
     model_builder.build(model_config, is_training=True)
 
 
