@@ -344,13 +344,12 @@ METHOD_TABLE = (
             ('maskx_synthetic_cpu.config',),
             paper=_mask_ap(None, 23.8, _TABLE2, box_ap=38.6),
             note='needs configs/maskx_synthetic_cpu.config (issue 10)'),
-    # Issue 11 (teacher-student mask heads): enabled once a synthetic
-    # config exists.
+    # Issue 11 (teacher-student mask heads on Mask R-CNN).
     Variant('teacher_student', 'Teacher-student mask heads (Mask R-CNN)',
-            ('teacher_student_synthetic_cpu.config',
-             'mask_rcnn_teacher_student_synthetic_cpu.config'),
+            ('deepmarc_teacher_student_synthetic_cpu.config',),
             paper=_mask_ap(None, 26.3, 'Zhao et al., 12-conv teacher'),
-            note='needs a teacher-student synthetic config (issue 11)'),
+            note='needs configs/deepmarc_teacher_student_synthetic_cpu.config '
+                 '(issue 11)'),
 )
 
 METHODS = Experiment(
