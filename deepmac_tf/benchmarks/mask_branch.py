@@ -25,21 +25,20 @@ import numpy as np
 import tensorflow as tf
 
 from deepmac_tf.benchmarks import timing
-from deepmac_tf.config import config_util
+from deepmac_tf.config import model_spec
 from deepmac_tf.export import exporter
 
 
 def is_deepmac_detector(model_config):
   """True for a CenterNet config with a (detecting) Deep-MAC mask branch."""
-  arch, model = config_util.get_model_message(model_config)
-  return (arch == 'center_net' and model.HasField('deepmac_mask_estimation')
-          and not model.deepmac_mask_estimation.detector_free)
+  spec = model_spec.from_model_config(model_config)
+  return is_deepmac(model_config) and not spec.detector_free
 
 
 def is_deepmac(model_config):
   """True for any CenterNet config with a Deep-MAC mask branch."""
-  arch, model = config_util.get_model_message(model_config)
-  return arch == 'center_net' and model.HasField('deepmac_mask_estimation')
+  spec = model_spec.from_model_config(model_config)
+  return spec.architecture == 'center_net' and spec.predicts_masks
 
 
 def detection_only_config(model_config):
