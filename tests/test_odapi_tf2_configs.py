@@ -65,6 +65,16 @@ def test_sample_config_builds_and_trains_one_step(name, apply_gradients):
   assert losses and all(bool(tf.math.is_finite(v)) for v in losses.values())
 
 
+def test_centernet_resnet101_fpn_config_loads():
+  """The config the issue found failing at load (random_crop_image); its
+  backbone builds in test_model_builder (our ResNet-101-FPN Deep-MAC config),
+  which costs ~50 s here, so this checks loading and the augmentation."""
+  configs = _configs('centernet_resnet101_v1_fpn_512x512_coco17_tpu-8.config')
+  assert configs['model'].center_net.feature_extractor.type == (
+      'resnet_v1_101_fpn')
+  build_augmentation_fn(configs['train_config'].data_augmentation_options)
+
+
 def test_unsupported_backbone_is_one_line():
   configs = _configs('mask_rcnn_inception_resnet_v2_1024x1024_coco17_gpu-8'
                      '.config')
