@@ -90,3 +90,24 @@ def test_stated_proto_facts_hold():
   assert {'grid_anchor_generator', 'multiscale_anchor_generator'} <= set(
       anchors)
   assert '`grid_anchor_generator`' in section
+
+
+def test_odapi_center_net_and_preprocessor_fields_all_parse():
+  """Every field of the OD API 2.8 CenterNet and PreprocessingStep schemas
+  exists here with its number (the old color_consistency_* spellings are
+  rewritten to feature_consistency_* by the loader)."""
+  with open(os.path.join(REPO, 'tests', 'fixtures',
+                         'odapi_2_8_proto_fields.json'), encoding='utf-8') as f:
+    odapi = json.load(f)
+  modules = {'center_net.proto': center_net_pb2,
+             'preprocessor.proto': preprocessor_pb2}
+  for proto_file, module in modules.items():
+    for message, fields in odapi[proto_file].items():
+      ours = module
+      for part in message.split('.'):
+        ours = getattr(ours, part)
+      by_name = ours.DESCRIPTOR.fields_by_name
+      for name, (number, *_) in fields.items():
+        name = name.replace('color_consistency', 'feature_consistency')
+        assert name in by_name, f'{message}.{name}'
+        assert by_name[name].number == number, f'{message}.{name}'

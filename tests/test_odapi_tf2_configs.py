@@ -97,3 +97,35 @@ def test_ssd_config_is_one_line_naming_the_meta_architecture():
       'ssd.config:2:3: meta-architecture SSD / EfficientDet (model { ssd { } '
       '}) is supported by the OD API, not by deepmac_tf (here: center_net { } '
       'and faster_rcnn { })')
+
+
+def test_keypoint_config_loads_and_fails_at_build_naming_the_field():
+  """The keypoint blocks of the OD API's centernet_*_kpts sample configs."""
+  text = '''model {
+  center_net {
+    num_classes: 90
+    feature_extractor { type: "hourglass_104" }
+    image_resizer { keep_aspect_ratio_resizer { min_dimension: 512
+                                                max_dimension: 512 } }
+    object_center_params { classification_loss {
+        penalty_reduced_logistic_focal_loss { alpha: 2.0 beta: 4.0 } } }
+    keypoint_label_map_path: "PATH_TO_BE_CONFIGURED/label_map.txt"
+    keypoint_estimation_task {
+      task_name: "human_pose"
+      loss {
+        localization_loss { l1_localization_loss { } }
+        classification_loss {
+          penalty_reduced_logistic_focal_loss { alpha: 2.0 beta: 4.0 } }
+      }
+      keypoint_class_name: "/m/01g317"
+      keypoint_label_to_std { key: "left_ankle" value: 0.89 }
+      per_keypoint_offset: true
+    }
+  }
+}
+'''
+  pipeline = config_lib.get_pipeline_config_from_text(text, source='kpts')
+  with pytest.raises(ConfigError, match=(
+      r'^model\.center_net\.keypoint_label_map_path: supported by the OD API, '
+      'not by deepmac_tf')):
+    model_builder.build(pipeline.model, is_training=True)

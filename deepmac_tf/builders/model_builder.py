@@ -22,6 +22,11 @@ _CENTER_NET = 'model.center_net'
 
 # CenterNet tasks of the OD API schema this project does not implement.
 _UNSUPPORTED_CENTER_NET_TASKS = ('mask_estimation_task',)
+# OD API CenterNet fields that parse (so its configs load) but are refused.
+_ODAPI_ONLY_CENTER_NET_FIELDS = (
+    'keypoint_label_map_path', 'keypoint_estimation_task',
+    'densepose_estimation_task', 'track_estimation_task',
+    'temporal_offset_task', 'post_processing', 'output_prediction_dict')
 
 
 def _check_center_net_options(config):
@@ -30,6 +35,13 @@ def _check_center_net_options(config):
       raise ConfigError(
           f'{_CENTER_NET}.{field}: not supported by deepmac_tf (use '
           'deepmac_mask_estimation for instance masks); remove it.')
+  set_fields = {f.name: v for f, v in config.ListFields()}
+  for field in _ODAPI_ONLY_CENTER_NET_FIELDS:
+    if field in set_fields and set_fields[field] not in (False, ''):
+      raise ConfigError(
+          f'{_CENTER_NET}.{field}: supported by the OD API, not by deepmac_tf '
+          '(no keypoint, DensePose or tracking tasks, no CenterNet NMS '
+          'post-processing); remove it.')
   if config.use_depthwise:
     raise ConfigError(f'{_CENTER_NET}.use_depthwise: depthwise heads are not '
                       'supported; remove it.')

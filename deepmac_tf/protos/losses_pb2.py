@@ -24,39 +24,41 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x64\x65\x65pmac_tf/protos/losses.proto\x12\x11\x64\x65\x65pmac_tf.protos\"\x99\x03\n\x10LocalizationLoss\x12\x44\n\x0bweighted_l2\x18\x01 \x01(\x0b\x32-.deepmac_tf.protos.WeightedL2LocalizationLossH\x00\x12Q\n\x12weighted_smooth_l1\x18\x02 \x01(\x0b\x32\x33.deepmac_tf.protos.WeightedSmoothL1LocalizationLossH\x00\x12\x46\n\x0cweighted_iou\x18\x03 \x01(\x0b\x32..deepmac_tf.protos.WeightedIOULocalizationLossH\x00\x12\x45\n\x14l1_localization_loss\x18\x04 \x01(\x0b\x32%.deepmac_tf.protos.L1LocalizationLossH\x00\x12H\n\rweighted_giou\x18\x05 \x01(\x0b\x32/.deepmac_tf.protos.WeightedGIOULocalizationLossH\x00\x42\x13\n\x11localization_loss\">\n\x1aWeightedL2LocalizationLoss\x12 \n\x11\x61nchorwise_output\x18\x01 \x01(\x08:\x05\x66\x61lse\"V\n WeightedSmoothL1LocalizationLoss\x12 \n\x11\x61nchorwise_output\x18\x01 \x01(\x08:\x05\x66\x61lse\x12\x10\n\x05\x64\x65lta\x18\x02 \x01(\x02:\x01\x31\"\x1d\n\x1bWeightedIOULocalizationLoss\"\x14\n\x12L1LocalizationLoss\"\x1e\n\x1cWeightedGIOULocalizationLoss\"\xa7\x05\n\x12\x43lassificationLoss\x12P\n\x10weighted_sigmoid\x18\x01 \x01(\x0b\x32\x34.deepmac_tf.protos.WeightedSigmoidClassificationLossH\x00\x12P\n\x10weighted_softmax\x18\x02 \x01(\x0b\x32\x34.deepmac_tf.protos.WeightedSoftmaxClassificationLossH\x00\x12X\n\x14\x62ootstrapped_sigmoid\x18\x03 \x01(\x0b\x32\x38.deepmac_tf.protos.BootstrappedSigmoidClassificationLossH\x00\x12S\n\x16weighted_sigmoid_focal\x18\x04 \x01(\x0b\x32\x31.deepmac_tf.protos.SigmoidFocalClassificationLossH\x00\x12\x64\n\x17weighted_logits_softmax\x18\x05 \x01(\x0b\x32\x41.deepmac_tf.protos.WeightedSoftmaxClassificationAgainstLogitsLossH\x00\x12\x61\n#penalty_reduced_logistic_focal_loss\x18\x06 \x01(\x0b\x32\x32.deepmac_tf.protos.PenaltyReducedLogisticFocalLossH\x00\x12^\n!weighted_dice_classification_loss\x18\x07 \x01(\x0b\x32\x31.deepmac_tf.protos.WeightedDiceClassificationLossH\x00\x42\x15\n\x13\x63lassification_loss\"E\n!WeightedSigmoidClassificationLoss\x12 \n\x11\x61nchorwise_output\x18\x01 \x01(\x08:\x05\x66\x61lse\"c\n\x1eSigmoidFocalClassificationLoss\x12 \n\x11\x61nchorwise_output\x18\x01 \x01(\x08:\x05\x66\x61lse\x12\x10\n\x05gamma\x18\x02 \x01(\x02:\x01\x32\x12\r\n\x05\x61lpha\x18\x03 \x01(\x02\"]\n!WeightedSoftmaxClassificationLoss\x12 \n\x11\x61nchorwise_output\x18\x01 \x01(\x08:\x05\x66\x61lse\x12\x16\n\x0blogit_scale\x18\x02 \x01(\x02:\x01\x31\"j\n.WeightedSoftmaxClassificationAgainstLogitsLoss\x12 \n\x11\x61nchorwise_output\x18\x01 \x01(\x08:\x05\x66\x61lse\x12\x16\n\x0blogit_scale\x18\x02 \x01(\x02:\x01\x31\"w\n%BootstrappedSigmoidClassificationLoss\x12\r\n\x05\x61lpha\x18\x01 \x01(\x02\x12\x1d\n\x0ehard_bootstrap\x18\x02 \x01(\x08:\x05\x66\x61lse\x12 \n\x11\x61nchorwise_output\x18\x03 \x01(\x08:\x05\x66\x61lse\"D\n\x1fPenaltyReducedLogisticFocalLoss\x12\x10\n\x05\x61lpha\x18\x01 \x01(\x02:\x01\x32\x12\x0f\n\x04\x62\x65ta\x18\x02 \x01(\x02:\x01\x34\"p\n\x1eWeightedDiceClassificationLoss\x12$\n\x15squared_normalization\x18\x01 \x01(\x08:\x05\x66\x61lse\x12(\n\x19is_prediction_probability\x18\x02 \x01(\x08:\x05\x66\x61lse')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x64\x65\x65pmac_tf/protos/losses.proto\x12\x11\x64\x65\x65pmac_tf.protos\"\x9d\x02\n\x04Loss\x12>\n\x11localization_loss\x18\x01 \x01(\x0b\x32#.deepmac_tf.protos.LocalizationLoss\x12\x42\n\x13\x63lassification_loss\x18\x02 \x01(\x0b\x32%.deepmac_tf.protos.ClassificationLoss\x12 \n\x15\x63lassification_weight\x18\x04 \x01(\x02:\x01\x31\x12\x1e\n\x13localization_weight\x18\x05 \x01(\x02:\x01\x31\x12#\n\x18min_num_negative_samples\x18\x13 \x01(\x02:\x01\x30\x12*\n\x1f\x64\x65sired_negative_sampling_ratio\x18\x14 \x01(\x02:\x01\x33\"\x99\x03\n\x10LocalizationLoss\x12\x44\n\x0bweighted_l2\x18\x01 \x01(\x0b\x32-.deepmac_tf.protos.WeightedL2LocalizationLossH\x00\x12Q\n\x12weighted_smooth_l1\x18\x02 \x01(\x0b\x32\x33.deepmac_tf.protos.WeightedSmoothL1LocalizationLossH\x00\x12\x46\n\x0cweighted_iou\x18\x03 \x01(\x0b\x32..deepmac_tf.protos.WeightedIOULocalizationLossH\x00\x12\x45\n\x14l1_localization_loss\x18\x04 \x01(\x0b\x32%.deepmac_tf.protos.L1LocalizationLossH\x00\x12H\n\rweighted_giou\x18\x05 \x01(\x0b\x32/.deepmac_tf.protos.WeightedGIOULocalizationLossH\x00\x42\x13\n\x11localization_loss\">\n\x1aWeightedL2LocalizationLoss\x12 \n\x11\x61nchorwise_output\x18\x01 \x01(\x08:\x05\x66\x61lse\"V\n WeightedSmoothL1LocalizationLoss\x12 \n\x11\x61nchorwise_output\x18\x01 \x01(\x08:\x05\x66\x61lse\x12\x10\n\x05\x64\x65lta\x18\x02 \x01(\x02:\x01\x31\"\x1d\n\x1bWeightedIOULocalizationLoss\"\x14\n\x12L1LocalizationLoss\"\x1e\n\x1cWeightedGIOULocalizationLoss\"\xa7\x05\n\x12\x43lassificationLoss\x12P\n\x10weighted_sigmoid\x18\x01 \x01(\x0b\x32\x34.deepmac_tf.protos.WeightedSigmoidClassificationLossH\x00\x12P\n\x10weighted_softmax\x18\x02 \x01(\x0b\x32\x34.deepmac_tf.protos.WeightedSoftmaxClassificationLossH\x00\x12X\n\x14\x62ootstrapped_sigmoid\x18\x03 \x01(\x0b\x32\x38.deepmac_tf.protos.BootstrappedSigmoidClassificationLossH\x00\x12S\n\x16weighted_sigmoid_focal\x18\x04 \x01(\x0b\x32\x31.deepmac_tf.protos.SigmoidFocalClassificationLossH\x00\x12\x64\n\x17weighted_logits_softmax\x18\x05 \x01(\x0b\x32\x41.deepmac_tf.protos.WeightedSoftmaxClassificationAgainstLogitsLossH\x00\x12\x61\n#penalty_reduced_logistic_focal_loss\x18\x06 \x01(\x0b\x32\x32.deepmac_tf.protos.PenaltyReducedLogisticFocalLossH\x00\x12^\n!weighted_dice_classification_loss\x18\x07 \x01(\x0b\x32\x31.deepmac_tf.protos.WeightedDiceClassificationLossH\x00\x42\x15\n\x13\x63lassification_loss\"E\n!WeightedSigmoidClassificationLoss\x12 \n\x11\x61nchorwise_output\x18\x01 \x01(\x08:\x05\x66\x61lse\"c\n\x1eSigmoidFocalClassificationLoss\x12 \n\x11\x61nchorwise_output\x18\x01 \x01(\x08:\x05\x66\x61lse\x12\x10\n\x05gamma\x18\x02 \x01(\x02:\x01\x32\x12\r\n\x05\x61lpha\x18\x03 \x01(\x02\"]\n!WeightedSoftmaxClassificationLoss\x12 \n\x11\x61nchorwise_output\x18\x01 \x01(\x08:\x05\x66\x61lse\x12\x16\n\x0blogit_scale\x18\x02 \x01(\x02:\x01\x31\"j\n.WeightedSoftmaxClassificationAgainstLogitsLoss\x12 \n\x11\x61nchorwise_output\x18\x01 \x01(\x08:\x05\x66\x61lse\x12\x16\n\x0blogit_scale\x18\x02 \x01(\x02:\x01\x31\"w\n%BootstrappedSigmoidClassificationLoss\x12\r\n\x05\x61lpha\x18\x01 \x01(\x02\x12\x1d\n\x0ehard_bootstrap\x18\x02 \x01(\x08:\x05\x66\x61lse\x12 \n\x11\x61nchorwise_output\x18\x03 \x01(\x08:\x05\x66\x61lse\"D\n\x1fPenaltyReducedLogisticFocalLoss\x12\x10\n\x05\x61lpha\x18\x01 \x01(\x02:\x01\x32\x12\x0f\n\x04\x62\x65ta\x18\x02 \x01(\x02:\x01\x34\"p\n\x1eWeightedDiceClassificationLoss\x12$\n\x15squared_normalization\x18\x01 \x01(\x08:\x05\x66\x61lse\x12(\n\x19is_prediction_probability\x18\x02 \x01(\x08:\x05\x66\x61lse')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'deepmac_tf.protos.losses_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LOCALIZATIONLOSS']._serialized_start=54
-  _globals['_LOCALIZATIONLOSS']._serialized_end=463
-  _globals['_WEIGHTEDL2LOCALIZATIONLOSS']._serialized_start=465
-  _globals['_WEIGHTEDL2LOCALIZATIONLOSS']._serialized_end=527
-  _globals['_WEIGHTEDSMOOTHL1LOCALIZATIONLOSS']._serialized_start=529
-  _globals['_WEIGHTEDSMOOTHL1LOCALIZATIONLOSS']._serialized_end=615
-  _globals['_WEIGHTEDIOULOCALIZATIONLOSS']._serialized_start=617
-  _globals['_WEIGHTEDIOULOCALIZATIONLOSS']._serialized_end=646
-  _globals['_L1LOCALIZATIONLOSS']._serialized_start=648
-  _globals['_L1LOCALIZATIONLOSS']._serialized_end=668
-  _globals['_WEIGHTEDGIOULOCALIZATIONLOSS']._serialized_start=670
-  _globals['_WEIGHTEDGIOULOCALIZATIONLOSS']._serialized_end=700
-  _globals['_CLASSIFICATIONLOSS']._serialized_start=703
-  _globals['_CLASSIFICATIONLOSS']._serialized_end=1382
-  _globals['_WEIGHTEDSIGMOIDCLASSIFICATIONLOSS']._serialized_start=1384
-  _globals['_WEIGHTEDSIGMOIDCLASSIFICATIONLOSS']._serialized_end=1453
-  _globals['_SIGMOIDFOCALCLASSIFICATIONLOSS']._serialized_start=1455
-  _globals['_SIGMOIDFOCALCLASSIFICATIONLOSS']._serialized_end=1554
-  _globals['_WEIGHTEDSOFTMAXCLASSIFICATIONLOSS']._serialized_start=1556
-  _globals['_WEIGHTEDSOFTMAXCLASSIFICATIONLOSS']._serialized_end=1649
-  _globals['_WEIGHTEDSOFTMAXCLASSIFICATIONAGAINSTLOGITSLOSS']._serialized_start=1651
-  _globals['_WEIGHTEDSOFTMAXCLASSIFICATIONAGAINSTLOGITSLOSS']._serialized_end=1757
-  _globals['_BOOTSTRAPPEDSIGMOIDCLASSIFICATIONLOSS']._serialized_start=1759
-  _globals['_BOOTSTRAPPEDSIGMOIDCLASSIFICATIONLOSS']._serialized_end=1878
-  _globals['_PENALTYREDUCEDLOGISTICFOCALLOSS']._serialized_start=1880
-  _globals['_PENALTYREDUCEDLOGISTICFOCALLOSS']._serialized_end=1948
-  _globals['_WEIGHTEDDICECLASSIFICATIONLOSS']._serialized_start=1950
-  _globals['_WEIGHTEDDICECLASSIFICATIONLOSS']._serialized_end=2062
+  _globals['_LOSS']._serialized_start=54
+  _globals['_LOSS']._serialized_end=339
+  _globals['_LOCALIZATIONLOSS']._serialized_start=342
+  _globals['_LOCALIZATIONLOSS']._serialized_end=751
+  _globals['_WEIGHTEDL2LOCALIZATIONLOSS']._serialized_start=753
+  _globals['_WEIGHTEDL2LOCALIZATIONLOSS']._serialized_end=815
+  _globals['_WEIGHTEDSMOOTHL1LOCALIZATIONLOSS']._serialized_start=817
+  _globals['_WEIGHTEDSMOOTHL1LOCALIZATIONLOSS']._serialized_end=903
+  _globals['_WEIGHTEDIOULOCALIZATIONLOSS']._serialized_start=905
+  _globals['_WEIGHTEDIOULOCALIZATIONLOSS']._serialized_end=934
+  _globals['_L1LOCALIZATIONLOSS']._serialized_start=936
+  _globals['_L1LOCALIZATIONLOSS']._serialized_end=956
+  _globals['_WEIGHTEDGIOULOCALIZATIONLOSS']._serialized_start=958
+  _globals['_WEIGHTEDGIOULOCALIZATIONLOSS']._serialized_end=988
+  _globals['_CLASSIFICATIONLOSS']._serialized_start=991
+  _globals['_CLASSIFICATIONLOSS']._serialized_end=1670
+  _globals['_WEIGHTEDSIGMOIDCLASSIFICATIONLOSS']._serialized_start=1672
+  _globals['_WEIGHTEDSIGMOIDCLASSIFICATIONLOSS']._serialized_end=1741
+  _globals['_SIGMOIDFOCALCLASSIFICATIONLOSS']._serialized_start=1743
+  _globals['_SIGMOIDFOCALCLASSIFICATIONLOSS']._serialized_end=1842
+  _globals['_WEIGHTEDSOFTMAXCLASSIFICATIONLOSS']._serialized_start=1844
+  _globals['_WEIGHTEDSOFTMAXCLASSIFICATIONLOSS']._serialized_end=1937
+  _globals['_WEIGHTEDSOFTMAXCLASSIFICATIONAGAINSTLOGITSLOSS']._serialized_start=1939
+  _globals['_WEIGHTEDSOFTMAXCLASSIFICATIONAGAINSTLOGITSLOSS']._serialized_end=2045
+  _globals['_BOOTSTRAPPEDSIGMOIDCLASSIFICATIONLOSS']._serialized_start=2047
+  _globals['_BOOTSTRAPPEDSIGMOIDCLASSIFICATIONLOSS']._serialized_end=2166
+  _globals['_PENALTYREDUCEDLOGISTICFOCALLOSS']._serialized_start=2168
+  _globals['_PENALTYREDUCEDLOGISTICFOCALLOSS']._serialized_end=2236
+  _globals['_WEIGHTEDDICECLASSIFICATIONLOSS']._serialized_start=2238
+  _globals['_WEIGHTEDDICECLASSIFICATIONLOSS']._serialized_end=2350
 # @@protoc_insertion_point(module_scope)
