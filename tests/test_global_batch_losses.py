@@ -1,12 +1,14 @@
 """Losses are normalized over the global batch under tf.distribute: two
 replicas whose images hold different numbers of boxes and mask-supervised
 instances (one replica may hold none) give every loss term of one device on
-the same global batch. MirroredStrategy over 2 logical CPU devices (the same
-replica-context all-reduce as MultiWorkerMirroredStrategy), in a fresh
-subprocess because logical devices must be set before TF initializes."""
+the same global batch. Once with MirroredStrategy over 2 logical CPU devices
+(a fresh subprocess: logical devices must be set before TF initializes),
+once with MultiWorkerMirroredStrategy over two worker processes on
+127.0.0.1 (TF_CONFIG)."""
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -16,11 +18,16 @@ import pipeline_fixtures
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 _SCRIPT = textwrap.dedent('''
-    import json, sys
+    import json, os, sys
     import tensorflow as tf
-    cpu = tf.config.list_physical_devices('CPU')[0]
-    tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    if 'TF_CONFIG' in os.environ:
+      # Collectives must be set up before any op runs: first thing.
+      strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    else:
+      cpu = tf.config.list_physical_devices('CPU')[0]
+      tf.config.set_logical_device_configuration(
+          cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+      strategy = tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])
     import tf_keras
     from deepmac_tf import config as config_lib
     from deepmac_tf.builders import dataset_builder, model_builder
@@ -56,7 +63,7 @@ _SCRIPT = textwrap.dedent('''
     reference = build(False)
     expected = {k: float(v) for k, v in
                 train_step.compute_losses(reference, batch).items()}
-    strategy = tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])
+    assert strategy.num_replicas_in_sync == 2
     with strategy.scope():
       model = build(True)
       model.set_weights(reference.get_weights())
@@ -88,16 +95,7 @@ _NO_BATCH_NORM_HEAD = ('model { center_net { deepmac_mask_estimation { '
                        'network_type: "fully_connected" } } }')
 
 
-def test_two_replicas_give_the_one_device_loss_terms(tmp_path):
-  pipeline = pipeline_fixtures.tiny_pipeline(
-      tmp_path, config_override=_NO_BATCH_NORM_HEAD)
-  env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL='2')
-  result = subprocess.run([sys.executable, '-c', _SCRIPT, pipeline],
-                          capture_output=True, text=True, timeout=600,
-                          env=env, cwd=REPO)
-  lines = [l for l in result.stdout.splitlines() if l.startswith('RESULTS ')]
-  assert lines, result.stderr[-3000:]
-  results = json.loads(lines[-1][len('RESULTS '):])
+def _check(results):
   (boxes_a, masks_a), (boxes_b, masks_b) = results['counts']
   assert masks_a != masks_b  # unequal replicas: the case that broke
   one, two = results['one_device'], results['two_replicas']
@@ -105,3 +103,57 @@ def test_two_replicas_give_the_one_device_loss_terms(tmp_path):
   for name, value in one.items():
     assert abs(two[name] - value) <= 1e-4 * max(1.0, abs(value)), (
         name, value, two[name], results['counts'])
+
+
+def _results(stdout, stderr):
+  lines = [l for l in stdout.splitlines() if l.startswith('RESULTS ')]
+  assert lines, stderr[-3000:]
+  return json.loads(lines[-1][len('RESULTS '):])
+
+
+def test_two_replicas_give_the_one_device_loss_terms(tmp_path):
+  pipeline = pipeline_fixtures.tiny_pipeline(
+      tmp_path, config_override=_NO_BATCH_NORM_HEAD)
+  env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL='2')
+  env.pop('TF_CONFIG', None)
+  result = subprocess.run([sys.executable, '-c', _SCRIPT, pipeline],
+                          capture_output=True, text=True, timeout=600,
+                          env=env, cwd=REPO)
+  _check(_results(result.stdout, result.stderr))
+
+
+def _free_ports(count):
+  sockets = [socket.socket() for _ in range(count)]
+  for s in sockets:
+    s.bind(('127.0.0.1', 0))
+  ports = [s.getsockname()[1] for s in sockets]
+  for s in sockets:
+    s.close()
+  return ports
+
+
+def test_two_worker_processes_give_the_one_device_loss_terms(tmp_path):
+  """MultiWorkerMirroredStrategy: two processes on 127.0.0.1 (TF_CONFIG),
+  one replica each, every loss term equal to one device's."""
+  pipeline = pipeline_fixtures.tiny_pipeline(
+      tmp_path, config_override=_NO_BATCH_NORM_HEAD)
+  workers = [f'127.0.0.1:{port}' for port in _free_ports(2)]
+  processes = []
+  for index in range(2):
+    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL='2',
+               TF_CONFIG=json.dumps({'cluster': {'worker': workers},
+                                     'task': {'type': 'worker',
+                                              'index': index}}))
+    processes.append(subprocess.Popen(
+        [sys.executable, '-c', _SCRIPT, pipeline], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env=env, cwd=REPO))
+  outputs = []
+  try:
+    for process in processes:
+      outputs.append(process.communicate(timeout=900))
+  finally:
+    for process in processes:
+      if process.poll() is None:
+        process.kill()
+  for stdout, stderr in outputs:
+    _check(_results(stdout, stderr))
