@@ -47,7 +47,7 @@ _STEPS = flags.DEFINE_integer('num_train_steps', 40, 'Steps of the final '
 _CHECKPOINT_EVERY_N = flags.DEFINE_integer('checkpoint_every_n', 2,
                                            'Checkpoint cadence of the runs.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Random seed of the kill moments.')
-_ROUND_TIMEOUT = flags.DEFINE_integer('round_timeout', 900,
+_ROUND_TIMEOUT = flags.DEFINE_integer('round_timeout', 600,
                                       'Seconds a round may take.')
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -131,25 +131,33 @@ def _wait_and_kill(run, mode, rng, deadline):
       seen = f'at {time.time() - run.started:.1f} s (while training)'
   elif mode == 'checkpoint':
     model_dir = run.model_dir
-    seen = 'no checkpoint write seen in 240 s (killed then)'
-    deadline = min(deadline, run.started + 240)
+    seen = 'no checkpoint write seen before --round_timeout (killed then)'
+    # The write of a later checkpoint (ckpt-N with an earlier one on disk),
+    # so that the run makes progress across rounds.
+    had = set(glob.glob(os.path.join(model_dir, 'ckpt-*.index')))
     while time.time() < deadline and run.process.poll() is None:
       if _checkpoint_writing(model_dir):
-        seen = 'during a checkpoint write'
-        break
+        if had or glob.glob(os.path.join(model_dir, 'ckpt-*.index')):
+          seen = 'during a checkpoint write'
+          break
       time.sleep(0.002)
   else:  # export
-    delay = rng.uniform(3.0, 60.0)
+    # Into the write phase: once the hidden staging folder exists, a random
+    # 0-3 s (saving the SavedModel, the swap), or the deadline.
     parent = os.path.dirname(run.output)
     name = os.path.basename(run.output)
-    seen = f'at {delay:.1f} s'
-    while time.time() < run.started + delay and run.process.poll() is None:
-      if glob.glob(os.path.join(parent, f'.{name}.*')) and rng.random() < 0.2:
-        seen = f'while writing the export ({time.time() - run.started:.1f} s)'
+    seen = 'no export write seen before --round_timeout (killed then)'
+    while time.time() < deadline and run.process.poll() is None:
+      if glob.glob(os.path.join(parent, f'.{name}.staging-*')):
+        time.sleep(rng.uniform(0.0, 3.0))
+        seen = ('while writing the export '
+                f'({time.time() - run.started:.1f} s)')
         break
-      time.sleep(0.005)
+      time.sleep(0.01)
   finished = run.process.poll() is not None
   run.kill()
+  if finished and mode == 'export' and run.process.returncode == 0:
+    return seen + ' (it had finished: a complete export)'
   if finished:
     raise AssertionError(f'the run ended by itself before it was killed '
                          f'(exit {run.process.returncode}):\n'
