@@ -126,8 +126,8 @@ def _check_fresh(output_dir):
 
 
 def _eta(seconds_by_name, remaining_names):
-  """Time left: each remaining run costs what that variant's runs cost so
-  far (else the mean of every run executed so far)."""
+  """Time left: each remaining run costs what that variant's runs cost
+  (this session's or reused ones'; else the mean of all runs so far)."""
   if not remaining_names:
     return '0:00:00'
   every = [s for values in seconds_by_name.values() for s in values]
@@ -216,6 +216,7 @@ def _run_experiment(experiment, variants, unavailable, steps, output_dir):
                 f'{record["cpu_seconds"]:.0f} s)')
     else:
       status = 'finished earlier, reused'
+      executed_seconds.setdefault(variant.name, []).append(record['seconds'])
     records.append(record)
     print(f'{tag}: {status}: seen {_fmt(record["seen"])}, unseen '
           f'{_fmt(record["unseen"])} | ETA '
