@@ -113,7 +113,12 @@ def run(main):
     except KeyboardInterrupt as e:
       from deepmac_tf.training import interrupts  # pylint: disable=g-import-not-at-top
       print(f'Interrupted ({interrupts.signal_name(e)}).', file=sys.stderr)
-      sys.exit(interrupts.exit_status(e))
+      sys.stdout.flush()
+      sys.stderr.flush()
+      # What had to be saved is saved; background threads (tf.data, thread
+      # pools) must not hold the exit (a SIGTERMed run once sat idle for
+      # minutes at interpreter shutdown).
+      os._exit(interrupts.exit_status(e))  # pylint: disable=protected-access
     except Exception as e:  # pylint: disable=broad-except
       message = _environment_message(e)
       if message is None:
