@@ -191,8 +191,9 @@ def _build_train_step(tf, configs, batch, model_dir=None):
   """Training-loop pieces: model, optimizer, DistributedTrainStep.
 
   Returns:
-    (the call of one step on ``batch``, model, strategy); the initial
-    weights are saved in ``model_dir`` when given.
+    (the call of one step on ``batch``, model, strategy, a factory of more
+    step calls on the same model and optimizer, each its own tf.function);
+    the initial weights are saved in ``model_dir`` when given.
   """
   # pylint: disable=g-import-not-at-top
   from deepmac_tf.training import checkpoints
@@ -206,29 +207,33 @@ def _build_train_step(tf, configs, batch, model_dir=None):
     model, optimizer, _, trainable = train_loop.build_training_state(
         configs, strategy)
     checkpoint, step = checkpoints.make_training_checkpoint(model, optimizer)
-  run_step = train_step_lib.DistributedTrainStep(
-      strategy, model, optimizer, step, trainable_variables=trainable,
-      add_regularization_loss=train_config.add_regularization_loss)
+  def make_step():
+    run_step = train_step_lib.DistributedTrainStep(
+        strategy, model, optimizer, step, trainable_variables=trainable,
+        add_regularization_loss=train_config.add_regularization_loss)
+    return lambda: run_step(next(iterator))
+
   if model_dir is not None:
     # Inference is timed with these initial weights (see _inference).
     checkpoints.make_manager(checkpoint, model_dir).save(
         checkpoint_number=int(step.numpy()))
   dataset = tf.data.Dataset.from_tensors(batch).repeat()
   iterator = iter(strategy.experimental_distribute_dataset(dataset))
-  return lambda: run_step(next(iterator)), model, strategy
+  return make_step(), model, strategy, make_step
 
 
 def _train_step(tf, configs, batch, model_dir):
   """The train-step figure; (figure, the timed call)."""
   from deepmac_tf.benchmarks import timing  # pylint: disable=g-import-not-at-top
   train_config = configs['train_config']
-  step_fn, model, strategy = _build_train_step(tf, configs, batch, model_dir)
+  step_fn, model, strategy, make_step = _build_train_step(tf, configs, batch,
+                                                         model_dir)
   figure = timing.time_calls(step_fn, _WARMUP_STEPS.value, _STEPS.value)
   figure['ms_per_image'] = round(
       figure['median_ms'] / train_config.batch_size, 3)
   figure['num_replicas'] = strategy.num_replicas_in_sync
   figure['num_params'] = sum(int(tf.size(w)) for w in model.weights)
-  return figure, step_fn
+  return figure, step_fn, make_step
 
 
 def _inference(tf, pipeline, model_dir, export_dir, image):
@@ -389,16 +394,17 @@ def _class_specific_masks(configs):
 
 
 def _mask_branch(tf, pipeline, configs, batch, model_dir, image, step_fn,
-                 detect_fn):
+                 make_step, detect_fn):
   """Deep-MAC's mask-branch figures (``benchmarks/mask_branch.py``), {} for
   other configs or with --nomask_branch. Inference restores the checkpoint
   of ``model_dir`` (or the --checkpoint_dir prefix). The config's own train
   step / inference call (``step_fn`` / ``detect_fn``) is reused where it is
-  one side of a pair (head on selected slots; every slot masked)."""
+  one side of a pair (head on selected slots; every slot masked); with
+  ``mask_head_slots: SLOTS_AUTO`` both train steps share its model and
+  optimizer (``make_step``), which halves the memory."""
   # pylint: disable=g-import-not-at-top
   from deepmac_tf.benchmarks import mask_branch
   from deepmac_tf.export import exporter
-  from deepmac_tf.mask_heads import selected_slots
   # pylint: enable=g-import-not-at-top
   if not _MASK_BRANCH.value or not mask_branch.is_deepmac(configs['model']):
     return {}
@@ -419,13 +425,12 @@ def _mask_branch(tf, pipeline, configs, batch, model_dir, image, step_fn,
         'mask_branch_overhead']
   logging.info('benchmark: timing the train step, mask head on weighted '
                'instances vs on every slot')
-  selected = deepmac.mask_head_slots == type(deepmac).SELECTED_SLOTS or (
-      deepmac.mask_head_slots == type(deepmac).SLOTS_AUTO and
-      not selected_slots.static_shapes_by_default())
+  valid_only, all_slots = mask_branch.train_steps_by_slots(
+      configs['model'], step_fn, make_step)
   figures['mask_branch_train_step'] = mask_branch.train_step_ratio(
       lambda variant: _build_train_step(tf, variant, batch)[0], configs,
-      _WARMUP_STEPS.value, _STEPS.value,
-      valid_only=step_fn if selected else None)
+      _WARMUP_STEPS.value, _STEPS.value, valid_only=valid_only,
+      all_slots=all_slots)
   figures['train_step_valid_only_over_all_slots'] = figures[
       'mask_branch_train_step']['train_step_valid_only_over_all_slots']
   return figures
@@ -490,8 +495,8 @@ def main(argv):
   with tempfile.TemporaryDirectory(prefix='deepmac_benchmark_') as tmp:
     model_dir = os.path.join(tmp, 'train')
     logging.info('benchmark: timing the train step')
-    result['train_step'], step_fn = _train_step(tf, configs, batch,
-                                                model_dir)
+    result['train_step'], step_fn, make_step = _train_step(
+        tf, configs, batch, model_dir)
     result.update(_class_specific_masks(configs))
     logging.info('benchmark: timing inference')
     ours, saved, detect_fn, model = _inference(
@@ -501,7 +506,7 @@ def main(argv):
       model = None  # Memory for the next models.
       result.update(_mask_branch(tf, pipeline, configs, batch,
                                  _CHECKPOINT_DIR.value or model_dir, image,
-                                 step_fn, detect_fn))
+                                 step_fn, make_step, detect_fn))
   result['inference_checkpoint'] = dict(ours, ms_per_image=ours['median_ms'])
   result['inference_saved_model'] = (
       dict(saved, ms_per_image=saved['median_ms']) if 'median_ms' in saved

@@ -114,6 +114,13 @@ def test_empty_selection_in_training_leaves_batch_norm_alone():
              for before, v in zip(stats, head.non_trainable_variables))
 
 
-def test_static_shapes_only_with_a_tpu():
-  assert selected_slots.static_shapes_by_default() == bool(
-      tf.config.list_logical_devices('TPU'))
+def test_static_shapes_only_with_a_tpu_unless_a_scope_says():
+  on_tpu = bool(tf.config.list_logical_devices('TPU'))
+  assert selected_slots.static_shapes_by_default() == on_tpu
+  head = _CountingHead()
+  crops, scale = _inputs()
+  with selected_slots.default_static_shapes(not on_tpu):
+    assert selected_slots.static_shapes_by_default() == (not on_tpu)
+    selected_slots.apply_to_selected_slots(head, _SELECTED, (crops, scale))
+  assert head.rows_seen[-1] == (3 if on_tpu else 10)
+  assert selected_slots.static_shapes_by_default() == on_tpu

@@ -16,7 +16,10 @@ Two paired figures, each timed in turn in one process
 * ``train_step_valid_only_over_all_slots``: the training step with the
   mask head on the instances a loss weighs (``mask_head_slots:
   SELECTED_SLOTS``) over the same step with the head on every groundtruth
-  slot (``ALL_SLOTS``, today's TPU form), same batch.
+  slot (``ALL_SLOTS``, today's TPU form), same batch. With the config's
+  ``SLOTS_AUTO`` both are step functions of one model and optimizer (the
+  other form traced inside ``selected_slots.default_static_shapes``), so
+  a large model is not held twice.
 """
 
 import copy
@@ -27,6 +30,7 @@ import tensorflow as tf
 from deepmac_tf.benchmarks import timing
 from deepmac_tf.config import model_spec
 from deepmac_tf.export import exporter
+from deepmac_tf.mask_heads import selected_slots
 
 
 def is_deepmac_detector(model_config):
@@ -149,7 +153,7 @@ def inference_overhead(model_config, checkpoint_path, image,
 
 
 def train_step_ratio(build_step, configs, warmup_steps, steps,
-                     valid_only=None):
+                     valid_only=None, all_slots=None):
   """Train step, mask head on weighted instances vs on every slot.
 
   Args:
@@ -160,11 +164,13 @@ def train_step_ratio(build_step, configs, warmup_steps, steps,
     warmup_steps / steps: untimed and timed rounds.
     valid_only: optional step call of a model that runs the head on the
       weighted instances only (built here when None).
+    all_slots: optional step call of a model that runs it on every slot
+      (built here when None).
 
   Returns:
     dict: ``train_step_valid_only_over_all_slots`` and both figures.
   """
-  steps_by_slots = {'valid_only': valid_only}
+  steps_by_slots = {'valid_only': valid_only, 'all_slots': all_slots}
   for name, slots in (('valid_only', 'SELECTED_SLOTS'),
                       ('all_slots', 'ALL_SLOTS')):
     if steps_by_slots.get(name) is None:
@@ -176,6 +182,38 @@ def train_step_ratio(build_step, configs, warmup_steps, steps,
       'median_ms']
   return {'train_step_valid_only_over_all_slots': round(ratio, 4),
           'timing': figures}
+
+
+def traced_with_static_shapes(fn, all_slots):
+  """``fn`` called (so traced, on its first call) inside
+  ``selected_slots.default_static_shapes(all_slots)``: e.g. a
+  ``SLOTS_AUTO`` model's step in its TPU (all-slots) form on a CPU."""
+  def call():
+    with selected_slots.default_static_shapes(all_slots):
+      return fn()
+  return call
+
+
+def train_steps_by_slots(model_config, step_fn, make_step):
+  """(valid-only step, all-slots step) of the config's own training state
+  where its ``mask_head_slots`` allows (None: build another state).
+
+  Args:
+    model_config: the Deep-MAC ``DetectionModel`` message.
+    step_fn: the config's training step call.
+    make_step: factory of further step calls on the same model/optimizer.
+  """
+  settings = model_config.center_net.deepmac_mask_estimation
+  kinds = type(settings)
+  if settings.mask_head_slots == kinds.SELECTED_SLOTS:
+    return step_fn, None
+  if settings.mask_head_slots == kinds.ALL_SLOTS:
+    return None, step_fn
+  # SLOTS_AUTO: step_fn was traced in the device's form; the other form
+  # is a second step function on the same model and optimizer.
+  if selected_slots.static_shapes_by_default():
+    return traced_with_static_shapes(make_step(), False), step_fn
+  return step_fn, traced_with_static_shapes(make_step(), True)
 
 
 def _overhead(ms, base_ms):

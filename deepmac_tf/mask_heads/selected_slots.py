@@ -31,16 +31,37 @@ Example (Deep-MARC, one class-agnostic mask per detection)::
       slot_inputs=crops)                    # [B, K, S, S, C] -> [B, K, S', S']
 """
 
+import contextlib
+
 import tensorflow as tf
+
+_FORCED_DEFAULTS = []
 
 
 def static_shapes_by_default():
   """True when a TPU is visible: it needs the all-slots (static) form.
 
   Read at trace time, like ``mask_rcnn.use_combined_nms``; configs can
-  force either form (``mask_head_on_all_slots``).
+  force either form (Deep-MAC's ``mask_head_slots``), and
+  ``default_static_shapes`` overrides the device rule in a scope.
   """
+  if _FORCED_DEFAULTS:
+    return _FORCED_DEFAULTS[-1]
   return bool(tf.config.list_logical_devices('TPU'))
+
+
+@contextlib.contextmanager
+def default_static_shapes(all_slots):
+  """Within the scope, ``all_slots=None`` callers take ``all_slots``.
+
+  Counts while a function is traced (e.g. to time the TPU form of a model
+  on CPU: trace its step inside the scope, then call it anywhere).
+  """
+  _FORCED_DEFAULTS.append(bool(all_slots))
+  try:
+    yield
+  finally:
+    _FORCED_DEFAULTS.pop()
 
 
 def _single_replica():
