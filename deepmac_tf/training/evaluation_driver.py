@@ -156,9 +156,15 @@ def eval_continuously(configs, model_dir, checkpoint_dir, eval_timeout=3600,
   writer = tf.summary.create_file_writer(output_dir)
   results = {}
   for path in _checkpoint_paths(checkpoint_dir, eval_timeout, wait_interval):
-    if model is None:  # Built for the first checkpoint's layout.
-      model, objects, checkpoint = _model_for_checkpoint(configs, path)
-    checkpoint_layout.log_ignored_odapi_objects(path)
+    try:
+      if model is None:  # Built for the first checkpoint's layout.
+        model, objects, checkpoint = _model_for_checkpoint(configs, path)
+      checkpoint_layout.log_ignored_odapi_objects(path)
+    except (tf.errors.OpError, RuntimeError, ValueError):
+      if tf.io.gfile.exists(path + '.index'):
+        raise
+      _warn_vanished(path)
+      continue
     if not _restore(checkpoint, path):
       continue
     step = checkpoints.read_step(path)
@@ -200,6 +206,11 @@ def _model_for_checkpoint(configs, path):
   return model, objects, tf.train.Checkpoint(**objects)
 
 
+def _warn_vanished(path):
+  logging.warning('%s was deleted (checkpoint rotation) before it could be '
+                  'evaluated; skipped.', path)
+
+
 def _restore(checkpoint, path):
   """Restores ``path``; False (with a warning) when training's rotation
   deleted it first.
@@ -212,8 +223,7 @@ def _restore(checkpoint, path):
     return True
   except (AssertionError, ValueError, tf.errors.OpError) as e:
     if not tf.io.gfile.exists(path + '.index'):
-      logging.warning('%s was deleted (checkpoint rotation) before it could '
-                      'be evaluated; skipped.', path)
+      _warn_vanished(path)
       return False
     mismatch = checkpoints.first_mismatch(checkpoint, path) or (
         str(e).strip().splitlines()[0][:300])
