@@ -87,6 +87,10 @@ _EVAL_ON_TRAIN_DATA = flags.DEFINE_bool(
 _SAMPLE_1_OF_N_EVAL_ON_TRAIN = flags.DEFINE_integer(
     'sample_1_of_n_eval_on_train_examples', 5, 'With --eval_on_train_data: '
     'evaluate one of every n training examples.')
+_SKIP_BAD_RECORDS = flags.DEFINE_bool(
+    'skip_bad_records', False, 'Training: skip a record that cannot be read '
+    'or decoded (a WARNING line names it, with the running count; the run '
+    'ends with the total) instead of stopping at it. Not an OD API flag.')
 odapi_flags.define_side_input_flags(flags)
 
 
@@ -111,8 +115,12 @@ def _train(configs, model_dir):
       log_every_n_steps=_LOG_EVERY_N_STEPS.value,
       eval_every_n_steps=_EVAL_EVERY_N_STEPS.value,
       best_checkpoint_metric=_BEST_CHECKPOINT_METRIC.value,
-      sample_1_of_n_eval_examples=_SAMPLE_1_OF_N_EVAL.value or 1)
+      sample_1_of_n_eval_examples=_SAMPLE_1_OF_N_EVAL.value or 1,
+      skip_bad_records=_SKIP_BAD_RECORDS.value)
   print(f'Trained to step {result.step}. Last checkpoint: {result.checkpoint}')
+  if result.skipped_records is not None:
+    print(f'Skipped bad record reads (--skip_bad_records): '
+          f'{result.skipped_records}')
   print(f'Pipeline config: {os.path.join(model_dir, "pipeline.config")}')
   if _RECORD_SUMMARIES.value:
     print(f'TensorBoard: tensorboard --logdir {model_dir}')
@@ -131,6 +139,9 @@ def _check_eval_on_train_flags():
       not _EVAL_ON_TRAIN_DATA.value):
     raise ConfigError('--sample_1_of_n_eval_on_train_examples: only used '
                       'with --eval_on_train_data.')
+  if _SKIP_BAD_RECORDS.value and _CHECKPOINT_DIR.value:
+    raise ConfigError('--skip_bad_records: applies to training; evaluation '
+                      '(--checkpoint_dir) reads every eval record.')
 
 
 def _evaluate(configs, model_dir):

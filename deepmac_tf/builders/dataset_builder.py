@@ -12,8 +12,19 @@ Each element is a dict keyed by ``fields.InputFields`` (see there for shapes);
 ``groundtruth_instance_masks`` is present only with ``load_instance_masks``.
 Padding rows have boxes 0, class 0, weight 0, mask weight 0, is_crowd False,
 area 0 and all-zero masks; ``num_groundtruth_boxes`` counts the real rows.
+
+With ``skip_bad_records`` (``model_main_tf2.py --skip_bad_records``) a record
+that cannot be read (corrupt or truncated TFRecord framing: TF's reader stops
+there, so the rest of that file is skipped too) or decoded (any decoder
+assertion, undecodable image or mask) is skipped instead of ending the run:
+each skip is a ``WARNING: skipped record <i> of file <f> ...`` line with the
+running count, and every element carries that count of its input pipeline as
+``SKIPPED_RECORDS`` [B] (the training loop reports it at the end). A record
+is counted each time it is read (once per epoch). ``MAX_CONSECUTIVE_BAD``
+skips in a row end the run: the input or the config is wrong, not a record.
 """
 
+from absl import logging
 import tensorflow as tf
 
 from deepmac_tf.config import config_util
@@ -21,6 +32,7 @@ from deepmac_tf.config import model_spec
 from deepmac_tf.config import validation
 from deepmac_tf.data import decoder as decoder_lib
 from deepmac_tf.data import image_resizer
+from deepmac_tf.data import record_errors
 from deepmac_tf.data.augmentation import build_augmentation_fn
 from deepmac_tf.data.augmentation import instances
 from deepmac_tf.data.fields import InputFields
@@ -30,6 +42,12 @@ from deepmac_tf.errors import LabelMapError
 from deepmac_tf.ops import mask_weights
 
 _SOURCE = '_source'
+# --skip_bad_records: 0 a good element, else why it is a placeholder for a
+# skipped record.
+_BAD = '_bad_record'
+_UNDECODABLE, _UNREADABLE = 1, 2
+SKIPPED_RECORDS = 'skipped_bad_records'
+MAX_CONSECUTIVE_BAD = 1000
 _TFRECORD_BUFFER_BYTES = 8 * 1000 * 1000
 
 
@@ -61,17 +79,88 @@ def _read_file(filename):
       lambda index, record: (_record_source(filename, index), record))
 
 
-def _check_first_record(decoder, filenames):
-  """Decodes the first record eagerly so format mistakes fail right away."""
+def _read_file_frames(filename, num_frames):
+  """``--skip_bad_records`` reading: (source, record, readable) for each of
+  the ``num_frames`` records the file's framing announces; the ones TF's
+  reader cannot reach (it stops at a corrupt or truncated record) come as
+  (source, '', False)."""
+  read = tf.data.TFRecordDataset(
+      filename, buffer_size=_TFRECORD_BUFFER_BYTES).ignore_errors()
+  missing = tf.data.Dataset.from_tensors(
+      (tf.constant(b''), tf.constant(False))).repeat()
+  frames = read.map(lambda r: (r, tf.constant(True))).concatenate(
+      missing).take(num_frames)
+  return frames.enumerate().map(
+      lambda index, frame: (_record_source(filename, index),) + frame)
+
+
+def _placeholder(spec, source, reason):
+  """An element of ``spec`` standing for a skipped record (zeros, empty
+  dimensions where the size is not static)."""
+  element = tf.nest.map_structure(
+      lambda s: tf.zeros([0 if d is None else d for d in s.shape], s.dtype),
+      spec)
+  element[_SOURCE] = source
+  element[_BAD] = reason
+  return element
+
+
+def _process_or_skip(process):
+  """Per record: ``process``'s element with ``_BAD`` 0, or, when the record
+  was unreadable or ``process`` fails on it, a placeholder naming it."""
+
+  def one_record(source, serialized, readable):
+    record = tf.data.Dataset.from_tensors((source, serialized, readable))
+    good = record.filter(lambda s, r, ok: ok).map(
+        lambda s, r, ok: process(s, r)).ignore_errors()
+    spec = good.element_spec
+    good = good.map(lambda t: dict(t, **{_BAD: tf.constant(0)}))
+    bad = record.map(lambda s, r, ok: _placeholder(
+        spec, s, tf.where(ok, _UNDECODABLE, _UNREADABLE)))
+    return good.concatenate(bad).take(1)
+
+  return one_record
+
+
+def _check_first_record(decoder, filenames, skip_bad_records=False):
+  """Decodes the first record eagerly so format mistakes fail right away.
+
+  With ``skip_bad_records`` the first usable record of the first
+  ``SAMPLE_FOR_SKIPPING`` is checked (the bad ones before it are logged as
+  to be skipped); none usable is the same error as without.
+  """
+  limit = SAMPLE_FOR_SKIPPING if skip_bad_records else 1
   for filename in filenames:
     try:
-      first = list(tf.data.TFRecordDataset(filename).take(1))
+      records = [r.numpy() for r in
+                 tf.data.TFRecordDataset(filename).take(limit)]
     except tf.errors.OpError as e:
+      if skip_bad_records:
+        logging.warning('file %s: cannot be read (%s); its records will be '
+                        'skipped (--skip_bad_records).', filename,
+                        e.message.splitlines()[0])
+        continue
       raise DataError(f'file {filename}: is not a readable TFRecord file '
                       f'({e.message.splitlines()[0]}).') from None
-    if first:
-      decoder.check_record(first[0].numpy(), f'record 0 of file {filename}')
-      return
+    if not records:
+      continue
+    first_error = None
+    for index, record in enumerate(records):
+      try:
+        decoder.check_record(record, f'record {index} of file {filename}')
+        return
+      except DataError as e:
+        if not skip_bad_records:
+          raise
+        first_error = first_error or e
+        logging.warning('%s (it will be skipped: --skip_bad_records)', e)
+    raise DataError(f'{str(first_error).rstrip(".")}; none of the first '
+                    f'{len(records)} record(s) of this file can be used, so '
+                    '--skip_bad_records would skip everything: fix the config '
+                    'or the records.')
+
+
+SAMPLE_FOR_SKIPPING = 16
 
 
 def _allowed_mask_weights(tensors, allowed_ids):
@@ -149,19 +238,55 @@ def _is_new_decade(before, after):
       tf.equal(before, 0), digits(after) > digits(before)))
 
 
+def _report_skip(tensors, skipped, consecutive):
+  """``--skip_bad_records``: logs a placeholder's record, returns the new
+  (skipped, consecutive) counts; too many in a row fail the input."""
+  bad = tensors[_BAD] > 0
+  source = tensors[_SOURCE]
+
+  def report():
+    why = tf.where(
+        tensors[_BAD] == _UNREADABLE,
+        'it cannot be read (the TFRecord file is corrupt or truncated at '
+        'this record or before it; TF reads no further in that file)',
+        'it cannot be decoded (scripts/inspect_dataset.py names the problem)')
+    message = tf.strings.join([
+        'WARNING: skipped ', source, ': ', why, '; ',
+        tf.strings.as_string(skipped + 1), ' record(s) skipped so far '
+        '(--skip_bad_records).'])
+    check = tf.debugging.Assert(consecutive + 1 < MAX_CONSECUTIVE_BAD, [
+        tf.strings.join([source, f': {MAX_CONSECUTIVE_BAD} records in a row '
+                         'could not be used (--skip_bad_records); the input '
+                         'or the config is wrong, not a few records: check '
+                         'it with scripts/inspect_dataset.py'])])
+    with tf.control_dependencies([tf.print(message), check]):
+      return tf.constant(1, tf.int64)
+
+  one = tf.cond(bad, report, lambda: tf.constant(0, tf.int64))
+  return skipped + one, tf.where(bad, consecutive + 1,
+                                 tf.zeros_like(consecutive))
+
+
 def _report_clipping_and_drops(dataset, max_instances, source_key):
   """Logs what the pipeline drops, without a Python callback or variable.
 
   * once per iterator: an image had more than ``max_instances`` instances;
   * inverted boxes (ymax < ymin or xmax < xmin) dropped: counted, and
     reported with the record when the count reaches 1, 10, 100, ...
+  * with ``--skip_bad_records``, each skipped record (``_report_skip``);
+    every element then carries the running count as ``SKIPPED_RECORDS``
+    and the placeholders are removed.
 
   A ``scan`` carries the state (the dataset stays serializable).
   """
+  counts_skips = _BAD in dataset.element_spec
 
   def step(state, tensors):
-    warned, dropped = state
+    warned, dropped, skipped, consecutive = state
     tensors = dict(tensors)
+    if counts_skips:
+      skipped, consecutive = _report_skip(tensors, skipped, consecutive)
+      tensors[SKIPPED_RECORDS] = skipped
     num = tensors.pop(_NUM_BEFORE_CLIP)
     inverted = tensors.pop(_NUM_INVERTED)
     source = tensors.pop(source_key)
@@ -192,9 +317,15 @@ def _report_clipping_and_drops(dataset, max_instances, source_key):
         _is_new_decade(dropped, dropped + inverted), report_drops,
         lambda: tf.constant(False))]):
       dropped = tf.identity(dropped + inverted)
-    return (tf.logical_or(warned, printed), dropped), tensors
+    return (tf.logical_or(warned, printed), dropped, skipped,
+            consecutive), tensors
 
-  return dataset.scan((tf.constant(False), tf.constant(0, tf.int64)), step)
+  zero = tf.constant(0, tf.int64)
+  dataset = dataset.scan((tf.constant(False), zero, zero, zero), step)
+  if counts_skips:
+    dataset = dataset.filter(lambda t: t[_BAD] == 0).map(
+        lambda t: {k: v for k, v in t.items() if k != _BAD})
+  return dataset
 
 
 def _batch(dataset, batch_size, drop_remainder, static_size):
@@ -243,7 +374,8 @@ def build(input_reader_config,
           input_context=None,
           reader_name='input_reader',
           batch_field='batch_size',
-          check_first_record=True):
+          check_first_record=True,
+          skip_bad_records=False):
   """Builds a batched, prefetched dataset of InputFields dicts.
 
   Args:
@@ -262,6 +394,8 @@ def build(input_reader_config,
     batch_field: config path of the batch size, for error messages.
     check_first_record: decode the first record eagerly so a record / config
       mismatch raises ``DataError`` before training starts.
+    skip_bad_records: skip and count records that cannot be read or decoded
+      (see the module doc) instead of failing.
 
   Returns:
     A ``tf.data.Dataset`` of dicts keyed by ``InputFields``: image [B, H, W, 3]
@@ -293,7 +427,15 @@ def build(input_reader_config,
              if is_training else None)
   config = input_reader_config
 
-  files = tf.data.Dataset.from_tensor_slices(filenames)
+  if skip_bad_records:
+    # What each file should hold, so records TF cannot reach are counted.
+    files = tf.data.Dataset.from_tensor_slices(
+        (filenames, tf.constant([record_errors.count_frames(f)
+                                 for f in filenames], tf.int64)))
+    read_file = _read_file_frames
+  else:
+    files = tf.data.Dataset.from_tensor_slices(filenames)
+    read_file = _read_file
   num_files = len(filenames)
   shard_records = False
   if input_context is not None and input_context.num_input_pipelines > 1:
@@ -304,7 +446,7 @@ def build(input_reader_config,
     else:
       shard_records = True
   if check_first_record and tf.executing_eagerly():
-    _check_first_record(decoder, filenames)
+    _check_first_record(decoder, filenames, skip_bad_records)
   if config.shuffle:
     files = files.shuffle(max(config.filenames_shuffle_buffer_size, 1))
   files = files.repeat(config.num_epochs or None)
@@ -314,7 +456,7 @@ def build(input_reader_config,
     parallel = {'num_parallel_calls': tf.data.AUTOTUNE,
                 'deterministic': not config.shuffle}
   records = files.interleave(
-      _read_file, cycle_length=cycle_length,
+      read_file, cycle_length=cycle_length,
       block_length=max(config.read_block_length, 1), **parallel)
   if shard_records:
     records = records.shard(input_context.num_input_pipelines,
@@ -339,8 +481,13 @@ def build(input_reader_config,
     tensors[_SOURCE] = source
     return tensors
 
-  dataset = records.map(process, num_parallel_calls=tf.data.AUTOTUNE,
-                        deterministic=not config.shuffle)
+  if skip_bad_records:
+    dataset = records.interleave(
+        _process_or_skip(process), num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=not config.shuffle)
+  else:
+    dataset = records.map(process, num_parallel_calls=tf.data.AUTOTUNE,
+                          deterministic=not config.shuffle)
   dataset = _report_clipping_and_drops(dataset, max_number_of_boxes, _SOURCE)
   dataset = _batch(dataset, per_replica_batch, drop_remainder=is_training,
                    static_size=resizer.output_size)
@@ -349,7 +496,8 @@ def build(input_reader_config,
 
 
 def build_from_pipeline(configs, split='train', input_context=None,
-                        eval_input_index=0, check_first_record=True):
+                        eval_input_index=0, check_first_record=True,
+                        skip_bad_records=False):
   """Builds the train or eval dataset from ``get_configs_from_pipeline_file``.
 
   Reads the image resizer of ``model.center_net`` / ``model.faster_rcnn``,
@@ -367,6 +515,7 @@ def build_from_pipeline(configs, split='train', input_context=None,
     input_context: optional ``tf.distribute.InputContext``.
     eval_input_index: which ``eval_input_reader`` to read.
     check_first_record: see ``build``.
+    skip_bad_records: see ``build`` (training input only).
 
   Returns:
     A ``tf.data.Dataset`` (see ``build``).
@@ -396,7 +545,8 @@ def build_from_pipeline(configs, split='train', input_context=None,
         allowed_masked_class_ids=allowed, is_training=True,
         input_context=input_context, reader_name='train_input_reader',
         batch_field='train_config.batch_size',
-        check_first_record=check_first_record)
+        check_first_record=check_first_record,
+        skip_bad_records=skip_bad_records)
   eval_inputs = configs.get('eval_input_configs') or []
   if eval_input_index >= len(eval_inputs):
     raise ConfigError(f'eval_input_reader: the config has {len(eval_inputs)} '

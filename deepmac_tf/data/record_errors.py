@@ -5,8 +5,9 @@ names the file and record.
   <path>: ...``; that sentence is extracted from TF's message.
 * A truncated TFRecord file (``DataLossError``: "truncated record at ...")
   does not name the file; ``find_truncated_record`` locates it by walking the
-  TFRecord framing (seeks only, no data read; ``count_records`` counts the
-  same way, e.g. for an evaluation progress bar).
+  TFRecord framing (seeks only, no data read; ``count_records`` and
+  ``count_frames`` count the same way, e.g. for an evaluation progress bar
+  and for ``--skip_bad_records``).
 """
 
 import re
@@ -51,6 +52,12 @@ def find_truncated_record(path):
 def count_records(paths):
   """Number of complete records in TFRecord files (no data is read)."""
   return sum(1 for path in paths for _, complete in _frames(path) if complete)
+
+
+def count_frames(path):
+  """Number of records in one TFRecord file, a truncated last one included
+  (what the file was meant to hold; seeks only)."""
+  return sum(1 for _ in _frames(path))
 
 
 def _decoder_sentence(message):

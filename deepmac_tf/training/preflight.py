@@ -16,7 +16,10 @@ classes (one line naming the file / field / record) for:
   its image, undecodable images / masks, a truncated file.
 
 Degenerate boxes in the sample are not fatal (training drops them and
-counts them); they are logged as a warning.
+counts them); they are logged as a warning. With ``skip_bad_records``
+(``--skip_bad_records``), a sampled record that training would skip
+(``SKIPPABLE_KINDS``: it cannot be read or decoded) is a warning too, unless
+every sampled record is one: then the input or the config is wrong.
 """
 
 import collections
@@ -47,6 +50,13 @@ _FATAL_KINDS = {
         LabelMapError,
 }
 
+# Kinds the input pipeline fails on for that record alone (the decoder's
+# assertions, TF's reader): skipped and counted with --skip_bad_records.
+SKIPPABLE_KINDS = frozenset({
+    'file_unreadable', 'record_unparsable', 'image_undecodable',
+    'count_mismatch', 'class_id_zero', 'box_not_normalized',
+    'mask_count_mismatch', 'mask_size_mismatch', 'mask_undecodable'})
+
 Preflight = collections.namedtuple('Preflight', ['train_files'])
 
 
@@ -72,7 +82,19 @@ def _check_label_map(reader, field, num_classes, arch):
         f'{num_classes}; raise num_classes or fix the label map.')
 
 
-def _check_sample(reader, field, num_classes, allowed, predicts_masks):
+def _skippable(issues, num_sampled):
+  """The issues --skip_bad_records turns into skips: record-level kinds,
+  as long as some sampled record is usable."""
+  located = [i for i in issues if i.kind in SKIPPABLE_KINDS and
+             i.file is not None and i.record_index is not None]
+  bad_records = {(i.file, i.record_index) for i in located}
+  if num_sampled and len(bad_records) >= num_sampled:
+    return []
+  return located
+
+
+def _check_sample(reader, field, num_classes, allowed, predicts_masks,
+                  skip_bad_records=False):
   from deepmac_tf.data import inspection  # pylint: disable=g-import-not-at-top
   report = inspection.inspect_records(
       list(reader.tf_record_input_reader.input_path),
@@ -82,19 +104,27 @@ def _check_sample(reader, field, num_classes, allowed, predicts_masks):
       use_display_name=reader.use_display_name, decode_images=True,
       name=field, input_path_field=f'{field}.tf_record_input_reader.'
       'input_path', label_map_field=f'{field}.label_map_path')
+  skipped = (_skippable(report.issues, report.num_records)
+             if skip_bad_records else [])
+  for issue in skipped:
+    logging.warning('%s: %s (will be skipped: --skip_bad_records)', field,
+                    issue)
   for issue in report.issues:
     error_class = _FATAL_KINDS.get(issue.kind)
-    if error_class is not None:
+    if error_class is not None and issue not in skipped:
       hint = (f' (checked the first {report.num_records} record(s) before '
               'training; scripts/inspect_dataset.py checks them all)')
       raise error_class(f'{field}: {issue}{hint}')
   for issue in report.issues:
-    logging.warning('%s: %s', field, issue)
+    if issue not in skipped:
+      logging.warning('%s: %s', field, issue)
   return report.files
 
 
-def check_input_reader(reader, field, configs, require_masks):
-  """Config, label map and a record sample of one input reader.
+def check_input_reader(reader, field, configs, require_masks,
+                       skip_bad_records=False):
+  """Config, label map and a record sample of one input reader
+  (``skip_bad_records``: see the module doc).
 
   Returns:
     The files its patterns match.
@@ -104,7 +134,8 @@ def check_input_reader(reader, field, configs, require_masks):
   num_classes = spec.num_classes or None
   _check_label_map(reader, field, num_classes, spec.architecture)
   allowed = spec.mask_weight_class_ids(is_training=field.startswith('train'))
-  return _check_sample(reader, field, num_classes, allowed, require_masks)
+  return _check_sample(reader, field, num_classes, allowed, require_masks,
+                       skip_bad_records)
 
 
 def _check_training_settings(configs):
@@ -122,7 +153,8 @@ def _check_training_settings(configs):
         f'1..{spec.num_classes} (model.{spec.architecture}.num_classes).')
 
 
-def check_training_inputs(configs, model_dir, with_eval=False):
+def check_training_inputs(configs, model_dir, with_eval=False,
+                          skip_bad_records=False):
   """Everything about a training run that can fail before the model exists.
 
   Args:
@@ -130,6 +162,8 @@ def check_training_inputs(configs, model_dir, with_eval=False):
     model_dir: the training ``--model_dir``.
     with_eval: also check the first ``eval_input_reader`` (evaluation during
       training).
+    skip_bad_records: sampled training records that cannot be read or
+      decoded are warnings (training skips them), see the module doc.
 
   Returns:
     ``Preflight(train_files)``.
@@ -143,7 +177,8 @@ def check_training_inputs(configs, model_dir, with_eval=False):
   if reader is None:
     raise ConfigError('train_input_reader: is not set.')
   files = check_input_reader(reader, 'train_input_reader', configs,
-                             model_spec.from_configs(configs).predicts_masks)
+                             model_spec.from_configs(configs).predicts_masks,
+                             skip_bad_records)
   if with_eval:
     if not configs.get('eval_input_configs'):
       raise ConfigError('--eval_every_n_steps: the config has no '

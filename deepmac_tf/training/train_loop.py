@@ -20,7 +20,9 @@ What is saved is always sound:
 * Ctrl-C and SIGTERM save the current step, then re-raise (``cli.run``
   exits 130 / 143);
 * a bad record stops the run with one line naming file and record, after
-  saving the last good step.
+  saving the last good step; with ``skip_bad_records``
+  (``--skip_bad_records``) it is skipped instead, named in a WARNING line
+  with the running count, and the run ends with the total.
 """
 
 import collections
@@ -52,7 +54,8 @@ from deepmac_tf.training import strategy as strategy_lib
 from deepmac_tf.training import train_step as train_step_lib
 
 TrainResult = collections.namedtuple(
-    'TrainResult', ['step', 'losses', 'checkpoint', 'eval_metrics'])
+    'TrainResult', ['step', 'losses', 'checkpoint', 'eval_metrics',
+                    'skipped_records'], defaults=(None,))
 
 
 class NonFiniteLossError(DeepMacError, RuntimeError):
@@ -117,6 +120,20 @@ def _first_replica(strategy, batch):
           for key, value in batch.items()}
 
 
+def _pop_skipped_count(strategy, batch):
+  """Removes ``SKIPPED_RECORDS`` from ``batch``; returns this worker's
+  count so far (the sum over its input pipelines' running counts)."""
+  counts = strategy.experimental_local_results(
+      batch.pop(dataset_builder.SKIPPED_RECORDS))
+  return max(int(tf.reduce_max(c)) if tf.size(c) else 0 for c in counts)
+
+
+def _report_skipped(count):
+  logging.warning('--skip_bad_records: %d bad record read(s) skipped%s.',
+                  count, ' (named in the WARNING lines above; a record is '
+                  'counted each time it is read)' if count else '')
+
+
 def _category_index(reader):
   if not reader.label_map_path:
     return None
@@ -165,7 +182,8 @@ def train_loop(configs, model_dir, *, num_train_steps=None, strategy=None,
                use_tpu=False, checkpoint_every_n=1000,
                checkpoint_max_to_keep=7, record_summaries=True,
                log_every_n_steps=100, eval_every_n_steps=0,
-               best_checkpoint_metric=None, sample_1_of_n_eval_examples=1):
+               best_checkpoint_metric=None, sample_1_of_n_eval_examples=1,
+               skip_bad_records=False):
   """Trains until ``num_train_steps`` (``train_config.num_steps`` if None).
 
   Args:
@@ -184,11 +202,15 @@ def train_loop(configs, model_dir, *, num_train_steps=None, strategy=None,
     best_checkpoint_metric: metric for ``model_dir/best`` (default: the
       evaluation module's ``default_best_metric``).
     sample_1_of_n_eval_examples: evaluation subsampling.
+    skip_bad_records: skip and count training records that cannot be read
+      or decoded instead of stopping (``dataset_builder`` module doc).
 
   Returns:
-    ``TrainResult(step, losses, checkpoint, eval_metrics)``: the final
-    step, the last step's losses {name: float}, the last checkpoint path and
-    the last evaluation's metrics (or None).
+    ``TrainResult(step, losses, checkpoint, eval_metrics,
+    skipped_records)``: the final step, the last step's losses
+    {name: float}, the last checkpoint path, the last evaluation's metrics
+    (or None) and, with ``skip_bad_records``, this worker's count of skipped
+    record reads (else None).
 
   Raises:
     ConfigError: bad flags or config (naming them).
@@ -201,7 +223,8 @@ def train_loop(configs, model_dir, *, num_train_steps=None, strategy=None,
                  else num_train_steps) or None
   # Every check that needs no model, before the (slow) model build.
   inputs = preflight.check_training_inputs(
-      configs, model_dir, with_eval=eval_every_n_steps > 0)
+      configs, model_dir, with_eval=eval_every_n_steps > 0,
+      skip_bad_records=skip_bad_records)
   _set_precision(train_config, use_tpu)
   strategy = strategy or strategy_lib.select_strategy(use_tpu=use_tpu)
   output_dir = strategy_lib.writable_dir(strategy, model_dir)
@@ -232,7 +255,8 @@ def train_loop(configs, model_dir, *, num_train_steps=None, strategy=None,
 
   dataset = strategy.distribute_datasets_from_function(
       lambda ctx: dataset_builder.build_from_pipeline(
-          configs, 'train', input_context=ctx))
+          configs, 'train', input_context=ctx,
+          skip_bad_records=skip_bad_records))
   iterator = iter(dataset)
   run_step = train_step_lib.DistributedTrainStep(
       strategy, model, optimizer, step, trainable_variables=trainable,
@@ -250,6 +274,7 @@ def train_loop(configs, model_dir, *, num_train_steps=None, strategy=None,
 
   current = saver.step
   losses, metrics = {}, None
+  skipped = 0 if skip_bad_records else None
   logging.info('Training from step %d to %s (global batch %d over %d '
                'replica(s)); model_dir %s.', current, total_steps or 'the end '
                'of the input', train_config.batch_size,
@@ -270,6 +295,8 @@ def train_loop(configs, model_dir, *, num_train_steps=None, strategy=None,
           raise DataError(f'{str(error).rstrip(".")}. Training stopped at '
                           f'step {saver.step}; {saver.describe_last()}.'
                           ) from None
+        if skip_bad_records:
+          skipped = _pop_skipped_count(strategy, batch)
         if first_call:
           logging.info('Tracing the training step (the first step takes '
                        'longer)...')
@@ -299,7 +326,9 @@ def train_loop(configs, model_dir, *, num_train_steps=None, strategy=None,
       raise
     finally:
       reporter.close()
+      if skip_bad_records:
+        _report_skipped(skipped)
     _save_or_raise(saver)
   logging.info('Training done at step %d; last checkpoint %s.', saver.step,
                saver.last_saved)
-  return TrainResult(saver.step, losses, saver.last_saved, metrics)
+  return TrainResult(saver.step, losses, saver.last_saved, metrics, skipped)
