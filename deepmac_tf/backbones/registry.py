@@ -20,7 +20,8 @@ from deepmac_tf import registry as registry_lib
 FEATURE_EXTRACTORS = registry_lib.Registry(
     'feature extractor', 'type',
     builtin_modules=('deepmac_tf.backbones.hourglass',
-                     'deepmac_tf.backbones.resnet_fpn'))
+                     'deepmac_tf.backbones.resnet_fpn',
+                     'deepmac_tf.backbones.resnet_v2'))
 DEEPMARC_BACKBONES = registry_lib.Registry(
     'Deep-MARC backbone', 'type',
     builtin_modules=('deepmac_tf.backbones.deepmarc_backbones',))

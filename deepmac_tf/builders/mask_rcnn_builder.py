@@ -8,6 +8,8 @@ Unsupported options raise one ``ConfigError`` naming the field.
 """
 
 from deepmac_tf.backbones import deepmarc_backbones
+from deepmac_tf.builders import faster_rcnn_options
+from deepmac_tf.builders import hyperparams_builder
 from deepmac_tf.builders import maskx_builder
 from deepmac_tf.builders import teacher_student_builder
 from deepmac_tf.errors import config_field_errors
@@ -73,20 +75,48 @@ def mask_head_params_from_proto(config, num_classes):
       **maskx_builder.maskx_kwargs_from_proto(config))
 
 
-def _anchor_kwargs(config, min_level, max_level):
-  if not config.HasField('first_stage_anchor_generator'):
-    return {}
+def _anchor_kwargs(config, min_level, max_level, single_level):
   generator = config.first_stage_anchor_generator
-  if generator.WhichOneof('anchor_generator_oneof') != (
-      'multiscale_anchor_generator'):
-    raise ConfigError(f'{_F}.first_stage_anchor_generator: only '
-                      'multiscale_anchor_generator is supported (FPN).')
+  kind = (generator.WhichOneof('anchor_generator_oneof')
+          if config.HasField('first_stage_anchor_generator') else None)
+  field = f'{_F}.first_stage_anchor_generator'
+  if kind == 'grid_anchor_generator' or (kind is None and single_level):
+    if not single_level:
+      raise ConfigError(f'{field}.grid_anchor_generator: grid anchors need a '
+                        'single-level backbone (faster_rcnn_resnet*_keras, '
+                        'faster_rcnn_inception_resnet_v2_keras); FPN '
+                        'backbones take multiscale_anchor_generator.')
+    g = generator.grid_anchor_generator
+    stride = (g.height_stride, g.width_stride)
+    if stride != (2 ** min_level,) * 2:
+      raise ConfigError(
+          f'{field}.grid_anchor_generator.height_stride / width_stride: must '
+          f'equal the feature stride {2 ** min_level}, got {stride}.')
+    try:
+      grid = params_lib.GridAnchorParams(
+          scales=tuple(g.scales) or (0.5, 1.0, 2.0),
+          aspect_ratios=tuple(g.aspect_ratios) or (0.5, 1.0, 2.0),
+          base_size=(g.height, g.width), stride=stride,
+          offset=(g.height_offset, g.width_offset))
+    except ValueError as e:
+      raise ConfigError(f'{field}.grid_anchor_generator: {e}') from None
+    return {'grid_anchors': grid}
+  if kind is None:
+    return {}
+  if single_level:
+    raise ConfigError(f'{field}.{kind}: single-level backbones take '
+                      'grid_anchor_generator.')
   a = generator.multiscale_anchor_generator
   if (a.min_level, a.max_level) != (min_level, max_level):
     raise ConfigError(
-        f'{_F}.first_stage_anchor_generator.multiscale_anchor_generator: '
+        f'{field}.multiscale_anchor_generator: '
         f'levels {a.min_level}..{a.max_level} must equal the feature levels '
         f'{min_level}..{max_level}.')
+  if a.HasField('normalize_coordinates'):
+    hyperparams_builder.log_no_effect(
+        f'{field}.multiscale_anchor_generator.normalize_coordinates',
+        'anchors are matched in pixels inside the model and proposals / '
+        'detections come out normalized either way')
   kwargs = {'anchor_size': a.anchor_scale,
             'anchor_num_scales': a.scales_per_octave}
   if a.aspect_ratios:
@@ -101,7 +131,24 @@ def _post_processing_kwargs(config):
   if post.score_converter != post_processing_pb2.PostProcessing.SOFTMAX:
     raise ConfigError(f'{_F}.second_stage_post_processing.score_converter: '
                       'Deep-MARC scores with SOFTMAX; set it.')
+  field = f'{_F}.second_stage_post_processing'
+  if post.logit_scale != 1.0:
+    raise ConfigError(f'{field}.logit_scale: only 1.0 is supported, got '
+                      f'{post.logit_scale}.')
   nms = post.batch_non_max_suppression
+  if nms.use_class_agnostic_nms or nms.max_classes_per_detection != 1:
+    raise ConfigError(f'{field}.batch_non_max_suppression.'
+                      'use_class_agnostic_nms / max_classes_per_detection: '
+                      'Deep-MARC runs per-class NMS (one class per box).')
+  if nms.HasField('use_static_shapes'):
+    hyperparams_builder.log_no_effect(
+        f'{field}.batch_non_max_suppression.use_static_shapes',
+        'the detections are padded to max_total_detections always')
+  if nms.max_detections_per_class < nms.max_total_detections:
+    hyperparams_builder.log_no_effect(
+        f'{field}.batch_non_max_suppression.max_detections_per_class',
+        "Model Garden's per-class NMS keeps up to max_total_detections "
+        'boxes per class')
   return {'detection_score_threshold': nms.score_threshold,
           'detection_nms_iou_threshold': nms.iou_threshold,
           'max_num_detections': nms.max_total_detections}
@@ -154,7 +201,8 @@ def _l2_weight_decay(config):
 
 
 def params_from_proto(config, use_sync_batch_norm=False):
-  """``FasterRcnn`` message -> ``MaskRCNNParams``."""
+  """``FasterRcnn`` message -> ``MaskRCNNParams`` (every field honoured,
+  logged as having no effect, or a ConfigError: ``faster_rcnn_options``)."""
   if not config.HasField('num_classes') or config.num_classes < 1:
     raise ConfigError(f'{_F}.num_classes: must be set to a positive number.')
   if config.number_of_stages not in (2, 3):
@@ -162,6 +210,7 @@ def params_from_proto(config, use_sync_batch_norm=False):
                       'not supported; use 2 (boxes) or 3 (boxes and masks).')
   if config.HasField('deepmarc_mask_head') and config.number_of_stages != 3:
     raise ConfigError(f'{_M}: set number_of_stages: 3 to predict masks.')
+  faster_rcnn_options.check_options(config)
   fe = config.feature_extractor
   if not fe.type:
     raise ConfigError(f'{_F}.feature_extractor.type: must be set.')
@@ -170,7 +219,27 @@ def params_from_proto(config, use_sync_batch_norm=False):
         (fe.fpn.min_level, fe.fpn.max_level) if fe.HasField('fpn')
         else deepmarc_backbones.default_levels(fe.type))
     deepmarc_backbones.check_backbone(fe.type, min_level, max_level)
+  single_level = deepmarc_backbones.is_single_level(fe.type)
+  if single_level and fe.first_stage_features_stride != 16:
+    raise ConfigError(f'{_F}.feature_extractor.first_stage_features_stride: '
+                      f'{fe.type} gives stride 16, got '
+                      f'{fe.first_stage_features_stride}.')
+  if config.first_stage_nms_score_threshold < 0:
+    raise ConfigError(f'{_F}.first_stage_nms_score_threshold: must be >= 0.')
   stride = max(config.maxpool_stride, 1)
+  if single_level:
+    crop_kwargs = dict(
+        roi_crop_size=config.initial_crop_size or 14,
+        roi_maxpool_kernel=max(config.maxpool_kernel_size, 1),
+        roi_maxpool_stride=stride)
+  else:
+    crop_kwargs = dict(roi_crop_size=(config.initial_crop_size // stride
+                                      if config.initial_crop_size else 7))
+  mask_config = config.deepmarc_mask_head
+  if not config.HasField('deepmarc_mask_head'):
+    mask_config = (faster_rcnn_options.mask_head_from_box_predictor(config)
+                   or mask_config)
+  norm = dict(norm_momentum=0.997, norm_epsilon=1e-4)
   kwargs = dict(
       num_classes=config.num_classes, backbone=fe.type, min_level=min_level,
       max_level=max_level,
@@ -180,12 +249,11 @@ def params_from_proto(config, use_sync_batch_norm=False):
       rpn_batch_size_per_im=config.first_stage_minibatch_size,
       rpn_fg_fraction=config.first_stage_positive_balance_fraction,
       rpn_nms_iou_threshold=config.first_stage_nms_iou_threshold,
+      rpn_score_threshold=config.first_stage_nms_score_threshold,
       rpn_num_proposals=config.first_stage_max_proposals,
       rpn_test_num_proposals=config.first_stage_max_proposals_eval,
       num_sampled_rois=config.second_stage_batch_size,
       foreground_fraction=config.second_stage_balance_fraction,
-      roi_crop_size=(config.initial_crop_size // stride
-                     if config.initial_crop_size else 7),
       box_head_num_convs=config.box_head_num_convs,
       box_head_num_filters=config.box_head_num_filters,
       box_head_num_fcs=config.box_head_num_fcs,
@@ -195,12 +263,17 @@ def params_from_proto(config, use_sync_batch_norm=False):
       frcnn_class_loss_weight=config.second_stage_classification_loss_weight,
       frcnn_box_loss_weight=config.second_stage_localization_loss_weight,
       mask_loss_weight=config.second_stage_mask_prediction_loss_weight,
+      clip_anchors_to_image=config.clip_anchors_to_image,
       use_sync_batch_norm=use_sync_batch_norm,
       l2_weight_decay=_l2_weight_decay(config),
-      mask_head=(mask_head_params_from_proto(config.deepmarc_mask_head,
-                                             config.num_classes)
-                 if config.number_of_stages == 3 else None))
-  kwargs.update(_anchor_kwargs(config, min_level, max_level))
+      mask_head=(mask_head_params_from_proto(mask_config, config.num_classes)
+                 if config.number_of_stages == 3 else None),
+      **norm, **crop_kwargs)
+  kwargs.update(faster_rcnn_options.hyperparams_kwargs(
+      config, use_sync_batch_norm, **norm))
+  kwargs.update(faster_rcnn_options.box_predictor_kwargs(config,
+                                                         single_level))
+  kwargs.update(_anchor_kwargs(config, min_level, max_level, single_level))
   kwargs.update(_post_processing_kwargs(config))
   return params_lib.MaskRCNNParams(**kwargs)
 

@@ -67,8 +67,12 @@ def build_feature_extractor(feature_extractor_config, use_sync_batch_norm=False)
   kwargs = {}
   if use_sync_batch_norm:
     kwargs['use_sync_batch_norm'] = True
-  if fe.type.startswith('resnet'):
+  if fe.type.startswith('resnet') and fe.type.endswith('_fpn'):
     kwargs['upsampling_interpolation'] = fe.upsampling_interpolation
+  elif fe.HasField('upsampling_interpolation'):
+    raise ConfigError(f'{prefix}.upsampling_interpolation: {fe.type} '
+                      'upsamples with transposed convolutions (the field is '
+                      'for the *_fpn extractors); remove it.')
   with config_field_errors(prefix):
     return backbone_registry.build_feature_extractor(
         fe.type, channel_means=fe.channel_means, channel_stds=fe.channel_stds,

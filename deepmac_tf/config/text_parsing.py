@@ -149,10 +149,12 @@ def parse_text_proto(text, message, source, merge=False):
   """
   rewritten, shifts = rename_legacy_fields(text)
   try:
+    # Unknown extensions: the OD API's external_input_reader holds
+    # extensions of readers this library does not have (refused at build).
     if merge:
-      text_format.Merge(rewritten, message)
+      text_format.Merge(rewritten, message, allow_unknown_extension=True)
     else:
-      text_format.Parse(rewritten, message)
+      text_format.Parse(rewritten, message, allow_unknown_extension=True)
   except text_format.ParseError as e:
     match = _LOCATED_ERROR.match(str(e))
     if match:

@@ -31,6 +31,11 @@ def validate_input_reader(input_reader, field, require_masks=False):
   Raises:
     ConfigError: naming the field at fault.
   """
+  if input_reader.WhichOneof('input_reader') == 'external_input_reader':
+    raise ConfigError(f'{field}.external_input_reader: supported by the OD '
+                      'API (through reader extensions it does not publish), '
+                      'not by deepmac_tf; use tf_record_input_reader { '
+                      'input_path: "..." }.')
   if input_reader.WhichOneof('input_reader') != 'tf_record_input_reader':
     raise ConfigError(f'{field}: no tf_record_input_reader {{ input_path: '
                       '"..." }} block.')

@@ -34,10 +34,13 @@ from official.vision.modeling.layers import roi_sampler
 from official.vision.ops import box_ops
 
 from deepmac_tf.backbones import deepmarc_backbones
+from deepmac_tf.backbones import faster_rcnn_keras
 from deepmac_tf.data.fields import InputFields
 from deepmac_tf.errors import ConfigError
+from deepmac_tf.layers import layer_hyperparams
 from deepmac_tf.mask_heads import upsampling_mask_head
 from deepmac_tf.meta_architectures import detection_model
+from deepmac_tf.meta_architectures import mask_rcnn_box_classifier as box_classifier_lib
 from deepmac_tf.meta_architectures import mask_rcnn_class_masks as class_masks
 from deepmac_tf.meta_architectures import mask_rcnn_losses
 from deepmac_tf.meta_architectures import mask_rcnn_mask_branch as mask_branch
@@ -68,6 +71,28 @@ MASK_WEIGHTS = 'mask_loss_weights'
 
 DETECTION_MASKS = 'detection_masks'
 DETECTION_MULTICLASS_SCORES = 'detection_multiclass_scores'
+
+
+def _model_garden_kwargs(params, hyperparams):
+  """Activation / batch-norm arguments of a Model Garden head: the part's
+  ``LayerHyperparams`` or the model's batch-norm settings."""
+  if hyperparams is not None:
+    return hyperparams.model_garden_kwargs()
+  return {'use_sync_bn': params.use_sync_batch_norm,
+          'norm_momentum': params.norm_momentum,
+          'norm_epsilon': params.norm_epsilon}
+
+
+def _configured(layer, hyperparams):
+  """``layer`` with the initializer / batch-norm center and scale of
+  ``hyperparams`` (Model Garden heads make their layers in ``build``, which
+  is called here for that; it creates no variable)."""
+  if hyperparams is None:
+    return layer
+  if not layer.built:
+    layer.build(None)
+  layer_hyperparams.apply_to_layer(layer, hyperparams)
+  return layer
 
 
 def use_combined_nms(params):
@@ -113,24 +138,21 @@ class MaskRCNNMetaArch(detection_model.DetectionModelLifecycle,
     self._image_size = None
     sync = p.use_sync_batch_norm
     self._backbone = None  # SpineNet needs the input size: built lazily.
+    self._decoder = None
     if not p.backbone.startswith('spinenet'):
-      self._backbone, self._decoder = (
-          deepmarc_backbones.build_backbone_and_decoder(
-              p.backbone, p.min_level, p.max_level, p.fpn_num_filters,
-              use_sync_batch_norm=sync, norm_momentum=p.norm_momentum,
-              norm_epsilon=p.norm_epsilon))
-    self._rpn_head = dense_prediction_heads.RPNHead(
+      self._backbone, self._decoder = self._build_backbone()
+    self._rpn_head = _configured(dense_prediction_heads.RPNHead(
         min_level=p.min_level, max_level=p.max_level,
-        num_anchors_per_location=(p.anchor_num_scales *
-                                  len(p.anchor_aspect_ratios)),
+        num_anchors_per_location=p.num_anchors_per_location,
         num_convs=p.rpn_num_convs, num_filters=p.rpn_num_filters,
-        use_sync_bn=sync, norm_momentum=p.norm_momentum,
-        norm_epsilon=p.norm_epsilon)
+        **_model_garden_kwargs(p, p.rpn_hyperparams)), p.rpn_hyperparams)
     self._roi_generator = roi_generator.MultilevelROIGenerator(
         pre_nms_top_k=p.rpn_pre_nms_top_k,
+        pre_nms_score_threshold=p.rpn_score_threshold,
         nms_iou_threshold=p.rpn_nms_iou_threshold,
         num_proposals=p.rpn_num_proposals,
         test_pre_nms_top_k=p.rpn_test_pre_nms_top_k,
+        test_pre_nms_score_threshold=p.rpn_score_threshold,
         test_nms_iou_threshold=p.rpn_nms_iou_threshold,
         test_num_proposals=p.rpn_test_num_proposals)
     self._roi_sampler = roi_sampler.ROISampler(
@@ -141,11 +163,22 @@ class MaskRCNNMetaArch(detection_model.DetectionModelLifecycle,
         background_iou_low_threshold=p.background_iou_low_threshold)
     self._roi_aligner = roi_aligner.MultilevelROIAligner(
         crop_size=p.roi_crop_size)
-    self._detection_head = instance_heads.DetectionHead(
-        num_classes=p.num_classes + 1, num_convs=p.box_head_num_convs,
-        num_filters=p.box_head_num_filters, num_fcs=p.box_head_num_fcs, fc_dims=p.box_head_fc_dims,
-        use_sync_bn=sync, norm_momentum=p.norm_momentum,
-        norm_epsilon=p.norm_epsilon, name='detection_head')
+    self._detection_head = None
+    if isinstance(self._backbone, faster_rcnn_keras.SingleLevelBackbone):
+      self._detection_head = box_classifier_lib.BoxClassifierHead(
+          self._backbone.box_classifier, p.num_classes,
+          maxpool_kernel=p.roi_maxpool_kernel,
+          maxpool_stride=p.roi_maxpool_stride,
+          share_box_across_classes=p.share_box_across_classes,
+          dropout_keep_probability=p.box_head_dropout_keep_probability,
+          hyperparams=p.box_head_hyperparams, name='detection_head')
+    else:
+      self._detection_head = _configured(instance_heads.DetectionHead(
+          num_classes=p.num_classes + 1, num_convs=p.box_head_num_convs,
+          num_filters=p.box_head_num_filters, num_fcs=p.box_head_num_fcs,
+          fc_dims=p.box_head_fc_dims,
+          **_model_garden_kwargs(p, p.box_head_hyperparams),
+          name='detection_head'), p.box_head_hyperparams)
     self._detection_generator = detection_generator.DetectionGenerator(
         pre_nms_top_k=p.detection_pre_nms_top_k,
         pre_nms_score_threshold=p.detection_score_threshold,
@@ -164,6 +197,9 @@ class MaskRCNNMetaArch(detection_model.DetectionModelLifecycle,
           crop_size=m.crop_size, upsample_factor=m.upsample_factor,
           num_outputs=class_masks.mask_head_num_outputs(p),
           use_sync_batch_norm=sync, name='mask_head')
+      if p.mask_head_hyperparams is not None:
+        layer_hyperparams.apply_to_layer(self._mask_head,
+                                         p.mask_head_hyperparams)
       (self._weight_transfer, self._mlp_mask_branch,
        self._random_class_embeddings) = class_masks.build_maskx_parts(p)
     self._teacher_mask_head = None
@@ -173,6 +209,16 @@ class MaskRCNNMetaArch(detection_model.DetectionModelLifecycle,
       self._teacher_mask_head = teacher_student.build_teacher(p.mask_head,
                                                               sync)
     self._freeze_detector()
+
+  def _build_backbone(self):
+    p = self._params
+    return deepmarc_backbones.build_backbone_and_decoder(
+        p.backbone, p.min_level, p.max_level, p.fpn_num_filters,
+        image_size=self._image_size,
+        use_sync_batch_norm=p.use_sync_batch_norm,
+        norm_momentum=p.norm_momentum, norm_epsilon=p.norm_epsilon,
+        backbone_hyperparams=p.backbone_hyperparams,
+        decoder_hyperparams=p.decoder_hyperparams)
 
   @property
   def stage_wise(self):
@@ -211,13 +257,7 @@ class MaskRCNNMetaArch(detection_model.DetectionModelLifecycle,
     """{str(level): [B, H / 2^l, W / 2^l, C]} for min_level..max_level."""
     if self._backbone is None:
       self._image_size = tuple(images.shape[1:3])
-      self._backbone, self._decoder = (
-          deepmarc_backbones.build_backbone_and_decoder(
-              self._params.backbone, self._params.min_level,
-              self._params.max_level, image_size=self._image_size,
-              use_sync_batch_norm=self._params.use_sync_batch_norm,
-              norm_momentum=self._params.norm_momentum,
-              norm_epsilon=self._params.norm_epsilon))
+      self._backbone, self._decoder = self._build_backbone()
       self._freeze_detector()
     training = self._detector_training(training)
     features = self._backbone(images, training=training)
@@ -508,9 +548,14 @@ class MaskRCNNMetaArch(detection_model.DetectionModelLifecycle,
 
   def regularization_losses(self):
     """[float32 scalar] L2 weight decay per part the config regularizes."""
+    box_head = [self._detection_head]
+    if isinstance(self._detection_head, box_classifier_lib.BoxClassifierHead):
+      # Its box classifier is the backbone's tail (part of the backbone).
+      box_head = [self._detection_head.class_predictor,
+                  self._detection_head.box_predictor]
     parts = {params_lib.PART_BACKBONE: [self._backbone, self._decoder],
              params_lib.PART_RPN: [self._rpn_head],
-             params_lib.PART_BOX_HEAD: [self._detection_head],
+             params_lib.PART_BOX_HEAD: box_head,
              params_lib.PART_MASK_HEAD: [self._mask_head,
                                          self._weight_transfer,
                                          self._mlp_mask_branch,

@@ -8,6 +8,7 @@ so a config that names only the paper's choices trains the paper's model.
 
 import dataclasses
 
+from deepmac_tf.layers.layer_hyperparams import LayerHyperparams
 from deepmac_tf.meta_architectures.teacher_student_params import TeacherStudentParams
 
 # Which boxes train the mask head (FasterRcnn.DeepMarcMaskHead.BoxSource).
@@ -21,6 +22,40 @@ PART_BACKBONE = 'backbone'  # backbone + FPN
 PART_RPN = 'rpn'
 PART_BOX_HEAD = 'box_head'
 PART_MASK_HEAD = 'mask_head'
+
+# First-stage anchors (FasterRcnn.first_stage_anchor_generator).
+MULTISCALE_ANCHORS = 'multiscale'  # Model Garden's, one size per level
+GRID_ANCHORS = 'grid'  # the OD API's grid_anchor_generator, one level
+
+
+@dataclasses.dataclass(frozen=True)
+class GridAnchorParams:
+  """The OD API's ``grid_anchor_generator`` (single-level backbones).
+
+  Anchor (scale s, aspect ratio a) at feature cell (i, j): center
+  (i * stride_y + offset_y, j * stride_x + offset_x) pixels, height
+  base_h * s / sqrt(a), width base_w * s * sqrt(a); per cell the order is
+  aspect-ratio major, scale minor (the OD API's).
+  """
+  scales: tuple = (0.5, 1.0, 2.0)
+  aspect_ratios: tuple = (0.5, 1.0, 2.0)
+  base_size: tuple = (256, 256)
+  stride: tuple = (16, 16)
+  offset: tuple = (0, 0)
+
+  def __post_init__(self):
+    if not self.scales or not self.aspect_ratios:
+      raise ValueError('scales and aspect_ratios must not be empty.')
+    if min(self.scales) <= 0 or min(self.aspect_ratios) <= 0:
+      raise ValueError('scales and aspect_ratios must be positive.')
+    if self.stride[0] != self.stride[1] or self.stride[0] not in (8, 16, 32):
+      raise ValueError(f'height and width strides must be equal and the '
+                       f'feature stride, got {self.stride}.')
+
+  @property
+  def num_anchors_per_location(self):
+    return len(self.scales) * len(self.aspect_ratios)
+
 
 # ImageNet statistics (0..255 RGB), what Model Garden's backbones expect.
 IMAGENET_MEAN_RGB = (0.485 * 255, 0.456 * 255, 0.406 * 255)
@@ -184,6 +219,22 @@ class MaskRCNNParams:
   frcnn_class_loss_weight: float = 1.0
   frcnn_box_loss_weight: float = 1.0
   mask_loss_weight: float = 1.0
+  # Grid anchors (single-level backbones); None = multiscale anchors.
+  grid_anchors: GridAnchorParams | None = None
+  clip_anchors_to_image: bool = False
+  rpn_score_threshold: float = 0.0
+  # Single-level backbones: max pooling of the ROI crops before the box
+  # classifier (the OD API's maxpool_kernel_size / maxpool_stride).
+  roi_maxpool_kernel: int = 1
+  roi_maxpool_stride: int = 1
+  share_box_across_classes: bool = False
+  box_head_dropout_keep_probability: float = 1.0
+  # Layer settings per part (None: the part's defaults).
+  backbone_hyperparams: LayerHyperparams | None = None
+  decoder_hyperparams: LayerHyperparams | None = None
+  rpn_hyperparams: LayerHyperparams | None = None
+  box_head_hyperparams: LayerHyperparams | None = None
+  mask_head_hyperparams: LayerHyperparams | None = None
   channel_means: tuple = IMAGENET_MEAN_RGB
   channel_stds: tuple = IMAGENET_STDDEV_RGB
   use_sync_batch_norm: bool = False
@@ -195,3 +246,9 @@ class MaskRCNNParams:
   l2_weight_decay: tuple = ()
   mask_head: MaskHeadParams | None = dataclasses.field(
       default_factory=MaskHeadParams)
+
+  @property
+  def num_anchors_per_location(self):
+    if self.grid_anchors is not None:
+      return self.grid_anchors.num_anchors_per_location
+    return self.anchor_num_scales * len(self.anchor_aspect_ratios)

@@ -33,14 +33,47 @@ def groundtruth_in_pixels(boxes, classes, image_height, image_width):
   return pixels, tf.where(valid, classes, -tf.ones_like(classes))
 
 
+def grid_anchor_boxes(grid, height, width):
+  """The OD API's grid anchors on a [ceil(H / stride), ceil(W / stride)]
+  feature map: [h, w, A * 4] float32 [ymin, xmin, ymax, xmax] pixels, A =
+  len(aspect_ratios) * len(scales), aspect-ratio major (``GridAnchorParams``).
+  """
+  stride_y, stride_x = grid.stride
+  rows, cols = -(-int(height) // stride_y), -(-int(width) // stride_x)
+  ratio_sqrt = tf.sqrt(tf.constant(grid.aspect_ratios, tf.float32))[:, None]
+  scales = tf.constant(grid.scales, tf.float32)[None, :]
+  heights = tf.reshape(scales / ratio_sqrt * grid.base_size[0], [-1])
+  widths = tf.reshape(scales * ratio_sqrt * grid.base_size[1], [-1])
+  y = tf.range(rows, dtype=tf.float32) * stride_y + grid.offset[0]
+  x = tf.range(cols, dtype=tf.float32) * stride_x + grid.offset[1]
+  yc = tf.broadcast_to(y[:, None, None], [rows, cols, heights.shape[0]])
+  xc = tf.broadcast_to(x[None, :, None], [rows, cols, heights.shape[0]])
+  boxes = tf.stack([yc - heights / 2, xc - widths / 2, yc + heights / 2,
+                    xc + widths / 2], axis=-1)
+  return tf.reshape(boxes, [rows, cols, -1])
+
+
 def anchor_boxes(params, height, width):
-  """{str(level): [h_l, w_l, A * 4]} anchors in pixels of a padded input."""
-  return anchor_ops.Anchor(
-      min_level=params.min_level, max_level=params.max_level,
-      num_scales=params.anchor_num_scales,
-      aspect_ratios=list(params.anchor_aspect_ratios),
-      anchor_size=params.anchor_size,
-      image_size=(height, width)).multilevel_boxes
+  """{str(level): [h_l, w_l, A * 4]} anchors in pixels of a padded input
+  (grid anchors at the one level of a single-level backbone, else Model
+  Garden's multiscale anchors), clipped to the input when
+  ``clip_anchors_to_image``."""
+  if params.grid_anchors is not None:
+    anchors = {str(params.min_level): grid_anchor_boxes(
+        params.grid_anchors, height, width)}
+  else:
+    anchors = anchor_ops.Anchor(
+        min_level=params.min_level, max_level=params.max_level,
+        num_scales=params.anchor_num_scales,
+        aspect_ratios=list(params.anchor_aspect_ratios),
+        anchor_size=params.anchor_size,
+        image_size=(height, width)).multilevel_boxes
+  if params.clip_anchors_to_image:
+    limit = tf.constant([height, width, height, width], tf.float32)
+    anchors = {level: tf.reshape(tf.clip_by_value(
+        tf.reshape(tf.cast(a, tf.float32), [a.shape[0], a.shape[1], -1, 4]),
+        0.0, limit), tf.shape(a)) for level, a in anchors.items()}
+  return anchors
 
 
 def rpn_targets(anchor_boxes, gt_boxes, gt_classes, params):

@@ -1,0 +1,306 @@
+"""What happens to each field of ``model.faster_rcnn``: honoured, accepted
+with one log line saying why it has no effect here, or a ConfigError naming
+it. ``FIELD_HANDLING`` lists every field of ``FasterRcnn``,
+``FasterRcnnFeatureExtractor`` and ``MaskRCNNBoxPredictor`` (a test keeps it
+complete), so no parsed field is silently ignored.
+
+Also the per-part layer hyperparameters (``hyperparams_builder``) and the
+second-stage box predictor's options, as ``MaskRCNNParams`` keyword
+arguments.
+"""
+
+import dataclasses
+import math
+
+from deepmac_tf.backbones import deepmarc_backbones
+from deepmac_tf.backbones import faster_rcnn_keras
+from deepmac_tf.builders import hyperparams_builder
+from deepmac_tf.errors import ConfigError
+from deepmac_tf.layers.layer_hyperparams import LayerHyperparams
+from deepmac_tf.mask_heads import fcn_heads
+from deepmac_tf.protos import hyperparams_pb2
+
+F = 'model.faster_rcnn'
+_P = f'{F}.second_stage_box_predictor.mask_rcnn_box_predictor'
+HONOURED = 'honoured'
+
+# Implementation choices of the OD API for TPUs / static shapes, which this
+# model makes in its own way whatever the value.
+NO_EFFECT = {
+    'inplace_batchnorm_update': 'Keras batch norm updates its statistics in '
+                                'the training call (TF2; the OD API TF2 also '
+                                'ignores it)',
+    'use_matmul_crop_and_resize': "the ROI crop (Model Garden's "
+                                  'multilevel_crop_and_resize) is a gather + '
+                                  'matmul bilinear crop on every device; '
+                                  'the numbers are the same',
+    'use_matmul_gather_in_matcher': "the anchor / ROI matchers (Model "
+                                    "Garden's) gather with static shapes on "
+                                    'every device',
+    'use_static_balanced_label_sampler': "the RPN and ROI samplers (Model "
+                                         "Garden's) are static-shape "
+                                         'balanced samplers already',
+    'use_static_shapes': 'every tensor of the model has a static shape '
+                         '(padded proposals and detections)',
+    'use_static_shapes_for_eval': 'every tensor of the model has a static '
+                                  'shape (padded proposals and detections)',
+    'use_partitioned_nms_in_first_stage': "the RPN NMS is Model Garden's "
+                                          'padded NMS on every device',
+    'resize_masks': 'the input pipeline resizes groundtruth masks with '
+                    'their image; mask targets are cropped from them',
+    'first_stage_features_stride': 'the stride follows from the backbone '
+                                   '(16 for single-level backbones, checked)',
+    'pad_to_multiple': 'the image resizer gives the input size',
+}
+# Fields that must keep a value (name -> (allowed value, why)).
+ONLY_DEFAULT = {
+    'first_stage_atrous_rate': (1, "Model Garden's RPN head has no atrous "
+                                'convolution'),
+    'first_stage_box_predictor_kernel_size': (
+        3, "Model Garden's RPN head convolution is 3x3"),
+    'return_raw_detections_during_predict': (
+        False, 'predict returns proposals; detections come from '
+        'postprocess'),
+    'output_final_box_features': (False, 'detections carry no box '
+                                  'features'),
+    'box_code_size': (4, 'boxes are encoded with 4 numbers'),
+    'predict_keypoints': (False, 'keypoints are out of scope'),
+}
+
+# Every field -> HONOURED, 'no effect' or 'only default'.
+FIELD_HANDLING = {
+    'FasterRcnn': {
+        **{name: HONOURED for name in (
+            'number_of_stages', 'num_classes', 'image_resizer',
+            'feature_extractor', 'first_stage_anchor_generator',
+            'first_stage_box_predictor_conv_hyperparams',
+            'first_stage_box_predictor_depth', 'first_stage_minibatch_size',
+            'first_stage_positive_balance_fraction',
+            'first_stage_nms_score_threshold',
+            'first_stage_nms_iou_threshold', 'first_stage_max_proposals',
+            'first_stage_localization_loss_weight',
+            'first_stage_objectness_loss_weight', 'initial_crop_size',
+            'maxpool_kernel_size', 'maxpool_stride',
+            'second_stage_box_predictor', 'second_stage_batch_size',
+            'second_stage_balance_fraction', 'second_stage_post_processing',
+            'second_stage_localization_loss_weight',
+            'second_stage_classification_loss_weight',
+            'second_stage_mask_prediction_loss_weight',
+            'second_stage_classification_loss', 'clip_anchors_to_image',
+            'deepmarc_mask_head', 'box_head_num_fcs', 'box_head_fc_dims',
+            'box_head_num_convs', 'box_head_num_filters',
+            'first_stage_max_proposals_eval')},
+        **{name: 'no effect' for name in (
+            'inplace_batchnorm_update', 'use_matmul_crop_and_resize',
+            'use_matmul_gather_in_matcher',
+            'use_static_balanced_label_sampler', 'use_static_shapes',
+            'use_static_shapes_for_eval',
+            'use_partitioned_nms_in_first_stage', 'resize_masks')},
+        **{name: 'only default' for name in (
+            'first_stage_atrous_rate', 'first_stage_box_predictor_kernel_size',
+            'return_raw_detections_during_predict',
+            'output_final_box_features')},
+    },
+    'FasterRcnnFeatureExtractor': {
+        'type': HONOURED, 'batch_norm_trainable': HONOURED,
+        'conv_hyperparams': HONOURED,
+        'override_base_feature_extractor_hyperparams': HONOURED,
+        'fpn': HONOURED, 'first_stage_features_stride': 'no effect',
+        'pad_to_multiple': 'no effect'},
+    'MaskRCNNBoxPredictor': {
+        'fc_hyperparams': HONOURED, 'use_dropout': HONOURED,
+        'dropout_keep_probability': HONOURED, 'box_code_size': 'only default',
+        'conv_hyperparams': HONOURED, 'predict_instance_masks': HONOURED,
+        'mask_prediction_conv_depth': HONOURED,
+        'predict_keypoints': 'only default', 'mask_height': HONOURED,
+        'mask_width': HONOURED, 'mask_prediction_num_conv_layers': HONOURED,
+        'masks_are_class_agnostic': HONOURED,
+        'share_box_across_classes': HONOURED,
+        'convolve_then_upsample_masks': HONOURED},
+}
+
+
+def _check_options(message, path):
+  for field, value in message.ListFields():
+    if field.name in NO_EFFECT:
+      hyperparams_builder.log_no_effect(f'{path}.{field.name}',
+                                        NO_EFFECT[field.name])
+    if field.name in ONLY_DEFAULT and value != ONLY_DEFAULT[field.name][0]:
+      allowed, why = ONLY_DEFAULT[field.name]
+      raise ConfigError(f'{path}.{field.name}: only {allowed!r} is supported '
+                        f'here ({why}), got {value!r}.')
+
+
+def check_options(config):
+  """Logs the fields accepted without effect; raises ConfigError for values
+  that cannot be honoured (see ``NO_EFFECT`` / ``ONLY_DEFAULT``)."""
+  _check_options(config, F)
+  _check_options(config.feature_extractor, f'{F}.feature_extractor')
+  predictor = config.second_stage_box_predictor.mask_rcnn_box_predictor
+  _check_options(predictor, _P)
+  if config.second_stage_classification_loss.WhichOneof(
+      'classification_loss') not in (None, 'weighted_softmax'):
+    raise ConfigError(f'{F}.second_stage_classification_loss: the box head '
+                      'is trained with softmax cross-entropy; use '
+                      'weighted_softmax (or leave it unset).')
+
+
+def _model_garden_defaults(norm_momentum, norm_epsilon, sync):
+  return LayerHyperparams(batch_norm_momentum=norm_momentum,
+                          batch_norm_epsilon=norm_epsilon,
+                          sync_batch_norm=sync)
+
+
+def hyperparams_kwargs(config, use_sync_batch_norm, norm_momentum,
+                       norm_epsilon):
+  """``MaskRCNNParams`` ``*_hyperparams`` from the config's Hyperparams."""
+  fe = config.feature_extractor
+  single = deepmarc_backbones.is_single_level(fe.type)
+  trainable = fe.batch_norm_trainable if fe.HasField(
+      'batch_norm_trainable') else True
+
+  def parse(message, field, op=hyperparams_pb2.Hyperparams.CONV,
+            bn_trainable=True):
+    return hyperparams_builder.from_proto(
+        message, f'{F}.{field}', op=op, batch_norm_trainable=bn_trainable,
+        use_sync_batch_norm=use_sync_batch_norm)
+
+  kwargs = {}
+  conv = (parse(fe.conv_hyperparams, 'feature_extractor.conv_hyperparams',
+                bn_trainable=trainable)
+          if fe.HasField('conv_hyperparams') else None)
+  if conv is not None and not single:
+    kwargs['decoder_hyperparams'] = conv
+  if conv is not None and fe.override_base_feature_extractor_hyperparams:
+    kwargs['backbone_hyperparams'] = conv
+  elif conv is not None and single:
+    hyperparams_builder.log_no_effect(
+        f'{F}.feature_extractor.conv_hyperparams',
+        'this backbone has no FPN and override_base_feature_extractor_'
+        'hyperparams is false (as in the OD API)')
+  elif fe.HasField('batch_norm_trainable'):
+    base = (faster_rcnn_keras.RESNET_DEFAULTS if 'resnet' in fe.type and single
+            else faster_rcnn_keras.INCEPTION_RESNET_DEFAULTS if single
+            else _model_garden_defaults(norm_momentum, norm_epsilon,
+                                        use_sync_batch_norm))
+    kwargs['backbone_hyperparams'] = dataclasses.replace(
+        base, batch_norm_trainable=trainable)
+  if config.HasField('first_stage_box_predictor_conv_hyperparams'):
+    kwargs['rpn_hyperparams'] = _with_batch_norm(
+        parse(config.first_stage_box_predictor_conv_hyperparams,
+              'first_stage_box_predictor_conv_hyperparams'),
+        f'{F}.first_stage_box_predictor_conv_hyperparams',
+        "Model Garden's RPN head", norm_momentum, norm_epsilon)
+  predictor = config.second_stage_box_predictor.mask_rcnn_box_predictor
+  if predictor.HasField('fc_hyperparams'):
+    kwargs['box_head_hyperparams'] = parse(
+        predictor.fc_hyperparams,
+        'second_stage_box_predictor.mask_rcnn_box_predictor.fc_hyperparams',
+        op=hyperparams_pb2.Hyperparams.FC)
+  if predictor.HasField('conv_hyperparams'):
+    kwargs['mask_head_hyperparams'] = _with_batch_norm(
+        parse(predictor.conv_hyperparams,
+              'second_stage_box_predictor.mask_rcnn_box_predictor.'
+              'conv_hyperparams'),
+        f'{_P}.conv_hyperparams', 'the mask-head catalogue',
+        norm_momentum, norm_epsilon)
+  mask = kwargs.get('mask_head_hyperparams')
+  if mask is not None and mask.activation != 'relu':
+    raise ConfigError(f'{_P}.conv_hyperparams.activation: the mask-head '
+                      'catalogue uses ReLU.')
+  return kwargs
+
+
+def _with_batch_norm(hyperparams, field, layers, momentum, epsilon):
+  """Parts whose layers always normalize: a message without a normalizer
+  gets the model's batch norm, with a log line (the OD API has none)."""
+  if hyperparams.batch_norm:
+    return hyperparams
+  hyperparams_builder.log_no_effect(
+      f'{field} (no batch_norm)',
+      f'{layers} always normalizes its convolutions with batch norm '
+      f'(momentum {momentum}, epsilon {epsilon})')
+  return dataclasses.replace(hyperparams, batch_norm=True,
+                             batch_norm_momentum=momentum,
+                             batch_norm_epsilon=epsilon,
+                             batch_norm_center=True, batch_norm_scale=True)
+
+
+def _mask_conv_depth(num_feature_channels, num_classes):
+  """The OD API's rule for ``mask_prediction_conv_depth: 0``: a power of 2
+  between the feature width (weight 2) and the class count (weight 3), in
+  log2."""
+  log_depth = (2 * math.log2(num_feature_channels) +
+               3 * math.log2(num_classes)) / 5
+  return int(2 ** round(log_depth))
+
+
+def box_predictor_kwargs(config, single_level):
+  """Box-head options of ``mask_rcnn_box_predictor`` (dropout, shared box)."""
+  predictor = config.second_stage_box_predictor.mask_rcnn_box_predictor
+  kwargs = {}
+  if predictor.use_dropout:
+    if not single_level:
+      raise ConfigError(f'{_P}.use_dropout: Model Garden\'s FPN box head has '
+                        'no dropout; it is supported with single-level '
+                        'backbones.')
+    if not 0 < predictor.dropout_keep_probability <= 1:
+      raise ConfigError(f'{_P}.dropout_keep_probability: must be in (0, 1], '
+                        f'got {predictor.dropout_keep_probability}.')
+    kwargs['box_head_dropout_keep_probability'] = (
+        predictor.dropout_keep_probability)
+  if predictor.share_box_across_classes:
+    if not single_level:
+      raise ConfigError(f'{_P}.share_box_across_classes: supported with '
+                        'single-level backbones only here.')
+    kwargs['share_box_across_classes'] = True
+  return kwargs
+
+
+def mask_head_from_box_predictor(config):
+  """DeepMarcMaskHead fields from ``mask_rcnn_box_predictor``'s mask
+  options (when the config has no ``deepmarc_mask_head``): a
+  ``DeepMarcMaskHead`` message, or None when it predicts no masks.
+
+  mask_height = mask_width -> mask_size; crop_size = the largest divisor
+  of mask_size in 7..16 (else mask_size); mask_prediction_conv_depth ->
+  num_init_channels (0: the OD API's rule from the feature width and class
+  count); mask_prediction_num_conv_layers -> the catalogue's FCN head of
+  that depth; masks_are_class_agnostic -> class_agnostic;
+  convolve_then_upsample_masks: the catalogue heads convolve at the crop
+  size, then upsample (false: logged).
+  """
+  from deepmac_tf.protos import faster_rcnn_pb2  # pylint: disable=g-import-not-at-top
+  predictor = config.second_stage_box_predictor.mask_rcnn_box_predictor
+  if not predictor.predict_instance_masks:
+    for name in ('mask_height', 'mask_width', 'mask_prediction_conv_depth',
+                 'mask_prediction_num_conv_layers', 'masks_are_class_agnostic',
+                 'convolve_then_upsample_masks'):
+      if predictor.HasField(name):
+        raise ConfigError(f'{_P}.{name}: set predict_instance_masks: true '
+                          'for mask options.')
+    return None
+  if predictor.mask_height != predictor.mask_width:
+    raise ConfigError(f'{_P}.mask_height / mask_width: masks are square '
+                      f'here, got {predictor.mask_height} x '
+                      f'{predictor.mask_width}.')
+  size = predictor.mask_height
+  crop = next((d for d in range(16, 6, -1) if size % d == 0), size)
+  by_depth = {v: k for k, v in fcn_heads.FCN_HEAD_SPECS.items()}
+  if predictor.mask_prediction_num_conv_layers not in by_depth:
+    raise ConfigError(f'{_P}.mask_prediction_num_conv_layers: the catalogue '
+                      f'has FCN heads of {sorted(by_depth)} convolutions, got '
+                      f'{predictor.mask_prediction_num_conv_layers}.')
+  if not predictor.convolve_then_upsample_masks:
+    hyperparams_builder.log_no_effect(
+        f'{_P}.convolve_then_upsample_masks: false',
+        'the catalogue heads convolve at the crop size, then upsample')
+  fe = config.feature_extractor
+  channels = (fe.fpn.additional_layer_depth if fe.HasField('fpn') else
+              1536 if 'inception' in fe.type else 2048)
+  depth = predictor.mask_prediction_conv_depth or _mask_conv_depth(
+      channels, config.num_classes)
+  return faster_rcnn_pb2.DeepMarcMaskHead(
+      network_type=by_depth[predictor.mask_prediction_num_conv_layers],
+      num_init_channels=depth, crop_size=crop, mask_size=size,
+      class_agnostic=predictor.masks_are_class_agnostic)
