@@ -278,3 +278,34 @@ def test_script_writes_the_json(setup, tmp_path):
   assert result.returncode == 0, result.stderr[-2000:]
   assert f'{len(data["annotations"])} annotation(s)' in result.stdout
   assert len(coco_lib.COCO(str(out)).getAnnIds()) == len(data['annotations'])
+
+
+def test_each_box_is_segmented_with_its_class():
+  """Class-specific exports (teacher-student students, MaskX) need each
+  box's class: label_image passes the annotations' category ids."""
+
+  class RecordingPredictor:
+    saved_model_dir = 'fake'
+    calls = []
+
+    def segment(self, image, boxes, classes=None):
+      self.calls.append(list(classes))
+      num = len(boxes)
+      return inference.Detections(
+          boxes=boxes, scores=np.ones([num], np.float32),
+          classes=np.asarray(classes, np.int32), class_names=[''] * num,
+          masks=None, mask_probabilities=np.ones([num] + list(image.shape[:2]),
+                                                 np.float32),
+          image_size=image.shape[:2])
+
+  annotations = [
+      (0, {'id': 1, 'category_id': 2, 'bbox': [1, 1, 4, 4]}),
+      (1, {'id': 2, 'category_id': 7, 'bbox': [2, 2, 5, 5]}),
+      (2, {'id': 3, 'category_id': 9, 'bbox': [0, 0, 3, 3]}),
+  ]
+  stats = pseudo_labels.PseudoLabelStats(classes=[7, 9], seen_class_ids=SEEN)
+  record = pseudo_labels.label_image(
+      RecordingPredictor(), np.zeros([8, 8, 3], np.uint8),
+      {'id': 1, 'height': 8, 'width': 8}, annotations, stats, set(SEEN))
+  assert RecordingPredictor.calls == [[7, 9]]
+  assert [index for index, _ in record['masks']] == [1, 2]

@@ -1,6 +1,8 @@
 """``teacher_student { ... }`` -> ``TeacherStudentParams`` (checked), for
-``faster_rcnn.deepmarc_mask_head``. Every bad setting is one ``ConfigError``
-naming the field."""
+``faster_rcnn.deepmarc_mask_head`` (``params_from_proto``: the block's head is
+the student) and ``center_net.deepmac_mask_estimation``
+(``deepmac_params_from_proto``: the block's head is the teacher). Every bad
+setting is one ``ConfigError`` naming the field."""
 
 from deepmac_tf.errors import ConfigError
 from deepmac_tf.errors import config_field_errors
@@ -73,17 +75,87 @@ def params_from_proto(block, block_field, crop_size):
               {'network_type': 'teacher_student.student_network_type',
                'mask_size': 'crop_size'},
               student, block.num_init_channels, crop_size)
+  return _params(t, field, t.teacher_network_type,
+                 t.teacher_num_init_channels, student)
+
+
+def _params(t, field, teacher, teacher_num_init_channels, student):
+  """The checked loss weights and the params of a ``TeacherStudent``."""
   for name in ('teacher_loss_weight', 'student_loss_weight'):
     if getattr(t, name) < 0:
       raise ConfigError(f'{field}.{name}: must be >= 0, got '
                         f'{getattr(t, name)}.')
   return teacher_student_params.TeacherStudentParams(
-      teacher_network_type=t.teacher_network_type,
-      teacher_num_init_channels=t.teacher_num_init_channels,
+      teacher_network_type=teacher,
+      teacher_num_init_channels=teacher_num_init_channels,
       student_network_type=student,
       pseudo_mask_rule=_RULES[t.pseudo_mask_rule],
       teacher_loss_weight=t.teacher_loss_weight,
       student_loss_weight=t.student_loss_weight)
+
+
+def _agreeing(block, block_field, t, own_name, teacher_name):
+  """The Deep-MAC head's ``own_name`` value, from ``teacher_student.
+  teacher_name`` when only that is set; ConfigError when both are set and
+  differ."""
+  own = getattr(block, own_name)
+  if not t.HasField(teacher_name):
+    return own
+  given = getattr(t, teacher_name)
+  if block.HasField(own_name) and given != own:
+    raise ConfigError(
+        f'{block_field}.teacher_student.{teacher_name}: {given!r} '
+        f'contradicts {block_field}.{own_name} {own!r} (on Deep-MAC the '
+        'teacher is the Deep-MAC head); set one of them.')
+  return given
+
+
+def deepmac_params_from_proto(block, block_field):
+  """The ``teacher_student`` of ``deepmac_mask_estimation``, or None.
+
+  The Deep-MAC head is the teacher: ``teacher_network_type`` /
+  ``teacher_num_init_channels`` stand for ``network_type`` /
+  ``num_init_channels`` (either may be set; both set must agree). The
+  student is a class-specific catalogue head of the same width on the
+  same inputs, at ``mask_size``; ``deepmac_builder.validate_deepmac_params``
+  checks it (``check_deepmac_student``) with the Deep-MAC head.
+
+  Args:
+    block: a ``CenterNet.DeepMACMaskEstimation`` message.
+    block_field: its dotted config path, for errors.
+
+  Returns:
+    ``TeacherStudentParams`` (teacher_* = the Deep-MAC head) or None.
+
+  Raises:
+    ConfigError: contradicting teacher fields or negative loss weights.
+  """
+  if not block.HasField('teacher_student'):
+    return None
+  field = f'{block_field}.teacher_student'
+  t = block.teacher_student
+  teacher = _agreeing(block, block_field, t, 'network_type',
+                      'teacher_network_type')
+  width = _agreeing(block, block_field, t, 'num_init_channels',
+                    'teacher_num_init_channels')
+  return _params(t, field, teacher, width, t.student_network_type)
+
+
+def check_deepmac_student(block_field, params):
+  """Checks the student of Deep-MAC ``params`` (``DeepMACParams`` with
+  ``teacher_student``): a catalogue head with weights at ``mask_size``,
+  crop-mode masks."""
+  if params.predict_full_resolution_masks:
+    raise ConfigError(
+        f'{block_field}.predict_full_resolution_masks: teacher_student needs '
+        'crop-mode masks (the pseudo-mask rules run in the crop frame); set '
+        'it false or remove teacher_student.')
+  _check_head(block_field,
+              {'network_type': 'teacher_student.student_network_type',
+               'num_init_channels': 'num_init_channels',
+               'mask_size': 'mask_size'},
+              params.teacher_student.student_network_type,
+              params.num_init_channels, params.mask_size)
 
 
 def student_network_type(block):

@@ -237,7 +237,7 @@ def label_image(predictor, image, image_entry, annotations, stats, seen,
   """
   height, width = image.shape[:2]
   chosen = set(stats.classes)
-  rows, boxes, indices, skipped, crowd = [], [], [], [], 0
+  rows, boxes, classes, indices, skipped, crowd = [], [], [], [], [], 0
   for row, (index, annotation) in enumerate(annotations):
     if annotation.get('category_id') not in chosen:
       continue
@@ -250,12 +250,15 @@ def label_image(predictor, image, image_entry, annotations, stats, seen,
       continue
     rows.append(row)
     boxes.append(box)
+    classes.append(int(annotation['category_id']))
     indices.append(index)
   record = {'masks': [], 'skipped': skipped, 'crowd': crowd, 'empty': 0}
   if not rows:
     return record
   boxes = np.asarray(boxes, np.float32)
-  found = predictor.segment(image, boxes)
+  # Class-specific exports (teacher-student students, MaskX) segment each
+  # box on its class's channel.
+  found = predictor.segment(image, boxes, classes=classes)
   if found.mask_probabilities is None:
     raise DataError(f'{predictor.saved_model_dir}: the box-prompted '
                     'signature returns no detection_masks.')

@@ -10,7 +10,8 @@ Two heads see the same mask ROI crops of the training boxes:
   meta-architecture's own mask head), learns from every instance on its
   class's channel only (``mask_rcnn_class_masks`` computes just that
   channel): groundtruth masks for the seen classes, the teacher's pseudo
-  masks (``ops.pseudo_masks``; no gradient into the teacher) for the rest.
+  masks (``teacher_student_targets``, the rules of ``ops.pseudo_masks``; no
+  gradient into the teacher) for the rest.
 
 Only the student runs at inference. The teacher is built only for training
 (``is_training``), so an exported model holds no teacher variable.
@@ -22,9 +23,7 @@ from deepmac_tf.data.fields import InputFields
 from deepmac_tf.mask_heads import upsampling_mask_head
 from deepmac_tf.meta_architectures import mask_rcnn_mask_branch as mask_branch
 from deepmac_tf.meta_architectures import mask_rcnn_targets as targets
-from deepmac_tf.ops import mask_targets
-from deepmac_tf.ops import mask_weights
-from deepmac_tf.ops import pseudo_masks
+from deepmac_tf.meta_architectures import teacher_student_targets as ts_targets
 
 TEACHER_HEAD_NAME = 'teacher_mask_head'
 TEACHER_MASK_LOGITS = 'teacher_mask_logits'
@@ -75,13 +74,10 @@ def training_masks(mask_head_params, roi_aligner, student_head, teacher_head,
   """
   m = mask_head_params
   classes = tf.cast(groundtruth[InputFields.CLASSES], tf.int32)
-  seen = mask_weights.instance_mask_weights(
+  seen, real = ts_targets.instance_weights(
       classes, m.allowed_masked_classes_ids,
       groundtruth.get(InputFields.MASK_WEIGHTS),
       groundtruth.get(InputFields.WEIGHTS))
-  real = mask_weights.instance_mask_weights(
-      classes, (), None, groundtruth.get(InputFields.WEIGHTS)) * tf.cast(
-          classes > 0, tf.float32)
   selection = targets.mask_training_boxes(
       m.box_source, gt_boxes, classes, real, sampled=sampled,
       num_sampled_masks=m.num_sampled_masks)
@@ -97,38 +93,20 @@ def training_masks(mask_head_params, roi_aligner, student_head, teacher_head,
       roi_aligner, teacher_head, features, boxes, selection['classes'],
       training=training, valid=valid)
 
-  masks = tf.cast(groundtruth[InputFields.INSTANCE_MASKS], tf.float32)
+  masks = groundtruth[InputFields.INSTANCE_MASKS]
   shape = tf.shape(masks)
   scale = tf.cast(tf.stack([shape[2], shape[3]] * 2), tf.float32)
-  normalized = boxes / scale
-  size = m.mask_size
-  gt_targets = mask_targets.crop_instance_masks(
-      masks, normalized, size, crop_method=mask_targets.CROP_AND_RESIZE,
-      instance_indices=rows)
-  # Rule 2: the other seen instances' masks, from one count map per image.
-  seen_count = tf.reduce_sum(
-      tf.cast(masks > 0.5, tf.float32) * tf.cast(seen > 0, tf.float32)[
-          ..., None, None], axis=1, keepdims=True)
-  seen_count_crops = mask_targets.crop_instance_masks(
-      seen_count, normalized, size, crop_method=mask_targets.CROP_AND_RESIZE,
-      instance_indices=tf.zeros_like(rows))
-  overlap = pseudo_masks.seen_overlap_from_crops(
-      seen_count_crops, gt_targets, tf.gather(seen, rows, batch_dims=1) > 0)
-  # Rule 3: outside the instance's groundtruth box, in the crop's frame.
-  inside = pseudo_masks.inside_boxes(
-      tf.gather(tf.cast(gt_boxes, tf.float32), rows, batch_dims=1), size,
-      size, frame_boxes=boxes)
-  pseudo = pseudo_masks.pseudo_masks(
-      tf.sigmoid(teacher_logits), tf.sigmoid(student_logits),
-      m.teacher_student.pseudo_mask_rule, seen_overlap=overlap,
-      inside_box=inside)
+  pseudo, gt_targets = ts_targets.pseudo_mask_targets(
+      teacher_logits, student_logits, masks, seen,
+      tf.cast(gt_boxes, tf.float32) / scale, boxes / scale,
+      m.teacher_student.pseudo_mask_rule, m.mask_size, rows=rows)
   uses_pseudo = valid & (row_seen <= 0)
-  student_targets = tf.where(uses_pseudo[..., None, None], pseudo,
-                             gt_targets)
+  student_targets = ts_targets.student_targets(uses_pseudo, pseudo,
+                                               gt_targets)
   return {
       'mask_roi_boxes': boxes,
       'mask_logits': student_logits,
-      'mask_targets': tf.stop_gradient(student_targets),
+      'mask_targets': student_targets,
       'mask_loss_weights': row_weights,
       TEACHER_MASK_LOGITS: teacher_logits,
       TEACHER_MASK_TARGETS: gt_targets,
