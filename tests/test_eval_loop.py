@@ -22,6 +22,7 @@ from deepmac_tf.evaluation import coco_metrics  # pylint: disable=g-import-not-a
 from deepmac_tf.evaluation import eval_loop  # pylint: disable=g-import-not-at-top,wrong-import-position
 from deepmac_tf.evaluation import image_frames  # pylint: disable=g-import-not-at-top,wrong-import-position
 from deepmac_tf.evaluation import miou  # pylint: disable=g-import-not-at-top,wrong-import-position
+from deepmac_tf.evaluation import visualization  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 NAMES = ['circle', 'ellipse', 'square', 'triangle', 'hexagon', 'star', 'cross',
          'ring', 'crescent', 'l_shape']
@@ -45,6 +46,18 @@ def _summary_tags(directory):
       for value in event.summary.value:
         tags.add((value.tag, event.step))
   return tags
+
+
+def _summary_scalars(directory):
+  """{(tag, step): value} of the scalar summaries written there."""
+  values = {}
+  for path in glob.glob(os.path.join(directory, 'events.out.tfevents.*')):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for value in event.summary.value:
+        if value.HasField('tensor') and not value.tensor.string_val:
+          values[(value.tag, event.step)] = float(
+              tf.make_ndarray(value.tensor))
+  return values
 
 
 def test_evaluate_untrained_model_returns_every_key(tmp_path, data_root,
@@ -85,6 +98,38 @@ def test_evaluate_untrained_model_returns_every_key(tmp_path, data_root,
       'eval_side_by_side_0', 'eval_side_by_side_1'}
   log = caplog.text
   assert '4 examples' in log and 'DetectionMasks_SeenClasses/mAP' in log
+  # Eval losses (as the OD API): Loss/* scalars beside the metrics, the
+  # total the sum of the terms; not in the returned metrics.
+  scalars = _summary_scalars(str(tmp_path / 'eval'))
+  losses = {t: v for (t, s), v in scalars.items()
+            if t.startswith('Loss/') and s == 7}
+  assert {'Loss/total_loss', 'Loss/object_center',
+          'Loss/deep_mask_estimation'} <= set(losses)
+  assert all(np.isfinite(v) for v in losses.values())
+  assert losses['Loss/total_loss'] == pytest.approx(sum(
+      v for t, v in losses.items() if t != 'Loss/total_loss'), rel=1e-4)
+  assert 'Eval losses: Loss/' in log
+  assert not any(k.startswith('Loss/') for k in metrics)
+
+
+def test_eval_images_fall_back_to_the_top_detections():
+  scores = np.array([0.05, 0.3, 0.1, 0.2, 0.01])
+  # Nothing reaches 0.5 (a young model): the 3 highest are drawn.
+  assert visualization.detections_to_draw(scores, 0.5, 20) == [1, 3, 2]
+  assert visualization.detections_to_draw(scores, 0.5, 2) == [1, 3]
+  assert visualization.detections_to_draw(scores, 0.5, 20,
+                                          fallback_top_k=1) == [1]
+  # Otherwise only those at or above the threshold.
+  assert visualization.detections_to_draw(scores, 0.15, 20) == [1, 3]
+  assert visualization.detections_to_draw([], 0.5, 20) == []
+  image = np.zeros([16, 16, 3], np.uint8)
+  drawn = visualization.draw_detections(
+      image, [[0.2, 0.2, 0.8, 0.8]], [1], [0.1], min_score=0.5)
+  assert drawn.any()  # the box below the threshold is drawn
+  empty = visualization.draw_detections(
+      image, [[0.2, 0.2, 0.8, 0.8]], [1], [0.1], min_score=0.5,
+      fallback_top_k=0)
+  assert not empty.any()
 
 
 def test_sampling_limits_and_latest_json(tmp_path, data_root, caplog):

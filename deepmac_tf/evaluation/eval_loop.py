@@ -16,7 +16,16 @@ and scores it:
 Metrics are returned as a flat ``{name: float}``, logged as a table,
 written to ``output_dir/metrics_step_<N>.json`` and, with a summary writer,
 as scalars plus ``eval_side_by_side_<i>`` images (detections | groundtruth)
-for the first ``eval_config.num_visualizations`` examples.
+for the first ``eval_config.num_visualizations`` examples (when no detection
+reaches ``eval_config.min_score_threshold``, the top few are drawn:
+``visualization.detections_to_draw``).
+
+Detection models also report their losses on the eval data, as the OD API
+does: ``model.loss`` in the same pass as the detections
+(``detection_model.loss_dict``, training=False), averaged over the examples,
+logged and written as ``Loss/*`` scalars beside the metrics (not in the
+returned metrics). The eval input keeps every class's masks, so the mask
+loss there covers unseen classes too.
 """
 
 import json
@@ -40,6 +49,7 @@ from deepmac_tf.evaluation import overlap_analysis
 from deepmac_tf.evaluation import overlap_plot
 from deepmac_tf.evaluation import visualization
 from deepmac_tf.meta_architectures import capabilities
+from deepmac_tf.meta_architectures import detection_model
 
 default_best_metric = eval_setup.default_best_metric
 
@@ -49,6 +59,7 @@ _FUNCTIONS = weakref.WeakKeyDictionary()
 
 _DETECTION_KEYS = ('detection_boxes', 'detection_scores', 'detection_classes',
                    'num_detections', 'detection_masks')
+LOSSES = 'losses'
 
 
 def _eval_configs(configs, sample_1_of_n, eval_input_index):
@@ -102,32 +113,49 @@ def _cached(model, kind, make):
 BOX_PROMPTED_MASKS = 'box_prompted_masks'
 
 
+def _eval_losses(model, predictions, groundtruth):
+  return detection_model.loss_dict(model, predictions, groundtruth,
+                                   training=False)
+
+
+def _numeric_groundtruth(batch):
+  """The batch's numeric fields (the losses' groundtruth) as tensors."""
+  return {k: tf.convert_to_tensor(v) for k, v in batch.items()
+          if v.dtype.kind in 'biuf'}
+
+
 def _detection_fn(model_ref):
-  """tf.function: (images [B,H,W,3], true shapes [B,3]) -> detections."""
+  """tf.function: (images [B,H,W,3], true shapes [B,3], groundtruth
+  dict) -> detections and ``LOSSES``."""
 
   @tf.function(reduce_retracing=True)
-  def detect(images, true_image_shapes):
+  def detect(images, true_image_shapes, groundtruth):
     model = model_ref()
     preprocessed = model.normalize_images(images)
     predictions = model.predict(preprocessed, training=False)
     detections = model.postprocess(predictions, true_image_shapes)
-    return {k: detections[k] for k in _DETECTION_KEYS if k in detections}
+    outputs = {k: detections[k] for k in _DETECTION_KEYS if k in detections}
+    outputs[LOSSES] = _eval_losses(model, predictions, groundtruth)
+    return outputs
 
   return detect
 
 
 def _detection_and_box_masks_fn(model_ref):
   """tf.function: (images, true shapes, groundtruth boxes [B,N,4] normalized
-  to the true image) -> detections plus ``box_prompted_masks`` [B,N,S,S],
-  from one backbone pass."""
+  to the true image, their classes, groundtruth dict) -> detections,
+  ``LOSSES`` and ``box_prompted_masks`` [B,N,S,S], from one backbone
+  pass."""
 
   @tf.function(reduce_retracing=True)
-  def detect_and_prompt(images, true_image_shapes, boxes, classes):
+  def detect_and_prompt(images, true_image_shapes, boxes, classes,
+                        groundtruth):
     model = model_ref()
     preprocessed = model.normalize_images(images)
     predictions = model.predict(preprocessed, training=False)
     detections = model.postprocess(predictions, true_image_shapes)
     outputs = {k: detections[k] for k in _DETECTION_KEYS if k in detections}
+    outputs[LOSSES] = _eval_losses(model, predictions, groundtruth)
     # Class-specific masks: the channel of each groundtruth box's class.
     kwargs = ({'classes': tf.maximum(tf.cast(classes, tf.int32) - 1, 0)}
               if capabilities.needs_box_classes(model) else {})
@@ -264,11 +292,13 @@ def write_metrics_json(metrics, output_dir, global_step=None):
   return path
 
 
-def write_summaries(summary_writer, metrics, images, global_step=None):
-  """Scalars for every metric and ``eval_side_by_side_<i>`` images."""
+def write_summaries(summary_writer, metrics, images, global_step=None,
+                    losses=None):
+  """Scalars for every metric (and every eval loss: ``Loss/*``) and
+  ``eval_side_by_side_<i>`` images."""
   step = 0 if global_step is None else global_step
   with summary_writer.as_default():
-    for name, value in sorted(metrics.items()):
+    for name, value in sorted({**(losses or {}), **metrics}.items()):
       tf.summary.scalar(name, float(value), step=step)
     for i, picture in enumerate(images):
       tf.summary.image(f'eval_side_by_side_{i}', picture[None], step=step)
@@ -346,6 +376,7 @@ def evaluate(model, configs, *, global_step=None, output_dir=None,
       eval_input_index=eval_input_index)
   counter = iter(range(1, 1 << 62))
   seen_examples = 0
+  loss_sums = {}
   bar = _progress_bar(configs, eval_input_index, sample_1_of_n, max_examples,
                       step)
   for batch in dataset:
@@ -366,12 +397,16 @@ def evaluate(model, configs, *, global_step=None, output_dir=None,
                              [a for a in (scorer, box_overlap) if a],
                              visualizer)
     else:
+      groundtruth = _numeric_groundtruth(batch)
       if box_prompted is not None:
         outputs = run_batch(images, true_shapes,
                             tf.convert_to_tensor(_true_frame_boxes(batch)),
-                            tf.convert_to_tensor(batch[F.CLASSES]))
+                            tf.convert_to_tensor(batch[F.CLASSES]),
+                            groundtruth)
       else:
-        outputs = run_batch(images, true_shapes)
+        outputs = run_batch(images, true_shapes, groundtruth)
+      for name, value in outputs.pop(LOSSES).items():
+        loss_sums[name] = loss_sums.get(name, 0.0) + float(value) * size
       outputs = {k: v.numpy() for k, v in outputs.items()}
       _score_detection_batch(outputs, batch, scorer, visualizer, with_masks,
                              lambda: next(counter))
@@ -394,6 +429,11 @@ def evaluate(model, configs, *, global_step=None, output_dir=None,
   title = (f'Eval at step {step}' if step is not None else 'Eval') + (
       f' ({seen_examples} examples, {seconds:.1f} s)')
   logging.info('%s', coco_metrics.format_summary(metrics, title))
+  losses = {name: total / max(seen_examples, 1)
+            for name, total in sorted(loss_sums.items())}
+  if losses:
+    logging.info('Eval losses: %s', ' | '.join(
+        f'{name} {value:.4f}' for name, value in losses.items()))
   if output_dir:
     path = write_metrics_json(metrics, output_dir, step)
     logging.info('Eval metrics written to %s', path)
@@ -405,5 +445,6 @@ def evaluate(model, configs, *, global_step=None, output_dir=None,
       if plot:
         logging.info('Overlap analysis plot written to %s', plot)
   if summary_writer is not None:
-    write_summaries(summary_writer, metrics, visualizer.images, step)
+    write_summaries(summary_writer, metrics, visualizer.images, step,
+                    losses)
   return metrics

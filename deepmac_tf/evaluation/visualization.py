@@ -3,8 +3,11 @@
 Drawn with numpy + PIL (no TensorFlow), in the true (resized, unpadded)
 image frame the model saw. Left: detections scoring at least
 ``eval_config.min_score_threshold`` (at most ``max_num_boxes_to_visualize``),
-with class names and scores; right: the groundtruth (``preview``'s
-drawing: green = instances with a mask, orange = box only).
+with class names and scores; when none does (a young model), the
+``FALLBACK_TOP_K`` highest-scoring ones instead, so the picture still shows
+what the model finds (their scores say how far below the threshold); right:
+the groundtruth (``preview``'s drawing: green = instances with a mask,
+orange = box only).
 """
 
 import numpy as np
@@ -13,11 +16,25 @@ from deepmac_tf import drawing
 from deepmac_tf.data import preview
 
 _MASK_ALPHA = 0.5
+FALLBACK_TOP_K = 3
+
+
+def detections_to_draw(scores, min_score=0.5, max_boxes=20,
+                       fallback_top_k=FALLBACK_TOP_K):
+  """Indices of the detections to draw, highest score first: those scoring
+  at least ``min_score`` (at most ``max_boxes``), or, when none does, the
+  ``fallback_top_k`` highest (never more than ``max_boxes``)."""
+  scores = np.asarray(scores).reshape([-1])
+  order = [int(i) for i in np.argsort(-scores, kind='stable')]
+  passing = [i for i in order if scores[i] >= min_score][:max_boxes]
+  if passing:
+    return passing
+  return order[:min(fallback_top_k, max_boxes)]
 
 
 def draw_detections(image, boxes, classes, scores, masks=None,
                     category_index=None, min_score=0.5, max_boxes=20,
-                    scale=1):
+                    scale=1, fallback_top_k=FALLBACK_TOP_K):
   """Draws detections over one image.
 
   Args:
@@ -27,16 +44,17 @@ def draw_detections(image, boxes, classes, scores, masks=None,
     scores: [K] confidences, sorted or not.
     masks: optional [K, H, W] binary image masks.
     category_index: optional ``{id: {'name': ...}}``.
-    min_score: detections below are not drawn.
+    min_score: detections below are not drawn (unless none reaches it:
+      ``detections_to_draw``).
     max_boxes: at most this many (the highest scores).
     scale: integer nearest-neighbour upsampling, for legible labels.
+    fallback_top_k: drawn when no detection reaches ``min_score``.
 
   Returns:
     [H * scale, W * scale, 3] uint8.
   """
   scores = np.asarray(scores).reshape([-1])
-  order = [i for i in np.argsort(-scores, kind='stable')
-           if scores[i] >= min_score][:max_boxes]
+  order = detections_to_draw(scores, min_score, max_boxes, fallback_top_k)
   order = order[::-1]  # the highest score drawn last, on top
   labels = []
   for i in order:

@@ -286,3 +286,35 @@ def _list_name(field):
   if field == 'masks':
     return 'groundtruth_masks_list'
   return f'groundtruth_{field}_list'
+
+
+TOTAL_LOSS = 'Loss/total_loss'
+REGULARIZATION_LOSS = 'Loss/regularization_loss'
+
+
+def loss_dict(model, prediction_dict, groundtruth, add_regularization_loss=True,
+              training=True):
+  """The reported losses of one batch (training and evaluation alike).
+
+  Args:
+    model: a meta-architecture.
+    prediction_dict: ``model.predict`` of the batch.
+    groundtruth: ``InputFields`` dict of the batch.
+    add_regularization_loss: add ``model.regularization_losses()`` as
+      ``Loss/regularization_loss``.
+    training: passed to ``model.loss``.
+
+  Returns:
+    {loss name: float32 scalar}: ``model.loss``'s terms, the regularization
+    loss and ``Loss/total_loss`` (their sum).
+  """
+  losses = {name: tf.cast(value, tf.float32)
+            for name, value in model.loss(prediction_dict, groundtruth,
+                                          training=training).items()}
+  if add_regularization_loss:
+    regularization = model.regularization_losses()
+    if regularization:
+      losses[REGULARIZATION_LOSS] = tf.cast(tf.add_n(regularization),
+                                            tf.float32)
+  losses[TOTAL_LOSS] = tf.add_n(list(losses.values()))
+  return losses

@@ -14,9 +14,10 @@ import tensorflow as tf
 
 from deepmac_tf.data.fields import InputFields
 from deepmac_tf.errors import ConfigError
+from deepmac_tf.meta_architectures import detection_model
 
-TOTAL_LOSS = 'Loss/total_loss'
-REGULARIZATION_LOSS = 'Loss/regularization_loss'
+TOTAL_LOSS = detection_model.TOTAL_LOSS
+REGULARIZATION_LOSS = detection_model.REGULARIZATION_LOSS
 
 
 def select_trainable_variables(variables, update_patterns=(),
@@ -57,16 +58,8 @@ def compute_losses(model, batch, add_regularization_loss=True):
   """
   preprocessed = model.normalize_images(batch[InputFields.IMAGE])
   predictions = model.predict(preprocessed, training=True)
-  losses = {name: tf.cast(value, tf.float32)
-            for name, value in model.loss(predictions, batch,
-                                          training=True).items()}
-  if add_regularization_loss:
-    regularization = model.regularization_losses()
-    if regularization:
-      losses[REGULARIZATION_LOSS] = tf.cast(tf.add_n(regularization),
-                                            tf.float32)
-  losses[TOTAL_LOSS] = tf.add_n(list(losses.values()))
-  return losses
+  return detection_model.loss_dict(model, predictions, batch,
+                                   add_regularization_loss, training=True)
 
 
 class DistributedTrainStep:
