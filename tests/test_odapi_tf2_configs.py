@@ -15,8 +15,10 @@ depth as a table entry, checked against tf_keras.applications at 50).
 
 import os
 
+import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras
 
 from deepmac_tf import config as config_lib
 from deepmac_tf.builders import mask_rcnn_builder
@@ -176,6 +178,28 @@ def test_resnet_v1_grid_anchor_config_trains_one_step(resnet50_v1):
   head = model._detection_head  # pylint: disable=protected-access
   crops = tf.zeros([2, 7, 7, 1024])
   assert head.box_classifier(crops).shape == (2, 4, 4, 2048)
+
+
+def test_resnet_v1_is_the_keras_applications_resnet50(resnet50_v1):
+  """Our ResNet-50 v1 (first stage + conv5 box classifier) has the layers of
+  tf_keras.applications.ResNet50: with its weights copied by layer name, the
+  outputs are the same."""
+  _, model = resnet50_v1
+  backbone = model._backbone  # pylint: disable=protected-access
+  ours = {l.name: l for net in (backbone.first_stage, backbone.box_classifier)
+          for l in net.layers if l.weights}
+  app = tf_keras.applications.ResNet50(include_top=False, weights=None,
+                                       input_shape=(64, 64, 3))
+  theirs = {l.name: l for l in app.layers if l.weights}
+  assert set(ours) == set(theirs)
+  for name, layer in ours.items():
+    theirs[name].set_weights(layer.get_weights())
+  images = tf.random.stateless_uniform([1, 64, 64, 3], (3, 4), -1, 1)
+  conv4 = tf_keras.Model(app.inputs, app.get_layer('conv4_block6_out').output)
+  first = backbone.first_stage(images, training=False)
+  np.testing.assert_allclose(first, conv4(images, training=False), atol=1e-4)
+  np.testing.assert_allclose(backbone.box_classifier(first, training=False),
+                             app(images, training=False), atol=1e-4)
 
 
 @pytest.fixture(scope='module')

@@ -1,0 +1,146 @@
+"""OD API Faster R-CNN options (issue 13): grid anchors against hand-computed
+boxes, the Hyperparams mapping, layer hyperparameters reaching Keras layers,
+and the table that accounts for every FasterRcnn field."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+from google.protobuf import text_format
+
+from deepmac_tf.builders import faster_rcnn_options
+from deepmac_tf.builders import hyperparams_builder
+from deepmac_tf.errors import ConfigError
+from deepmac_tf.layers import layer_hyperparams
+from deepmac_tf.meta_architectures import mask_rcnn_params as params_lib
+from deepmac_tf.meta_architectures import mask_rcnn_targets
+from deepmac_tf.protos import box_predictor_pb2
+from deepmac_tf.protos import faster_rcnn_pb2
+from deepmac_tf.protos import hyperparams_pb2
+
+GRID = params_lib.GridAnchorParams(scales=(1.0, 2.0), aspect_ratios=(1.0, 4.0),
+                                   base_size=(16, 32), stride=(16, 16),
+                                   offset=(8, 0))
+
+
+def test_grid_anchors_match_hand_computed_boxes():
+  anchors = mask_rcnn_targets.grid_anchor_boxes(GRID, 32, 40).numpy()
+  # 2 x 3 cells (ceil(40 / 16) = 3), 4 anchors: (a=1, s=1), (a=1, s=2),
+  # (a=4, s=1), (a=4, s=2): heights 16 s / sqrt(a), widths 32 s sqrt(a).
+  assert anchors.shape == (2, 3, 16)
+  cell = anchors[1, 2].reshape(4, 4)
+  yc, xc = 1 * 16 + 8, 2 * 16 + 0
+  expected = [[yc - 8, xc - 16, yc + 8, xc + 16],
+              [yc - 16, xc - 32, yc + 16, xc + 32],
+              [yc - 4, xc - 32, yc + 4, xc + 32],
+              [yc - 8, xc - 64, yc + 8, xc + 64]]
+  np.testing.assert_allclose(cell, expected)
+  np.testing.assert_allclose(anchors[0, 0, :4], [0, -16, 16, 16])
+
+
+def test_clip_anchors_to_image():
+  params = params_lib.MaskRCNNParams(num_classes=2, min_level=4, max_level=4,
+                                     grid_anchors=GRID,
+                                     clip_anchors_to_image=True)
+  anchors = mask_rcnn_targets.anchor_boxes(params, 32, 40)['4'].numpy()
+  np.testing.assert_allclose(anchors[1, 2, 8:12], [20, 0, 28, 40])
+  assert anchors.min() >= 0 and anchors[..., 1::2].max() <= 40
+
+
+def _hyperparams(text):
+  return text_format.Parse(text, hyperparams_pb2.Hyperparams())
+
+
+def test_hyperparams_map_to_layer_settings():
+  hp = hyperparams_builder.from_proto(_hyperparams('''
+      activation: RELU_6
+      initializer { truncated_normal_initializer { stddev: 0.03 } }
+      batch_norm { decay: 0.97 epsilon: 0.001 scale: true train: false }'''),
+                                      'f', batch_norm_trainable=True)
+  assert hp.activation == 'relu6'
+  assert (hp.batch_norm_momentum, hp.batch_norm_epsilon) == (
+      pytest.approx(0.97), pytest.approx(0.001))
+  assert hp.batch_norm_scale and hp.batch_norm_center
+  assert not hp.batch_norm_trainable
+  assert hp.initializer().get_config()['stddev'] == pytest.approx(0.03)
+  vs = hyperparams_builder.from_proto(_hyperparams('''
+      op: FC initializer { variance_scaling_initializer {
+        factor: 1.0 uniform: true mode: FAN_AVG } }'''), 'g',
+                                      op=hyperparams_pb2.Hyperparams.FC)
+  assert vs.kernel_initializer['config'] == {
+      'scale': 1.0, 'mode': 'fan_avg', 'distribution': 'uniform'}
+  assert not vs.batch_norm
+  assert hyperparams_builder.from_proto(_hyperparams(
+      'activation: NONE'), 'h').activation_fn() is tf.identity
+
+
+@pytest.mark.parametrize('text,match', [
+    ('op: FC', r'^f\.op: FC here configures CONV layers'),
+    ('group_norm {}', r'^f\.group_norm: supported by the OD API, not by'),
+    ('batch_norm { decay: 1.5 }', r'^f\.batch_norm: decay must be'),
+    ('initializer { variance_scaling_initializer { factor: 0 } }',
+     r'^f\.initializer\.variance_scaling_initializer\.factor'),
+])
+def test_bad_hyperparams_name_the_field(text, match):
+  with pytest.raises(ConfigError, match=match):
+    hyperparams_builder.from_proto(_hyperparams(text), 'f')
+
+
+def test_apply_to_layer_sets_and_redraws_initializers():
+  hp = layer_hyperparams.LayerHyperparams(
+      kernel_initializer={'class_name': 'RandomNormal',
+                          'config': {'mean': 0.0, 'stddev': 0.5}},
+      batch_norm_scale=False)
+  built = tf_keras.layers.Conv2D(64, 3)
+  built.build([None, 8, 8, 64])
+  unbuilt = tf_keras.layers.Dense(256)
+  norm = tf_keras.layers.BatchNormalization()
+  container = tf_keras.Sequential([unbuilt, norm])
+  layer_hyperparams.apply_to_layer(built, hp)
+  layer_hyperparams.apply_to_layer(container, hp)
+  unbuilt.build([None, 256])
+  norm.build([None, 256])
+  for kernel in (built.kernel, unbuilt.kernel):
+    assert float(tf.math.reduce_std(kernel)) == pytest.approx(0.5, rel=0.05)
+  assert norm.gamma is None  # scale: false
+
+
+def test_frozen_batch_norm_ignores_training():
+  norm = layer_hyperparams.LayerHyperparams(
+      batch_norm_trainable=False).batch_norm_layer('bn')
+  x = tf.random.normal([4, 3]) * 5 + 2
+  out = norm(x, training=True)
+  np.testing.assert_allclose(out, x / np.sqrt(1 + norm.epsilon), rtol=1e-5)
+  assert not norm.trainable_weights
+  np.testing.assert_allclose(norm.moving_mean, 0.0)
+
+
+@pytest.mark.parametrize('message', [
+    faster_rcnn_pb2.FasterRcnn, faster_rcnn_pb2.FasterRcnnFeatureExtractor,
+    box_predictor_pb2.MaskRCNNBoxPredictor])
+def test_every_field_is_accounted_for(message):
+  """A new field must be honoured, logged as having no effect, or refused:
+  add it to faster_rcnn_options.FIELD_HANDLING with its handling."""
+  table = faster_rcnn_options.FIELD_HANDLING[message.DESCRIPTOR.name]
+  assert set(table) == {f.name for f in message.DESCRIPTOR.fields}
+  for name, handling in table.items():
+    if handling == 'no effect':
+      assert name in faster_rcnn_options.NO_EFFECT
+    elif handling == 'only default':
+      assert name in faster_rcnn_options.ONLY_DEFAULT
+
+
+def test_no_effect_fields_log_one_line_each(caplog):
+  config = text_format.Parse('''
+      num_classes: 3 use_static_shapes: true use_matmul_crop_and_resize: true
+      first_stage_atrous_rate: 1''', faster_rcnn_pb2.FasterRcnn())
+  with caplog.at_level('INFO'):
+    faster_rcnn_options.check_options(config)
+  lines = [r.getMessage() for r in caplog.records]
+  assert any(l.startswith('model.faster_rcnn.use_static_shapes: accepted, no '
+                          'effect here because') for l in lines)
+  assert any('use_matmul_crop_and_resize' in l for l in lines)
+  config.first_stage_atrous_rate = 2
+  with pytest.raises(ConfigError, match=(
+      r'^model\.faster_rcnn\.first_stage_atrous_rate: only 1 is supported')):
+    faster_rcnn_options.check_options(config)
