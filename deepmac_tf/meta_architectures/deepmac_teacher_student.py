@@ -61,7 +61,7 @@ def class_channel_head(student, training=None):
 
 
 def student_inputs(params, classes, weights, given_mask_weights, masks,
-                   boxes_for_crop):
+                   boxes_for_crop, with_teacher=True):
   """What the student learns from, shared by the stages.
 
   Args:
@@ -72,6 +72,9 @@ def student_inputs(params, classes, weights, given_mask_weights, masks,
     masks: [B, N, H, W] groundtruth masks.
     boxes_for_crop: [B, N, 4] boxes the groundtruth targets are cropped at
       (the teacher's: jittered in training when asked).
+    with_teacher: False for a model built for inference (no teacher, no
+      pseudo masks): every class's groundtruth masks count as seen, and
+      only instances with one count.
 
   Returns:
     dict: ``seen`` / ``real`` [B, N] (``teacher_student_targets.
@@ -79,7 +82,10 @@ def student_inputs(params, classes, weights, given_mask_weights, masks,
     [B, N, S, S].
   """
   seen, real = targets.instance_weights(
-      classes, params.allowed_masked_classes_ids, given_mask_weights, weights)
+      classes, params.allowed_masked_classes_ids if with_teacher else (),
+      given_mask_weights, weights)
+  if not with_teacher:
+    real = seen
   gt_targets = mask_targets.crop_instance_masks(
       masks, boxes_for_crop, params.mask_size,
       crop_method=mask_targets.CROP_AND_RESIZE)
@@ -94,7 +100,8 @@ def student_stage_loss(params, teacher_logits, student_logits, masks, boxes,
   Args:
     params: ``DeepMACParams`` with ``teacher_student``.
     teacher_logits: [B, N, S, S] the teacher's logits at ``boxes`` (every
-      real instance).
+      real instance), or None without a teacher (``student_inputs(...,
+      with_teacher=False)``: no row uses a pseudo mask).
     student_logits: [B, N, S, S] the student's logits of each instance's
       class at ``boxes``.
     masks: [B, N, H, W] groundtruth masks.
@@ -106,12 +113,14 @@ def student_stage_loss(params, teacher_logits, student_logits, masks, boxes,
     [B, N]}).
   """
   seen, real = inputs['seen'], inputs['real']
-  pseudo, _ = targets.pseudo_mask_targets(
-      teacher_logits, student_logits, masks, seen, boxes, boxes,
-      params.teacher_student.pseudo_mask_rule, params.mask_size)
   uses_pseudo = (real > 0) & (seen <= 0)
-  student_targets = targets.student_targets(uses_pseudo, pseudo,
-                                            inputs['gt_targets'])
+  student_targets = inputs['gt_targets']
+  if teacher_logits is not None:
+    pseudo, _ = targets.pseudo_mask_targets(
+        teacher_logits, student_logits, masks, seen, boxes, boxes,
+        params.teacher_student.pseudo_mask_rule, params.mask_size)
+    student_targets = targets.student_targets(uses_pseudo, pseudo,
+                                              student_targets)
   per_instance = mask_losses.mask_prediction_loss(
       params.classification_loss, student_logits, student_targets)
   return (mask_losses.weighted_mask_loss(per_instance, real),
