@@ -76,7 +76,8 @@ def test_deepmac_message_has_every_odapi_field():
   # Our extensions live at field numbers >= 1000, clear of the OD API's.
   assert {name for name, number in fields.items() if number >= 1000} == {
       'detector_free', 'embedding_head_kernel',
-      'mask_detection_score_threshold', 'mask_head_slots'}
+      'mask_detection_score_threshold', 'mask_head_slots', 'teacher_student',
+      'weight_transfer'}
 
 
 def test_deepmac_defaults_match_odapi():

@@ -10,8 +10,44 @@ implementation does not support raise ``ConfigError`` naming the field
 from deepmac_tf.errors import ConfigError
 from deepmac_tf.meta_architectures import center_net_params as params_lib
 
-_CENTER_FIELD = params_lib.CENTER_FIELD
-_DETECTION_FIELD = params_lib.DETECTION_FIELD
+_CENTER_FIELD = 'model.center_net.object_center_params'
+_DETECTION_FIELD = 'model.center_net.object_detection_task'
+
+
+def check_head(num_filters, kernel_sizes, field):
+  """Raises ConfigError naming ``field`` unless the hidden convs of a
+  prediction head are well formed."""
+  if len(num_filters) != len(kernel_sizes):
+    raise ConfigError(
+        f'{field}: num_filters and kernel_sizes must have the same length, '
+        f'got {list(num_filters)} and {list(kernel_sizes)}.')
+  if any(n < 1 for n in num_filters) or any(k < 1 for k in kernel_sizes):
+    raise ConfigError(f'{field}: num_filters and kernel_sizes must be >= 1, '
+                      f'got {list(num_filters)} and {list(kernel_sizes)}.')
+
+
+def validate_object_center_params(p):
+  """The one check of ``ObjectCenterParams`` (ConfigError naming the field)."""
+  check_head(p.center_head_num_filters, p.center_head_kernel_sizes,
+             f'{_CENTER_FIELD}.center_head_params')
+  if p.max_box_predictions < 1:
+    raise ConfigError(f'{_CENTER_FIELD}.max_box_predictions: must be >= 1, '
+                      f'got {p.max_box_predictions}.')
+  if p.peak_max_pool_kernel_size < 1:
+    raise ConfigError(f'{_CENTER_FIELD}.peak_max_pool_kernel_size: must be '
+                      f'>= 1, got {p.peak_max_pool_kernel_size}.')
+  if not 0.0 < p.min_box_overlap_iou < 1.0:
+    raise ConfigError(f'{_CENTER_FIELD}.min_box_overlap_iou: must be in '
+                      f'(0, 1), got {p.min_box_overlap_iou}.')
+
+
+def validate_object_detection_params(p):
+  """The one check of ``ObjectDetectionParams`` (ConfigError naming the
+  field)."""
+  check_head(p.scale_head_num_filters, p.scale_head_kernel_sizes,
+             f'{_DETECTION_FIELD}.scale_head_params')
+  check_head(p.offset_head_num_filters, p.offset_head_kernel_sizes,
+             f'{_DETECTION_FIELD}.offset_head_params')
 
 
 def _decimal(value):
@@ -26,7 +62,7 @@ def _head_params(message, field_name, field):
   head = getattr(message, field_name)
   num_filters = tuple(head.num_filters) or params_lib.DEFAULT_HEAD_NUM_FILTERS
   kernel_sizes = tuple(head.kernel_sizes) or params_lib.DEFAULT_HEAD_KERNEL_SIZES
-  params_lib.check_head(num_filters, kernel_sizes, f'{field}.{field_name}')
+  check_head(num_filters, kernel_sizes, f'{field}.{field_name}')
   return num_filters, kernel_sizes
 
 
@@ -64,7 +100,7 @@ def object_center_params_from_proto(proto):
                       'supported (no keypoint tasks); remove it.')
   num_filters, kernel_sizes = _head_params(proto, 'center_head_params',
                                            _CENTER_FIELD)
-  return params_lib.ObjectCenterParams(
+  params = params_lib.ObjectCenterParams(
       object_center_loss_weight=_decimal(proto.object_center_loss_weight),
       focal_loss_alpha=alpha,
       focal_loss_beta=beta,
@@ -74,6 +110,8 @@ def object_center_params_from_proto(proto):
       peak_max_pool_kernel_size=proto.peak_max_pool_kernel_size,
       center_head_num_filters=num_filters,
       center_head_kernel_sizes=kernel_sizes)
+  validate_object_center_params(params)
+  return params
 
 
 def object_detection_params_from_proto(proto):
@@ -98,7 +136,7 @@ def object_detection_params_from_proto(proto):
                                               _DETECTION_FIELD)
   offset_filters, offset_kernels = _head_params(proto, 'offset_head_params',
                                                 _DETECTION_FIELD)
-  return params_lib.ObjectDetectionParams(
+  params = params_lib.ObjectDetectionParams(
       task_loss_weight=_decimal(proto.task_loss_weight),
       offset_loss_weight=_decimal(proto.offset_loss_weight),
       scale_loss_weight=_decimal(proto.scale_loss_weight),
@@ -106,3 +144,5 @@ def object_detection_params_from_proto(proto):
       scale_head_kernel_sizes=scale_kernels,
       offset_head_num_filters=offset_filters,
       offset_head_kernel_sizes=offset_kernels)
+  validate_object_detection_params(params)
+  return params

@@ -14,6 +14,8 @@ import dataclasses
 from google.protobuf import descriptor as proto_descriptor
 import numpy as np
 
+from deepmac_tf.builders import maskx_builder
+from deepmac_tf.builders import teacher_student_builder
 from deepmac_tf.errors import config_field_errors
 from deepmac_tf.errors import ConfigError
 from deepmac_tf.losses import mask_losses
@@ -23,6 +25,13 @@ from deepmac_tf.meta_architectures import deepmac_params as params_lib
 from deepmac_tf.ops import box_jitter
 
 FIELD = 'model.center_net.deepmac_mask_estimation'
+# Arguments of the mask-branch layers -> their fields under FIELD (the
+# others have the field's name).
+HEAD_FIELDS = {
+    'num_layers': 'weight_transfer.num_layers',
+    'hidden_dim': 'weight_transfer.hidden_dim',
+    'activation': 'weight_transfer.activation',
+}
 
 # Weak losses of the schema that this implementation does not train.
 UNSUPPORTED_LOSS_WEIGHTS = (
@@ -105,6 +114,10 @@ def validate_deepmac_params(p, num_classes=None):
         f'{FIELD}.box_consistency_loss_normalize: the dice loss supports '
         f'only NORMALIZE_AUTO, got '
         f'{p.box_consistency_loss_normalize.upper()}.')
+  if p.teacher_student is not None:
+    teacher_student_builder.check_deepmac_student(FIELD, p)
+  if p.weight_transfer is not None:
+    maskx_builder.check_deepmac_weight_transfer(FIELD, p)
   for class_id in p.allowed_masked_classes_ids:
     if class_id < 1 or (num_classes and class_id > num_classes):
       raise ConfigError(
@@ -183,7 +196,13 @@ def deepmac_params_from_proto(proto, num_classes=None, **overrides):
   values = {}
   for field in proto.DESCRIPTOR.fields:
     value = getattr(proto, field.name)
-    if field.name == 'classification_loss':
+    if field.name == 'teacher_student':
+      value = teacher_student_builder.deepmac_params_from_proto(proto, FIELD)
+    elif field.name == 'weight_transfer':
+      value = (maskx_builder.deepmac_weight_transfer_from_proto(
+          proto.weight_transfer, f'{FIELD}.weight_transfer')
+               if proto.HasField('weight_transfer') else None)
+    elif field.name == 'classification_loss':
       value = classification_loss_from_proto(value)
     elif field.is_repeated:
       value = tuple(value)
@@ -199,6 +218,12 @@ def deepmac_params_from_proto(proto, num_classes=None, **overrides):
   if unknown:
     raise ConfigError(f'{FIELD}: fields {unknown} are not understood by this '
                       'version of deepmac_tf.')
+  if values['teacher_student'] is not None:
+    # The teacher is the Deep-MAC head (its type / width may be given in
+    # teacher_student).
+    values['network_type'] = values['teacher_student'].teacher_network_type
+    values['num_init_channels'] = (
+        values['teacher_student'].teacher_num_init_channels)
   values.update(overrides)
   params = params_lib.DeepMACParams(**values)
   validate_deepmac_params(params, num_classes)

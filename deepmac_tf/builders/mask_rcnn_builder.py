@@ -29,6 +29,13 @@ _MODEL_FIELDS = {
     'network_type': 'deepmarc_mask_head.network_type',
     'num_init_channels': 'deepmarc_mask_head.num_init_channels',
     'mask_size': 'deepmarc_mask_head.crop_size',
+    'upsample_factor': 'deepmarc_mask_head.mask_size',
+    'num_outputs': 'num_classes',
+    'num_layers': 'deepmarc_mask_head.weight_transfer.num_layers',
+    'hidden_dim': 'deepmarc_mask_head.weight_transfer.hidden_dim',
+    'activation': 'deepmarc_mask_head.weight_transfer.activation',
+    'num_fc_layers': 'deepmarc_mask_head.mlp_mask_branch.num_fc_layers',
+    'fc_dim': 'deepmarc_mask_head.mlp_mask_branch.fc_dim',
     'type': 'feature_extractor.type',
     'levels': 'feature_extractor.fpn',
 }

@@ -99,7 +99,8 @@ def _build_center_net(config, is_training, use_sync_batch_norm):
   deepmac_params = deepmac_builder.deepmac_params_from_proto(
       config.deepmac_mask_estimation, num_classes=config.num_classes,
       use_sync_batch_norm=use_sync_batch_norm)
-  with config_field_errors(deepmac_builder.FIELD):
+  with config_field_errors(deepmac_builder.FIELD,
+                           deepmac_builder.HEAD_FIELDS):
     return deepmac.DeepMACMetaArch(
         is_training=is_training, num_classes=config.num_classes,
         feature_extractor=feature_extractor,

@@ -13,6 +13,7 @@ works with any catalogue head.
 import tensorflow as tf
 import tf_keras
 
+from deepmac_tf import errors
 from deepmac_tf.layers import empty_batch
 
 
@@ -28,12 +29,21 @@ class MlpMaskBranch(empty_batch.EmptyBatchSafe, tf_keras.layers.Layer):
       num_fc_layers: hidden fully connected layers (0 = one linear layer).
       fc_dim: width of the hidden layers.
       **kwargs: base Layer arguments.
+
+    Raises:
+      ArgumentError: bad ``num_fc_layers`` or ``fc_dim`` (the builder names
+        its config field).
+      ValueError: ``mask_size`` < 1 (the mask head's size, checked by the
+        builder with that head).
     """
     super().__init__(**kwargs)
-    if int(mask_size) < 1 or int(num_fc_layers) < 0 or int(fc_dim) < 1:
-      raise ValueError('mask_size >= 1, num_fc_layers >= 0, fc_dim >= 1 '
-                       f'expected, got {mask_size}, {num_fc_layers}, '
-                       f'{fc_dim}.')
+    if int(num_fc_layers) < 0:
+      raise errors.ArgumentError(f'must be >= 0, got {num_fc_layers}.',
+                                 'num_fc_layers')
+    if int(fc_dim) < 1:
+      raise errors.ArgumentError(f'must be >= 1, got {fc_dim}.', 'fc_dim')
+    if int(mask_size) < 1:
+      raise ValueError(f'mask_size must be >= 1, got {mask_size}.')
     self._mask_size = int(mask_size)
     self._num_fc_layers = int(num_fc_layers)
     self._fc_dim = int(fc_dim)

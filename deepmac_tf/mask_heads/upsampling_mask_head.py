@@ -18,6 +18,7 @@ meta-architecture feeds it.
 import tensorflow as tf
 import tf_keras
 
+from deepmac_tf import errors
 from deepmac_tf.layers import empty_batch
 from deepmac_tf.mask_heads import registry
 
@@ -47,16 +48,23 @@ class UpsamplingMaskHead(empty_batch.EmptyBatchSafe, tf_keras.layers.Layer):
       **kwargs: base Layer arguments (name, dtype, ...).
 
     Raises:
-      ConfigError: unknown head or a crop size it cannot take.
-      ValueError: a parameter-free head, or bad factor / outputs.
+      ArgumentError: naming the argument (the builder names its config
+        field): unknown or parameter-free ``network_type``, a
+        ``crop_size`` the head cannot take (raised as ``mask_size``, the
+        registry's name for it), ``upsample_factor`` < 1, ``num_outputs``
+        < 0.
     """
     super().__init__(**kwargs)
     if registry.is_parameter_free(network_type):
-      raise ValueError(f'{network_type!r} is parameter-free: it needs an '
-                       'instance embedding and cannot be an upsampling head.')
-    if int(upsample_factor) < 1 or int(num_outputs) < 0:
-      raise ValueError('upsample_factor must be >= 1 and num_outputs >= 0, got '
-                       f'{upsample_factor} and {num_outputs}.')
+      raise errors.ArgumentError(
+          f'{network_type!r} is parameter-free: it needs an instance '
+          'embedding and cannot be an upsampling head.', 'network_type')
+    if int(upsample_factor) < 1:
+      raise errors.ArgumentError(
+          f'must be >= 1, got {upsample_factor}.', 'upsample_factor')
+    if int(num_outputs) < 0:
+      raise errors.ArgumentError(f'must be >= 0, got {num_outputs}.',
+                                 'num_outputs')
     self._network_type = network_type
     self._num_init_channels = int(num_init_channels)
     self._crop_size = int(crop_size)

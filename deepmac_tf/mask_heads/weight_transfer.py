@@ -24,6 +24,8 @@ predicts weights for classes it does not see in the batch.
 import tensorflow as tf
 import tf_keras
 
+from deepmac_tf import errors
+
 LEAKY_RELU = 'leaky_relu'
 RELU = 'relu'
 ACTIVATIONS = (LEAKY_RELU, RELU)
@@ -48,18 +50,23 @@ class WeightTransferFunction(tf_keras.layers.Layer):
       **kwargs: base Layer arguments.
 
     Raises:
-      ValueError: bad sizes or activation.
+      ArgumentError: bad ``num_layers``, ``hidden_dim`` or ``activation``
+        (the builder names its config field).
+      ValueError: ``num_features`` < 1.
     """
     super().__init__(**kwargs)
     if not 1 <= int(num_layers) <= MAX_LAYERS:
-      raise ValueError(f'num_layers must be 1..{MAX_LAYERS}, got '
-                       f'{num_layers}.')
-    if int(num_features) < 1 or int(hidden_dim) < 1:
-      raise ValueError('num_features and hidden_dim must be >= 1, got '
-                       f'{num_features} and {hidden_dim}.')
+      raise errors.ArgumentError(
+          f'must be 1 (affine) .. {MAX_LAYERS}, got {num_layers}.',
+          'num_layers')
+    if int(hidden_dim) < 1:
+      raise errors.ArgumentError(f'must be >= 1, got {hidden_dim}.',
+                                 'hidden_dim')
     if activation not in ACTIVATIONS:
-      raise ValueError(f'activation must be one of {ACTIVATIONS}, got '
-                       f'{activation!r}.')
+      raise errors.ArgumentError(
+          f'must be one of {ACTIVATIONS}, got {activation!r}.', 'activation')
+    if int(num_features) < 1:
+      raise ValueError(f'num_features must be >= 1, got {num_features}.')
     self._num_features = int(num_features)
     self._num_layers = int(num_layers)
     self._hidden_dim = int(hidden_dim)

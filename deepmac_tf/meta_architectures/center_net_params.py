@@ -1,18 +1,14 @@
 """CenterNet task parameters (frozen dataclasses), plain data.
 
 Read from ``CenterNet.ObjectCenterParams`` / ``CenterNet.ObjectDetection``
-messages by ``builders/center_net_builder.py``.
+messages and checked by ``builders/center_net_builder.py`` (which names the
+config fields; these classes know no config).
 """
 
 import dataclasses
 
-from deepmac_tf.errors import ConfigError
-
 DEFAULT_HEAD_NUM_FILTERS = (256,)
 DEFAULT_HEAD_KERNEL_SIZES = (3,)
-
-CENTER_FIELD = 'center_net.object_center_params'
-DETECTION_FIELD = 'center_net.object_detection_task'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,19 +36,6 @@ class ObjectCenterParams:
   center_head_num_filters: tuple[int, ...] = DEFAULT_HEAD_NUM_FILTERS
   center_head_kernel_sizes: tuple[int, ...] = DEFAULT_HEAD_KERNEL_SIZES
 
-  def __post_init__(self):
-    check_head(self.center_head_num_filters, self.center_head_kernel_sizes,
-                f'{CENTER_FIELD}.center_head_params')
-    if self.max_box_predictions < 1:
-      raise ConfigError(f'{CENTER_FIELD}.max_box_predictions: must be >= 1, '
-                        f'got {self.max_box_predictions}.')
-    if self.peak_max_pool_kernel_size < 1:
-      raise ConfigError(f'{CENTER_FIELD}.peak_max_pool_kernel_size: must be '
-                        f'>= 1, got {self.peak_max_pool_kernel_size}.')
-    if not 0.0 < self.min_box_overlap_iou < 1.0:
-      raise ConfigError(f'{CENTER_FIELD}.min_box_overlap_iou: must be in '
-                        f'(0, 1), got {self.min_box_overlap_iou}.')
-
 
 @dataclasses.dataclass(frozen=True)
 class ObjectDetectionParams:
@@ -72,19 +55,3 @@ class ObjectDetectionParams:
   scale_head_kernel_sizes: tuple[int, ...] = DEFAULT_HEAD_KERNEL_SIZES
   offset_head_num_filters: tuple[int, ...] = DEFAULT_HEAD_NUM_FILTERS
   offset_head_kernel_sizes: tuple[int, ...] = DEFAULT_HEAD_KERNEL_SIZES
-
-  def __post_init__(self):
-    check_head(self.scale_head_num_filters, self.scale_head_kernel_sizes,
-                f'{DETECTION_FIELD}.scale_head_params')
-    check_head(self.offset_head_num_filters, self.offset_head_kernel_sizes,
-                f'{DETECTION_FIELD}.offset_head_params')
-
-
-def check_head(num_filters, kernel_sizes, field):
-  if len(num_filters) != len(kernel_sizes):
-    raise ConfigError(
-        f'{field}: num_filters and kernel_sizes must have the same length, '
-        f'got {list(num_filters)} and {list(kernel_sizes)}.')
-  if any(n < 1 for n in num_filters) or any(k < 1 for k in kernel_sizes):
-    raise ConfigError(f'{field}: num_filters and kernel_sizes must be >= 1, '
-                      f'got {list(num_filters)} and {list(kernel_sizes)}.')

@@ -16,6 +16,10 @@ mask head ``_mask_net`` shared by the stages (OD API checkpoint names).
 * ``predict_masks_from_boxes``: masks at caller-given boxes.
 * ``detector_free``: no detection heads or losses; only the mask branch
   trains, on groundtruth boxes; masks come from given boxes.
+* ``teacher_student``: the Deep-MAC head becomes a training-only teacher of
+  a class-specific student that produces every mask at inference
+  (``deepmac_teacher_student``); box-prompted masks then need each box's
+  class.
 
 Groundtruth is passed to ``loss`` explicitly; nothing is stored on the model.
 """
@@ -30,6 +34,8 @@ from deepmac_tf.mask_heads import selected_slots
 from deepmac_tf.meta_architectures import center_net
 from deepmac_tf.meta_architectures import deepmac_losses
 from deepmac_tf.meta_architectures import deepmac_params as params_lib
+from deepmac_tf.meta_architectures import deepmac_teacher_student as teacher_student
+from deepmac_tf.meta_architectures import deepmac_weight_transfer as weight_transfer
 from deepmac_tf.ops import box_jitter
 from deepmac_tf.ops import instances
 from deepmac_tf.ops import mask_head_inputs
@@ -45,6 +51,7 @@ DEEP_MASK_ESTIMATION = 'deep_mask_estimation'
 DEEP_MASK_BOX_CONSISTENCY = 'deep_mask_box_consistency'
 LOSS_DEEP_MASK_ESTIMATION = 'Loss/' + DEEP_MASK_ESTIMATION
 LOSS_DEEP_MASK_BOX_CONSISTENCY = 'Loss/' + DEEP_MASK_BOX_CONSISTENCY
+LOSS_DEEP_MASK_STUDENT = teacher_student.LOSS_STUDENT_MASK
 
 
 class DeepMACMetaArch(center_net.CenterNetMetaArch):
@@ -88,22 +95,52 @@ class DeepMACMetaArch(center_net.CenterNetMetaArch):
     self._add_prediction_head(PIXEL_EMBEDDING,
                               deepmac_params.pixel_embedding_dim,
                               kernel_sizes=kernel)
-    self._mask_net = mask_head_network.MaskHeadNetwork(
-        deepmac_params.network_type,
-        num_init_channels=deepmac_params.num_init_channels,
-        use_instance_embedding=deepmac_params.use_instance_embedding,
-        mask_size=(None if deepmac_params.predict_full_resolution_masks
-                   else deepmac_params.mask_size),
-        use_sync_batch_norm=deepmac_params.use_sync_batch_norm)
+    self._mask_net = self._student_mask_net = None
+    if deepmac_params.teacher_student is not None:
+      self._student_mask_net = teacher_student.build_student(deepmac_params,
+                                                             num_classes)
+    if deepmac_params.teacher_student is None or is_training:
+      # With a student, the Deep-MAC head is its teacher: built for
+      # training only, so an export holds no teacher variable.
+      self._mask_net = mask_head_network.MaskHeadNetwork(
+          deepmac_params.network_type,
+          num_init_channels=deepmac_params.num_init_channels,
+          use_instance_embedding=deepmac_params.use_instance_embedding,
+          mask_size=(None if deepmac_params.predict_full_resolution_masks
+                     else deepmac_params.mask_size),
+          use_sync_batch_norm=deepmac_params.use_sync_batch_norm,
+          # MaskX weight transfer predicts the projection per class.
+          num_outputs=0 if deepmac_params.weight_transfer else 1)
+    self._weight_transfer = self._random_class_embeddings = None
+    if deepmac_params.weight_transfer is not None:
+      self._weight_transfer, self._random_class_embeddings = (
+          weight_transfer.build_transfer_parts(
+              deepmac_params, num_classes, object_center_params,
+              self._mask_net))
 
   @property
   def deepmac_params(self):
     return self._deepmac_params
 
+  @property
+  def class_specific_masks(self):
+    """Box-prompted masks need each box's class (the teacher-student
+    student, MaskX weight transfer; ``capabilities.needs_box_classes``)."""
+    return (self._student_mask_net is not None or
+            self._weight_transfer is not None)
+
+  def build_training_heads(self, prediction_dict):
+    """Creates the variables of the training-only teacher, with one box."""
+    if self._student_mask_net is not None and self._mask_net is not None:
+      self._mask_logits(prediction_dict[PIXEL_EMBEDDING][-1],
+                        prediction_dict[INSTANCE_EMBEDDING][-1],
+                        tf.constant([[[0.25, 0.25, 0.75, 0.75]]]),
+                        training=False)
+
   # -- the mask branch -----------------------------------------------------
 
   def _mask_logits(self, pixel_embedding, instance_embedding, boxes,
-                   training=None, selected=None):
+                   training=None, selected=None, classes=None, stage=-1):
     """Mask logits at boxes: the one mask-head call of a stage.
 
     This is the one place where boxes are cropped for the mask head; the
@@ -119,6 +156,13 @@ class DeepMACMetaArch(center_net.CenterNetMetaArch):
       boxes: [B, N, 4] boxes normalized to the padded map.
       training: Keras training flag of the mask head.
       selected: optional bool [B, N]; None = every box.
+      classes: optional int [B, N] 0-based classes: the teacher-student
+        student runs and gives each box's class channel; None = the
+        Deep-MAC head (the teacher, with a student). With MaskX weight
+        transfer (required there) the Deep-MAC head gives each box's class
+        channel, projected with T's weights for the class.
+      stage: index of the backbone stage the maps come from (weight
+        transfer reads that stage's center-heatmap weights).
 
     Returns:
       [B, N, S, S] float32 logits (crop mode) or [B, N, h, w] (full
@@ -130,6 +174,19 @@ class DeepMACMetaArch(center_net.CenterNetMetaArch):
       selected, all_slots = tf.ones(tf.shape(boxes)[:2], tf.bool), True
     instance_input = mask_head_inputs.gather_instance_embeddings(
         instance_embedding, boxes)
+    if classes is None:
+      net = lambda *rows: self._mask_net(*rows, training=training)
+      class_inputs = ()
+    elif self._weight_transfer is not None:
+      net = weight_transfer.class_channel_head(
+          self._mask_net, self._weight_transfer,
+          self._transfer_embeddings_fn(stage),
+          p.weight_transfer.stop_gradient, training)
+      class_inputs = (tf.cast(classes, tf.int32),)
+    else:
+      net = teacher_student.class_channel_head(self._student_mask_net,
+                                               training)
+      class_inputs = (tf.cast(classes, tf.int32),)
     if p.predict_full_resolution_masks:
       # Each row tiles its image's whole embedding map: built per row, so
       # only for the rows the head runs on.
@@ -140,20 +197,19 @@ class DeepMACMetaArch(center_net.CenterNetMetaArch):
         pixel_input = mask_head_inputs.full_resolution_mask_head_inputs(
             tf.gather(pixel_embedding, row_image), row_boxes[:, None],
             p.use_xy)[:, 0]
-        return self._mask_net(row_embedding, pixel_input, training=training)
+        return net(row_embedding, pixel_input)
 
       slot_inputs = (instance_input, boxes, image_index)
     else:
-      def head(row_embedding, row_pixels):
-        return self._mask_net(row_embedding, row_pixels, training=training)
-
+      head = net
       slot_inputs = (instance_input, mask_head_inputs.crop_mask_head_inputs(
-          pixel_embedding, boxes, p.mask_size, p.use_xy))
+          pixel_embedding, boxes, p.mask_size, p.use_xy)) + class_inputs
     return selected_slots.apply_to_selected_slots(
         head, selected, slot_inputs, all_slots=all_slots,
         skip_if_empty=pixel_embedding.shape[1:3].is_fully_defined())
 
-  def _masks_from_boxes(self, prediction_dict, boxes, selected=None):
+  def _masks_from_boxes(self, prediction_dict, boxes, selected=None,
+                        classes=None):
     """Mask probabilities at boxes normalized to the padded map (last stage).
 
     Args:
@@ -161,6 +217,9 @@ class DeepMACMetaArch(center_net.CenterNetMetaArch):
       boxes: [B, N, 4].
       selected: optional bool [B, N]: the boxes that get a mask; the others
         get zeros. None = every box.
+      classes: [B, N] 0-based classes of the boxes; required with a
+        teacher-student student (the mask is its class's channel), ignored
+        otherwise.
 
     Returns:
       [B, N, S, S] (crop mode) or [B, N, postprocess_crop_size,
@@ -168,10 +227,20 @@ class DeepMACMetaArch(center_net.CenterNetMetaArch):
       box-relative.
     """
     p = self._deepmac_params
+    if not self.class_specific_masks:
+      classes = None
+    elif classes is None:
+      raise ValueError(
+          'This model predicts class-specific masks (model.center_net.'
+          'deepmac_mask_estimation.' + (
+              'weight_transfer' if p.weight_transfer else 'teacher_student') +
+          '): pass the class of each box (classes [batch, num_boxes]) with '
+          'the boxes.')
     pixel_embedding = prediction_dict[PIXEL_EMBEDDING][-1]
     logits = self._mask_logits(pixel_embedding,
                                prediction_dict[INSTANCE_EMBEDDING][-1], boxes,
-                               training=False, selected=selected)
+                               training=False, selected=selected,
+                               classes=classes)
     if p.predict_full_resolution_masks:
       height, width = center_net.spatial_size(pixel_embedding)
       logits = instances.resize_logits(logits, height * self._stride,
@@ -182,6 +251,15 @@ class DeepMACMetaArch(center_net.CenterNetMetaArch):
     if selected is None:
       return masks
     return masks * tf.cast(selected, masks.dtype)[..., None, None]
+
+  def _transfer_embeddings_fn(self, stage):
+    """0-based classes -> w_det of MaskX weight transfer at a stage: the
+    stage's center-heatmap output weights (or the RANDOM vectors)."""
+    center_heads = self._prediction_head_dict.get(center_net.OBJECT_CENTER)
+    return weight_transfer.class_embeddings_fn(
+        self._deepmac_params.weight_transfer.input,
+        center_heads[stage] if center_heads else None,
+        self._random_class_embeddings)
 
   def _instances_needing_masks(self, weights, mask_weights, has_masks):
     """bool [B, N]: the groundtruth instances some mask-branch loss weighs.
@@ -257,10 +335,35 @@ class DeepMACMetaArch(center_net.CenterNetMetaArch):
         len(pixel_maps))
     needed = self._instances_needing_masks(weights, mask_weights,
                                            masks is not None)
-    mask_total, box_total = 0.0, 0.0
+    student, teacher = None, self._mask_net is not None
+    if self._student_mask_net is not None and masks is not None:
+      # The teacher also predicts the pseudo masks of the unseen instances;
+      # a model built for inference has none (e.g. evaluation losses): its
+      # student is scored on the groundtruth masks of every class.
+      student = teacher_student.student_inputs(
+          p, classes, weights, groundtruth.get(InputFields.MASK_WEIGHTS),
+          masks, boxes_for_crop, with_teacher=teacher)
+      if teacher:
+        needed = tf.logical_or(needed, student['real'] > 0)
+    # MaskX weight transfer: the channel of each instance's class.
+    transfer_classes = (tf.maximum(tf.cast(classes, tf.int32) - 1, 0)
+                        if p.weight_transfer is not None else None)
+    mask_total, box_total, student_total = 0.0, 0.0, 0.0
     for stage in stages:
-      logits = self._mask_logits(pixel_maps[stage], instance_maps[stage],
-                                 boxes, training=training, selected=needed)
+      logits = None
+      if teacher:
+        logits = self._mask_logits(pixel_maps[stage], instance_maps[stage],
+                                   boxes, training=training, selected=needed,
+                                   classes=transfer_classes, stage=stage)
+      if student is not None:
+        student_logits = self._mask_logits(
+            pixel_maps[stage], instance_maps[stage], boxes,
+            training=training, selected=student['real'] > 0,
+            classes=student['classes'])
+        student_total += teacher_student.student_stage_loss(
+            p, logits, student_logits, masks, boxes, student)[0]
+      if not teacher:
+        continue
       if p.task_loss_weight > 0:
         per_instance = deepmac_losses.mask_estimation_loss(
             p.classification_loss, logits, masks, boxes_for_crop,
@@ -278,12 +381,19 @@ class DeepMACMetaArch(center_net.CenterNetMetaArch):
         box_total += mask_losses.weighted_mask_loss(per_instance, weights)
     num_stages = float(len(stages))
     losses = {}
-    if p.task_loss_weight > 0:
+    if teacher and p.task_loss_weight > 0:
       losses[LOSS_DEEP_MASK_ESTIMATION] = (
           p.task_loss_weight * mask_total / num_stages)
-    if p.box_consistency_loss_weight > 0:
+    if teacher and p.box_consistency_loss_weight > 0:
       losses[LOSS_DEEP_MASK_BOX_CONSISTENCY] = (
           p.box_consistency_loss_weight * box_total / num_stages)
+    if p.teacher_student is not None:
+      losses = {k: p.teacher_student.teacher_loss_weight * v
+                for k, v in losses.items()}
+      if student is not None:
+        losses[LOSS_DEEP_MASK_STUDENT] = (
+            p.task_loss_weight * p.teacher_student.student_loss_weight *
+            student_total / num_stages)
     return losses
 
   def postprocess(self, prediction_dict, true_image_shapes=None):
@@ -318,17 +428,20 @@ class DeepMACMetaArch(center_net.CenterNetMetaArch):
     if threshold > 0:
       selected = detections[center_net.DETECTION_SCORES] >= threshold
     detections[DETECTION_MASKS] = self._masks_from_boxes(
-        prediction_dict, boxes, selected=selected)
+        prediction_dict, boxes, selected=selected,
+        classes=detections[center_net.DETECTION_CLASSES])
     return detections
 
   def predict_masks_from_boxes(self, prediction_dict, boxes,
-                               true_image_shapes=None):
+                               true_image_shapes=None, classes=None):
     """Box-prompted segmentation: masks at caller-given boxes.
 
     Args:
       prediction_dict: output of ``predict``.
       boxes: [B, N, 4] boxes normalized to the true (unpadded) image.
       true_image_shapes: int [B, 3]; None = the padded input size.
+      classes: [B, N] 0-based classes; required by a teacher-student model
+        (``class_specific_masks``), ignored otherwise.
 
     Returns:
       {'detection_masks': float32 [B, N, S, S] box-relative probabilities}
@@ -343,5 +456,5 @@ class DeepMACMetaArch(center_net.CenterNetMetaArch):
              tf.cast(padded[:, :2], tf.float32))
     scale = tf.concat([ratio, ratio], axis=-1)[:, None, :]
     padded_boxes = tf.cast(boxes, tf.float32) * scale
-    return {DETECTION_MASKS: self._masks_from_boxes(prediction_dict,
-                                                    padded_boxes)}
+    return {DETECTION_MASKS: self._masks_from_boxes(
+        prediction_dict, padded_boxes, classes=classes)}

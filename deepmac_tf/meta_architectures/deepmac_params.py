@@ -16,6 +16,8 @@ their weight is > 0.
 import dataclasses
 
 from deepmac_tf.losses import mask_losses
+from deepmac_tf.meta_architectures.mask_rcnn_params import WeightTransferParams
+from deepmac_tf.meta_architectures.teacher_student_params import TeacherStudentParams
 
 
 # embedding_head_kernel -> kernel (height, width) of the embedding heads'
@@ -84,6 +86,13 @@ class DeepMACParams:
   # Ours (proto field 1003): one of MASK_HEAD_SLOTS (see
   # ``mask_head_on_all_slots``).
   mask_head_slots: str = 'slots_auto'
+  # Ours (proto field 1300): teacher-student heads; the Deep-MAC head
+  # (network_type, num_init_channels) is the teacher, a class-specific
+  # ``student_network_type`` head beside it the deployed one.
+  teacher_student: TeacherStudentParams | None = None
+  # Ours (proto field 1500): MaskX weight transfer on Deep-MAC
+  # (``meta_architectures/deepmac_weight_transfer.py``); None = class-agnostic.
+  weight_transfer: WeightTransferParams | None = None
   # Ours (not in the proto).
   detector_free: bool = False
   use_sync_batch_norm: bool = False

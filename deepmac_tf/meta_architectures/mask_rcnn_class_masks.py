@@ -168,6 +168,18 @@ def _call_rows(mask_head, projection_fn, mlp_branch, training, crops,
                          projection_fn=projection_fn, mlp_branch=mlp_branch)
 
 
+def random_class_embeddings(num_classes, dim):
+  """MaskX's ``random`` input: a fixed N(0, 1/dim) vector per class, as a
+  non-trainable variable (so checkpoints and exports carry it).
+
+  Returns:
+    [num_classes, dim] float32 ``tf.Variable`` (row = 0-based class).
+  """
+  initial = tf.random.stateless_normal(
+      [num_classes, dim], [RANDOM_EMBEDDING_SEED, 0], stddev=dim ** -0.5)
+  return tf.Variable(initial, trainable=False, name='random_class_embeddings')
+
+
 def build_maskx_parts(params, name_prefix=''):
   """T, the MLP branch and the random class embeddings a mask branch needs.
 
@@ -192,12 +204,8 @@ def build_maskx_parts(params, name_prefix=''):
         hidden_dim=t.hidden_dim, activation=t.activation,
         name=f'{name_prefix}weight_transfer')
     if t.input == params_lib.TRANSFER_RANDOM:
-      dim = embedding_dim(t.input, params.box_head_fc_dims)
-      initial = tf.random.stateless_normal(
-          [params.num_classes, dim], [RANDOM_EMBEDDING_SEED, 0],
-          stddev=dim ** -0.5)
-      random_embeddings = tf.Variable(initial, trainable=False,
-                                      name='random_class_embeddings')
+      random_embeddings = random_class_embeddings(
+          params.num_classes, embedding_dim(t.input, params.box_head_fc_dims))
   if m.mlp_mask_branch is not None:
     mlp = mlp_mask_branch.MlpMaskBranch(
         m.mask_size, num_fc_layers=m.mlp_mask_branch.num_fc_layers,
