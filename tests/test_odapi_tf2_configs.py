@@ -95,7 +95,14 @@ def _finite(losses):
 def test_every_sample_config_loads_with_its_augmentation(name):
   configs = _configs(name)
   assert configs['model'].WhichOneof('model') in ('center_net', 'faster_rcnn')
-  build_augmentation_fn(configs['train_config'].data_augmentation_options)
+  options = configs['train_config'].data_augmentation_options
+  if name not in KEYPOINTS:
+    build_augmentation_fn(options)
+    return
+  with pytest.raises(ConfigError, match=(
+      r'^train_config\.data_augmentation_options\[0\]\.random_horizontal_'
+      r'flip\.keypoint_flip_permutation: keypoints are not supported')):
+    build_augmentation_fn(options)
 
 
 @pytest.mark.parametrize('name', FASTER_RCNN)
@@ -146,6 +153,14 @@ def test_keypoint_config_loads_and_fails_at_build_naming_the_field(name):
       r'^model\.center_net\.keypoint_\w+: supported by the OD API, not by '
       'deepmac_tf')):
     model_builder.build(configs['model'], is_training=True)
+
+
+@pytest.mark.parametrize('name', KEYPOINTS)
+def test_keypoint_metrics_fail_when_evaluation_starts(name):
+  from deepmac_tf.evaluation import eval_setup  # pylint: disable=g-import-not-at-top
+  with pytest.raises(ConfigError, match=(
+      r'^eval_config\.parameterized_metric: supported by the OD API')):
+    eval_setup.metrics_sets(_configs(name))
 
 
 def test_external_input_reader_loads_and_fails_at_dataset_build():

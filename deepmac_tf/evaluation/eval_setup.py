@@ -26,9 +26,14 @@ def metrics_sets(configs):
   model evaluated without mask metrics is rarely what anyone wants).
 
   Raises:
-    ConfigError: an unknown set, naming ``eval_config.metrics_set``.
+    ConfigError: an unknown set, naming ``eval_config.metrics_set``, or a
+      keypoint ``parameterized_metric``.
   """
   eval_config = configs.get('eval_config')
+  if eval_config is not None and eval_config.parameterized_metric:
+    raise ConfigError('eval_config.parameterized_metric: supported by the OD '
+                      'API (COCO keypoint metrics), not by deepmac_tf '
+                      '(keypoints are out of scope); remove it.')
   requested = tuple(eval_config.metrics_set) if eval_config else ()
   if requested:
     return coco_metrics.check_metrics_set(requested)
