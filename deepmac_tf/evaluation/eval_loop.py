@@ -156,27 +156,35 @@ def _detection_and_box_masks_fn(model_ref):
     detections = model.postprocess(predictions, true_image_shapes)
     outputs = {k: detections[k] for k in _DETECTION_KEYS if k in detections}
     outputs[LOSSES] = _eval_losses(model, predictions, groundtruth)
-    # Class-specific masks: the channel of each groundtruth box's class.
-    kwargs = ({'classes': tf.maximum(tf.cast(classes, tf.int32) - 1, 0)}
-              if capabilities.needs_box_classes(model) else {})
     outputs[BOX_PROMPTED_MASKS] = model.predict_masks_from_boxes(
-        predictions, boxes, true_image_shapes, **kwargs)['detection_masks']
+        predictions, boxes, true_image_shapes,
+        **_box_class_kwargs(model, classes))['detection_masks']
     return outputs
 
   return detect_and_prompt
 
 
+def _box_class_kwargs(model, classes):
+  """Class-specific masks (``capabilities.needs_box_classes``): the channel
+  of each groundtruth box's class (``classes`` 1-based -> 0-based)."""
+  if not capabilities.needs_box_classes(model):
+    return {}
+  return {'classes': tf.maximum(tf.cast(classes, tf.int32) - 1, 0)}
+
+
 def _box_masks_fn(model_ref):
   """tf.function: (images, true shapes, boxes [B,N,4] normalized to the
-  true image) -> [B, N, S, S] box-relative mask probabilities."""
+  true image, classes [B, N] 1-based) -> [B, N, S, S] box-relative mask
+  probabilities."""
 
   @tf.function(reduce_retracing=True)
-  def masks_at_boxes(images, true_image_shapes, boxes):
+  def masks_at_boxes(images, true_image_shapes, boxes, classes):
     model = model_ref()
     preprocessed = model.normalize_images(images)
     predictions = model.predict(preprocessed, training=False)
     return model.predict_masks_from_boxes(
-        predictions, boxes, true_image_shapes)['detection_masks']
+        predictions, boxes, true_image_shapes,
+        **_box_class_kwargs(model, classes))['detection_masks']
 
   return masks_at_boxes
 
@@ -392,7 +400,8 @@ def evaluate(model, configs, *, global_step=None, output_dir=None,
     true_shapes = tf.convert_to_tensor(batch[F.TRUE_IMAGE_SHAPE])
     if detector_free:
       box_masks = run_batch(images, true_shapes,
-                            tf.convert_to_tensor(_true_frame_boxes(batch)))
+                            tf.convert_to_tensor(_true_frame_boxes(batch)),
+                            tf.convert_to_tensor(batch[F.CLASSES]))
       _score_box_masks_batch(box_masks.numpy(), batch,
                              [a for a in (scorer, box_overlap) if a],
                              visualizer)

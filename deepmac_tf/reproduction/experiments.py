@@ -83,6 +83,10 @@ class Variant:
     num_seen_classes: > 0: a random seen / unseen split with this many seen
       classes, drawn per seed (``seen_classes`` experiment).
     note: shown under the results table when the variant is unavailable.
+    pseudo_labels_from: the two-stage recipe (``two_stage``): the name of
+      the variant whose finished run (same seed) pseudo-labels the unseen
+      classes of the training set; this variant then trains fully
+      supervised on those labels. Empty: an ordinary run.
   """
   name: str
   label: str
@@ -92,6 +96,7 @@ class Variant:
   paper: Optional[PaperNumbers] = None
   num_seen_classes: int = 0
   note: str = ''
+  pseudo_labels_from: str = ''
 
   def template_path(self):
     """Path of the first existing template, or None."""
@@ -322,6 +327,9 @@ SEEN_CLASSES = Experiment(
                 'Fig. 3); each seed draws its own random split.')
 
 _TABLE2 = 'Table 2, COCO VOC->non-VOC'
+DEEPMAC_TEACHER_STUDENT = (
+    'model { center_net { deepmac_mask_estimation { teacher_student { '
+    'student_network_type: "mask_rcnn_fcn" } } } }')
 
 # The methods of the library, one entry each. Entries whose template does not
 # exist yet (other issues add them) are listed as unavailable and skipped.
@@ -350,6 +358,25 @@ METHOD_TABLE = (
             paper=_mask_ap(None, 26.3, 'Zhao et al., 12-conv teacher'),
             note='needs configs/deepmarc_teacher_student_synthetic_cpu.config '
                  '(issue 11)'),
+    # Issue 11: the same scheme on Deep-MAC: deepmac_hg20 plus a
+    # class-specific 4-conv student; the HG-20 Deep-MAC head is its teacher.
+    Variant('deepmac_teacher_student',
+            'Deep-MAC (HG-20 teacher) + teacher-student (4-conv student)',
+            (DEEPMAC,), center_net_head_override('hourglass20') + '\n' +
+            DEEPMAC_TEACHER_STUDENT, head='hourglass20'),
+    # Issue 11: the two-stage recipe (Deep-MAC appendix B.2): deepmac_hg20's
+    # masks for the unseen classes' training boxes, then a fully supervised
+    # model on them (needs the deepmac_hg20 run of the same seed first).
+    Variant('two_stage_deepmac',
+            'Two-stage: Deep-MAC pseudo masks -> fully supervised Deep-MAC',
+            (DEEPMAC,), center_net_head_override('hourglass20'),
+            head='hourglass20', pseudo_labels_from='deepmac_hg20'),
+    Variant('two_stage_mask_rcnn',
+            'Two-stage: Deep-MAC pseudo masks -> fully supervised Mask R-CNN',
+            (DEEPMARC,), mask_rcnn_head_override(
+                'mask_rcnn_fcn', 'PROPOSALS', 14, 28),
+            head='mask_rcnn_fcn', pseudo_labels_from='deepmac_hg20',
+            paper=_mask_ap(None, 40.4, 'Deep-MAC appendix B.2, two-stage')),
 )
 
 METHODS = Experiment(

@@ -112,6 +112,16 @@ def build_pipeline(template_path, data_dir, overrides, steps, input_size=None,
   return pipeline
 
 
+def mask_block(pipeline):
+  """The model's mask block (``deepmac_mask_estimation`` /
+  ``deepmarc_mask_head``) of a pipeline, or ConfigError without one."""
+  arch, model_message = config_lib.get_model_message(pipeline.model)
+  name = _MASK_BLOCKS.get(arch)
+  if name is None or not model_message.HasField(name):
+    raise ConfigError(f'model.{arch}: no mask block ({name}).')
+  return getattr(model_message, name)
+
+
 def seen_class_ids(pipeline):
   """The run's seen classes (``allowed_masked_classes_ids``)."""
   arch, model_message = config_lib.get_model_message(pipeline.model)

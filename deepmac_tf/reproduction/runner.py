@@ -28,6 +28,7 @@ from deepmac_tf.errors import ConfigError
 from deepmac_tf.reproduction import examples as examples_lib
 from deepmac_tf.reproduction import experiments as experiments_lib
 from deepmac_tf.reproduction import run_config
+from deepmac_tf.reproduction import two_stage
 
 RUN_FILE = 'run.json'
 EXAMPLES_FILE = 'examples.npz'
@@ -49,7 +50,9 @@ def run_settings(experiment, variant, seed, steps, data, input_size,
   """What defines a run; a finished run is reused only if these match."""
   seen = (run_config.random_seen_split(variant.num_seen_classes, seed)
           if variant.num_seen_classes else None)
-  return {
+  extra = ({'pseudo_labels_from': variant.pseudo_labels_from}
+           if variant.pseudo_labels_from else {})
+  return extra | {
       'experiment': experiment.name,
       'variant': variant.name,
       'label': variant.label,
@@ -111,6 +114,8 @@ def _train(configs, model_dir, steps, log_every):
 
 def _evaluate(configs, model_dir):
   from deepmac_tf.training import evaluation_driver  # pylint: disable=g-import-not-at-top
+  # The train input is not read by evaluation (a two-stage run's eval
+  # config is the variant's own: the stage-1 seen / unseen split).
   results = evaluation_driver.eval_continuously(configs, model_dir, model_dir,
                                                 eval_timeout=0)
   return next(iter(results.items()))
@@ -140,6 +145,17 @@ def execute(experiment, variant, settings, data_dir, path, examples,
       settings['steps'], settings['input_size'],
       settings['random_seen_class_ids'])
   os.makedirs(path, exist_ok=True)
+  eval_configs, pseudo_labels = None, None
+  if variant.pseudo_labels_from:
+    pattern, pseudo_labels = two_stage.prepare(
+        run_dir(os.path.dirname(os.path.dirname(os.path.dirname(path))),
+                variant.pseudo_labels_from, settings['seed']),
+        data_dir, path)
+    pipeline, eval_pipeline = two_stage.stage_two_pipelines(pipeline,
+                                                            pattern)
+    eval_configs = config_lib.get_configs_from_pipeline_file(
+        config_lib.save_pipeline_config(
+            eval_pipeline, os.path.join(path, 'eval_config')))
   config_path = config_lib.save_pipeline_config(pipeline, path)
   configs = config_lib.get_configs_from_pipeline_file(config_path)
   model_dir = os.path.join(path, 'model_dir')
@@ -147,7 +163,7 @@ def execute(experiment, variant, settings, data_dir, path, examples,
   tf_keras.utils.set_random_seed(settings['seed'])
   result = _train(configs, model_dir, settings['steps'], log_every)
   train_seconds = time.time() - start
-  checkpoint, metrics = _evaluate(configs, model_dir)
+  checkpoint, metrics = _evaluate(eval_configs or configs, model_dir)
   if examples:
     np.savez_compressed(
         os.path.join(path, EXAMPLES_FILE),
@@ -161,7 +177,9 @@ def execute(experiment, variant, settings, data_dir, path, examples,
       'label': variant.label,
       'seed': settings['seed'],
       'settings': settings,
-      'seen_class_ids': run_config.seen_class_ids(pipeline),
+      'seen_class_ids': run_config.seen_class_ids(
+          eval_pipeline if variant.pseudo_labels_from else pipeline),
+      'pseudo_labels': pseudo_labels,
       'seen': seen,
       'unseen': unseen,
       'box_ap': box_ap,
