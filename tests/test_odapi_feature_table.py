@@ -111,3 +111,20 @@ def test_odapi_center_net_and_preprocessor_fields_all_parse():
         name = name.replace('color_consistency', 'feature_consistency')
         assert name in by_name, f'{message}.{name}'
         assert by_name[name].number == number, f'{message}.{name}'
+
+
+def test_faster_rcnn_row_lists_backbones_and_no_effect_fields():
+  """The Faster R-CNN row names every OD API Keras backbone type we build
+  and every field accepted without effect (faster_rcnn_options.NO_EFFECT)."""
+  from deepmac_tf.backbones import deepmarc_backbones  # pylint: disable=g-import-not-at-top
+  from deepmac_tf.builders import faster_rcnn_options  # pylint: disable=g-import-not-at-top
+  section = _section()
+  row = section[section.index('| `model { faster_rcnn {'):]
+  row = row[:row.index('\n')]
+  names = _names(row)
+  odapi_types = {n for n in deepmarc_backbones.backbone_names()
+                 if deepmarc_backbones.is_single_level(n)}
+  assert len(odapi_types) == 4
+  odapi_types |= {f'faster_rcnn_resnet{d}_fpn_keras' for d in (50, 101, 152)}
+  assert odapi_types and odapi_types <= names
+  assert set(faster_rcnn_options.NO_EFFECT) <= names
