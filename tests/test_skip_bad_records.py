@@ -101,16 +101,12 @@ def test_pipeline_skips_names_and_counts_bad_records(tmp_path, tiny_root,
       'so far (--skip_bad_records).',
       f'WARNING: skipped record 1 of file {crc}: it cannot be read (the '
       'TFRecord file is corrupt or truncated at this record or before it; TF '
-      'reads no further in that file); 2 record(s) skipped so far '
-      '(--skip_bad_records).',
-      f'WARNING: skipped record 2 of file {crc}: it cannot be read (the '
-      'TFRecord file is corrupt or truncated at this record or before it; TF '
-      'reads no further in that file); 3 record(s) skipped so far '
-      '(--skip_bad_records).',
+      'reads no further in that file: 2 record(s) from here on skipped); 3 '
+      'record(s) skipped so far (--skip_bad_records).',
       f'WARNING: skipped record 1 of file {cut}: it cannot be read (the '
       'TFRecord file is corrupt or truncated at this record or before it; TF '
-      'reads no further in that file); 4 record(s) skipped so far '
-      '(--skip_bad_records).']
+      'reads no further in that file: 1 record(s) from here on skipped); 4 '
+      'record(s) skipped so far (--skip_bad_records).']
 
 
 def test_too_many_bad_records_in_a_row_stop_the_input(tmp_path, tiny_root,

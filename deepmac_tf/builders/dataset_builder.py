@@ -15,13 +15,14 @@ area 0 and all-zero masks; ``num_groundtruth_boxes`` counts the real rows.
 
 With ``skip_bad_records`` (``model_main_tf2.py --skip_bad_records``) a record
 that cannot be read (corrupt or truncated TFRecord framing: TF's reader stops
-there, so the rest of that file is skipped too) or decoded (any decoder
-assertion, undecodable image or mask) is skipped instead of ending the run:
-each skip is a ``WARNING: skipped record <i> of file <f> ...`` line with the
-running count, and every element carries that count of its input pipeline as
-``SKIPPED_RECORDS`` [B] (the training loop reports it at the end). A record
-is counted each time it is read (once per epoch). ``MAX_CONSECUTIVE_BAD``
-skips in a row end the run: the input or the config is wrong, not a record.
+there, so the rest of that file is skipped too, in one line that counts
+them) or decoded (any decoder assertion, undecodable image or mask) is
+skipped instead of ending the run: each skip is a ``WARNING: skipped record
+<i> of file <f> ...`` line with the running count, and every element carries
+that count of its input pipeline as ``SKIPPED_RECORDS`` [B] (the training
+loop reports it at the end). A record is counted each time it is read (once
+per epoch). ``MAX_CONSECUTIVE_BAD`` skip lines in a row end the run: the
+input or the config is wrong, not a record.
 """
 
 from absl import logging
@@ -43,8 +44,9 @@ from deepmac_tf.ops import mask_weights
 
 _SOURCE = '_source'
 # --skip_bad_records: 0 a good element, else why it is a placeholder for a
-# skipped record.
+# skipped record; and how many records it stands for.
 _BAD = '_bad_record'
+_BAD_COUNT = '_bad_record_count'
 _UNDECODABLE, _UNREADABLE = 1, 2
 SKIPPED_RECORDS = 'skipped_bad_records'
 MAX_CONSECUTIVE_BAD = 1000
@@ -80,28 +82,37 @@ def _read_file(filename):
 
 
 def _read_file_frames(filename, num_frames):
-  """``--skip_bad_records`` reading: (source, record, readable) for each of
-  the ``num_frames`` records the file's framing announces; the ones TF's
-  reader cannot reach (it stops at a corrupt or truncated record) come as
-  (source, '', False)."""
+  """``--skip_bad_records`` reading: (source, record, readable, count).
+
+  Each record TF's reader returns comes as (source, record, True, 1); if it
+  stops before the ``num_frames`` records the file's framing announces (a
+  corrupt or truncated record), one (source of the first record not read,
+  '', False, number not read) follows.
+  """
   read = tf.data.TFRecordDataset(
       filename, buffer_size=_TFRECORD_BUFFER_BYTES).ignore_errors()
-  missing = tf.data.Dataset.from_tensors(
-      (tf.constant(b''), tf.constant(False))).repeat()
-  frames = read.map(lambda r: (r, tf.constant(True))).concatenate(
-      missing).take(num_frames)
-  return frames.enumerate().map(
-      lambda index, frame: (_record_source(filename, index),) + frame)
+  end = tf.data.Dataset.from_tensors((tf.constant(b''), tf.constant(False)))
+
+  def step(index, frame):
+    record, readable = frame
+    count = tf.where(readable, tf.constant(1, tf.int64), num_frames - index)
+    return index + 1, (_record_source(filename, index), record, readable,
+                       count)
+
+  frames = read.map(lambda r: (r, tf.constant(True))).concatenate(end).scan(
+      tf.constant(0, tf.int64), step)
+  return frames.filter(lambda source, record, readable, count: count > 0)
 
 
-def _placeholder(spec, source, reason):
-  """An element of ``spec`` standing for a skipped record (zeros, empty
-  dimensions where the size is not static)."""
+def _placeholder(spec, source, reason, count):
+  """An element of ``spec`` standing for ``count`` skipped records from
+  ``source`` on (zeros, empty dimensions where the size is not static)."""
   element = tf.nest.map_structure(
       lambda s: tf.zeros([0 if d is None else d for d in s.shape], s.dtype),
       spec)
   element[_SOURCE] = source
   element[_BAD] = reason
+  element[_BAD_COUNT] = count
   return element
 
 
@@ -109,14 +120,16 @@ def _process_or_skip(process):
   """Per record: ``process``'s element with ``_BAD`` 0, or, when the record
   was unreadable or ``process`` fails on it, a placeholder naming it."""
 
-  def one_record(source, serialized, readable):
-    record = tf.data.Dataset.from_tensors((source, serialized, readable))
-    good = record.filter(lambda s, r, ok: ok).map(
-        lambda s, r, ok: process(s, r)).ignore_errors()
+  def one_record(source, serialized, readable, count):
+    record = tf.data.Dataset.from_tensors(
+        (source, serialized, readable, count))
+    good = record.filter(lambda s, r, ok, n: ok).map(
+        lambda s, r, ok, n: process(s, r)).ignore_errors()
     spec = good.element_spec
-    good = good.map(lambda t: dict(t, **{_BAD: tf.constant(0)}))
-    bad = record.map(lambda s, r, ok: _placeholder(
-        spec, s, tf.where(ok, _UNDECODABLE, _UNREADABLE)))
+    good = good.map(lambda t: dict(t, **{_BAD: tf.constant(0),
+                                         _BAD_COUNT: tf.constant(0, tf.int64)}))
+    bad = record.map(lambda s, r, ok, n: _placeholder(
+        spec, s, tf.where(ok, _UNDECODABLE, _UNREADABLE), n))
     return good.concatenate(bad).take(1)
 
   return one_record
@@ -243,16 +256,19 @@ def _report_skip(tensors, skipped, consecutive):
   (skipped, consecutive) counts; too many in a row fail the input."""
   bad = tensors[_BAD] > 0
   source = tensors[_SOURCE]
+  count = tensors[_BAD_COUNT]
 
   def report():
     why = tf.where(
         tensors[_BAD] == _UNREADABLE,
-        'it cannot be read (the TFRecord file is corrupt or truncated at '
-        'this record or before it; TF reads no further in that file)',
+        tf.strings.join([
+            'it cannot be read (the TFRecord file is corrupt or truncated at '
+            'this record or before it; TF reads no further in that file: ',
+            tf.strings.as_string(count), ' record(s) from here on skipped)']),
         'it cannot be decoded (scripts/inspect_dataset.py names the problem)')
     message = tf.strings.join([
         'WARNING: skipped ', source, ': ', why, '; ',
-        tf.strings.as_string(skipped + 1), ' record(s) skipped so far '
+        tf.strings.as_string(skipped + count), ' record(s) skipped so far '
         '(--skip_bad_records).'])
     check = tf.debugging.Assert(consecutive + 1 < MAX_CONSECUTIVE_BAD, [
         tf.strings.join([source, f': {MAX_CONSECUTIVE_BAD} records in a row '
@@ -260,11 +276,11 @@ def _report_skip(tensors, skipped, consecutive):
                          'or the config is wrong, not a few records: check '
                          'it with scripts/inspect_dataset.py'])])
     with tf.control_dependencies([tf.print(message), check]):
-      return tf.constant(1, tf.int64)
+      return tf.identity(count)
 
-  one = tf.cond(bad, report, lambda: tf.constant(0, tf.int64))
-  return skipped + one, tf.where(bad, consecutive + 1,
-                                 tf.zeros_like(consecutive))
+  added = tf.cond(bad, report, lambda: tf.constant(0, tf.int64))
+  return skipped + added, tf.where(bad, consecutive + 1,
+                                   tf.zeros_like(consecutive))
 
 
 def _report_clipping_and_drops(dataset, max_instances, source_key):
@@ -324,7 +340,7 @@ def _report_clipping_and_drops(dataset, max_instances, source_key):
   dataset = dataset.scan((tf.constant(False), zero, zero, zero), step)
   if counts_skips:
     dataset = dataset.filter(lambda t: t[_BAD] == 0).map(
-        lambda t: {k: v for k, v in t.items() if k != _BAD})
+        lambda t: {k: v for k, v in t.items() if k not in (_BAD, _BAD_COUNT)})
   return dataset
 
 
