@@ -26,11 +26,6 @@ import glob
 import json
 import os
 import random
-import re
-import signal
-import subprocess
-import sys
-import threading
 import time
 
 from absl import flags
@@ -51,39 +46,10 @@ _ROUND_TIMEOUT = flags.DEFINE_integer('round_timeout', 600,
                                       'Seconds a round may take.')
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The subprocess runner and the checkpoint / resume checks:
+# deepmac_tf/training/script_runs.py (shared with
+# multi_worker_kill_restart.py).
 MODES = ('random', 'checkpoint', 'export')
-
-
-class _Run:
-  """A subprocess whose stderr lines are collected by a thread."""
-
-  def __init__(self, args):
-    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep +
-               os.environ.get('PYTHONPATH', ''))
-    self.started = time.time()
-    self.process = subprocess.Popen(
-        [sys.executable] + args, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
-    self.lines = []
-    self._reader = threading.Thread(target=self._read, daemon=True)
-    self._reader.start()
-
-  def _read(self):
-    for line in self.process.stderr:
-      self.lines.append(line.rstrip('\n'))
-
-  def text(self):
-    return '\n'.join(self.lines)
-
-  def kill(self):
-    self.process.send_signal(signal.SIGKILL)
-    self.process.wait()
-    self._reader.join(timeout=10)
-
-  def wait(self, timeout):
-    self.process.wait(timeout=timeout)
-    self._reader.join(timeout=10)
-    return self.process.returncode
 
 
 def _train_args(model_dir, steps):
@@ -132,14 +98,14 @@ def _wait_and_kill(run, mode, rng, deadline):
   elif mode == 'checkpoint':
     model_dir = run.model_dir
     seen = 'no checkpoint write seen before --round_timeout (killed then)'
-    # The write of a later checkpoint (ckpt-N with an earlier one on disk),
-    # so that the run makes progress across rounds.
-    had = set(glob.glob(os.path.join(model_dir, 'ckpt-*.index')))
+    # The write of a later checkpoint (one is complete: the checkpoint state
+    # file lists it), so that the run makes progress across rounds; killing
+    # every first write kept a run at no checkpoint for 6 rounds.
+    state = os.path.join(model_dir, 'checkpoint')
     while time.time() < deadline and run.process.poll() is None:
-      if _checkpoint_writing(model_dir):
-        if had or glob.glob(os.path.join(model_dir, 'ckpt-*.index')):
-          seen = 'during a checkpoint write'
-          break
+      if _checkpoint_writing(model_dir) and os.path.exists(state):
+        seen = 'during a checkpoint write'
+        break
       time.sleep(0.002)
   else:  # export
     # Into the write phase: once the hidden staging folder exists, a random
@@ -163,36 +129,6 @@ def _wait_and_kill(run, mode, rng, deadline):
                          f'(exit {run.process.returncode}):\n'
                          f'{run.text()[-3000:]}')
   return seen
-
-
-def _checkpoint_report(model_dir):
-  """Verifies every listed checkpoint; returns the latest step (or None)."""
-  # pylint: disable=g-import-not-at-top
-  import numpy as np
-  import tensorflow as tf
-  state = tf.train.get_checkpoint_state(model_dir)
-  if state is None:
-    return None
-  latest = None
-  for path in state.all_model_checkpoint_paths:
-    reader = tf.train.load_checkpoint(path)
-    step = int(reader.get_tensor('step/.ATTRIBUTES/VARIABLE_VALUE'))
-    iterations = int(reader.get_tensor(
-        'optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE'))
-    number = int(path.rsplit('-', 1)[1])
-    if not step == number == iterations:
-      raise AssertionError(f'{path}: step {step}, optimizer iterations '
-                           f'{iterations}')
-    for key, dtype in reader.get_variable_to_dtype_map().items():
-      if dtype.is_floating and not np.all(np.isfinite(reader.get_tensor(key))):
-        raise AssertionError(f'{path}: {key} is not finite')
-    latest = step
-  if not state.model_checkpoint_path.endswith(f'ckpt-{latest}'):
-    raise AssertionError(f'latest {state.model_checkpoint_path} is not the '
-                         f'last listed checkpoint (step {latest})')
-  for index in glob.glob(os.path.join(model_dir, 'ckpt-*.index')):
-    tf.train.load_checkpoint(index[:-len('.index')])  # no partial files
-  return latest
 
 
 def _export_report(output, before):
@@ -222,23 +158,12 @@ def _export_report(output, before):
   return step, note
 
 
-def _resume_check(run, latest):
-  text = run.text()
-  if latest is None:
-    return 'fresh start'
-  wanted = f'(step {latest})'
-  if 'Resumed from' not in text or wanted not in text:
-    return 'killed before it logged its resume'
-  match = re.search(r'Step (\d+)/', text)
-  if match and int(match.group(1)) != latest + 1:
-    raise AssertionError(f'resumed at step {latest} but the first progress '
-                         f'line is step {match.group(1)}')
-  return f'resumed at step {latest}' + (
-      f', continued at step {latest + 1}' if match else '')
-
-
 def main(argv):
-  from deepmac_tf.errors import ConfigError  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from deepmac_tf.errors import ConfigError
+  from deepmac_tf.training import script_runs
+  # pylint: enable=g-import-not-at-top
+  run_script = script_runs.ScriptRun
   if len(argv) > 1:
     raise ConfigError(f'Unexpected arguments: {" ".join(argv[1:])}')
   if not _PIPELINE.value or not _WORK_DIR.value:
@@ -257,14 +182,15 @@ def main(argv):
       mode = 'checkpoint'
     deadline = time.time() + _ROUND_TIMEOUT.value
     if mode == 'export':
-      run = _Run(_export_args(model_dir, output))
+      run = run_script(_export_args(model_dir, output))
       run.output = output
     else:
-      run = _Run(_train_args(model_dir, big))
+      run = run_script(_train_args(model_dir, big))
       run.model_dir = model_dir
     seen = _wait_and_kill(run, mode, rng, deadline)
-    resumed = _resume_check(run, latest) if mode != 'export' else '-'
-    step = _checkpoint_report(model_dir)
+    resumed = (script_runs.resume_check(run.text(), latest)
+               if mode != 'export' else '-')
+    step = script_runs.verify_checkpoints(model_dir)
     if latest is not None and (step is None or step < latest):
       raise AssertionError(f'latest step went back: {latest} -> {step}')
     export = _export_report(output, export_step)
@@ -275,15 +201,15 @@ def main(argv):
           f'latest checkpoint step {latest} (all listed checkpoints load, '
           'ckpt-N = step N = optimizer iterations, finite); export: '
           f'{"none" if export is None else "step %s%s" % export}', flush=True)
-  run = _Run(_train_args(model_dir, _STEPS.value))
+  run = run_script(_train_args(model_dir, _STEPS.value))
   code = run.wait(timeout=_ROUND_TIMEOUT.value)
   if code != 0:
     raise AssertionError(f'final run exited {code}:\n{run.text()[-3000:]}')
-  resumed = _resume_check(run, latest)
-  final = _checkpoint_report(model_dir)
+  resumed = script_runs.resume_check(run.text(), latest)
+  final = script_runs.verify_checkpoints(model_dir)
   if final != max(_STEPS.value, latest or 0):
     raise AssertionError(f'final checkpoint step {final}')
-  run = _Run(_export_args(model_dir, output))
+  run = run_script(_export_args(model_dir, output))
   if run.wait(timeout=_ROUND_TIMEOUT.value) != 0:
     raise AssertionError(f'final export failed:\n{run.text()[-3000:]}')
   exported = _export_report(output, export_step)

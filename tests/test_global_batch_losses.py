@@ -8,12 +8,12 @@ once with MultiWorkerMirroredStrategy over two worker processes on
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
 
 import pipeline_fixtures
+from deepmac_tf.training import script_runs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -122,28 +122,16 @@ def test_two_replicas_give_the_one_device_loss_terms(tmp_path):
   _check(_results(result.stdout, result.stderr))
 
 
-def _free_ports(count):
-  sockets = [socket.socket() for _ in range(count)]
-  for s in sockets:
-    s.bind(('127.0.0.1', 0))
-  ports = [s.getsockname()[1] for s in sockets]
-  for s in sockets:
-    s.close()
-  return ports
-
-
 def test_two_worker_processes_give_the_one_device_loss_terms(tmp_path):
   """MultiWorkerMirroredStrategy: two processes on 127.0.0.1 (TF_CONFIG),
   one replica each, every loss term equal to one device's."""
   pipeline = pipeline_fixtures.tiny_pipeline(
       tmp_path, config_override=_NO_BATCH_NORM_HEAD)
-  workers = [f'127.0.0.1:{port}' for port in _free_ports(2)]
+  workers = [f'127.0.0.1:{port}' for port in script_runs.free_ports(2)]
   processes = []
   for index in range(2):
     env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL='2',
-               TF_CONFIG=json.dumps({'cluster': {'worker': workers},
-                                     'task': {'type': 'worker',
-                                              'index': index}}))
+               TF_CONFIG=script_runs.tf_config(workers, index))
     processes.append(subprocess.Popen(
         [sys.executable, '-c', _SCRIPT, pipeline], stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, env=env, cwd=REPO))

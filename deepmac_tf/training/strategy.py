@@ -87,6 +87,15 @@ def select_strategy(use_tpu=False, tpu_name=None, num_workers=1,
   return strategy
 
 
+def is_multi_worker(strategy):
+  """True for a MultiWorkerMirroredStrategy over more than one worker."""
+  resolver = getattr(strategy, 'cluster_resolver', None)
+  return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and
+          resolver is not None and
+          sum(len(tasks) for tasks in
+              resolver.cluster_spec().as_dict().values()) > 1)
+
+
 def is_chief(strategy):
   """True on the worker that owns model_dir (always, without a cluster)."""
   resolver = getattr(strategy, 'cluster_resolver', None)

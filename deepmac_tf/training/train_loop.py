@@ -22,7 +22,12 @@ What is saved is always sound:
 * a bad record stops the run with one line naming file and record, after
   saving the last good step; with ``skip_bad_records``
   (``--skip_bad_records``) it is skipped instead, named in a WARNING line
-  with the running count, and the run ends with the total.
+  with the running count, and the run ends with the total;
+* multi-worker: a worker that dies (or becomes unreachable) makes the
+  others' next collective fail (TF's peer health check aborts them within
+  about a minute); they stop with ``WorkerLostError`` (one line: step,
+  cause, "restart every worker"), never hang. Nothing is saved then (a save
+  needs every worker); the restart resumes from the chief's last checkpoint.
 """
 
 import collections
@@ -60,6 +65,26 @@ TrainResult = collections.namedtuple(
 
 class NonFiniteLossError(DeepMacError, RuntimeError):
   """A training loss became NaN or Inf; the run stopped."""
+
+
+class WorkerLostError(DeepMacError, RuntimeError):
+  """Multi-worker: another worker died or is unreachable; the run stopped."""
+
+
+# What a collective raises when a peer is gone (TF's health check aborts
+# collectives with UNAVAILABLE; a restarted peer gives FAILED_PRECONDITION).
+_PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.AbortedError,
+                tf.errors.CancelledError, tf.errors.DeadlineExceededError,
+                tf.errors.FailedPreconditionError, tf.errors.InternalError)
+
+
+def _worker_lost(error, step, model_dir):
+  first = getattr(error, 'message', str(error)).strip().split('\n')[0]
+  return WorkerLostError(
+      f'multi-worker training stopped at step {step}: another worker is gone '
+      f'or unreachable ({first[:200]}). Nothing was saved by this failure; '
+      f'restart every worker with the same command to resume from the '
+      f"chief's latest checkpoint in {model_dir}.")
 
 
 def non_finite_terms(losses):
@@ -215,6 +240,7 @@ def train_loop(configs, model_dir, *, num_train_steps=None, strategy=None,
   Raises:
     ConfigError: bad flags or config (naming them).
     NonFiniteLossError: a loss became NaN or Inf.
+    WorkerLostError: multi-worker, another worker died or is unreachable.
   """
   train_config = configs['train_config']
   _check_flags(checkpoint_every_n, checkpoint_max_to_keep, eval_every_n_steps,
@@ -301,8 +327,13 @@ def train_loop(configs, model_dir, *, num_train_steps=None, strategy=None,
           logging.info('Tracing the training step (the first step takes '
                        'longer)...')
           traced = time.perf_counter()
-        losses = {name: float(value)
-                  for name, value in run_step(batch).items()}
+        try:
+          losses = {name: float(value)
+                    for name, value in run_step(batch).items()}
+        except _PEER_ERRORS as e:
+          if not strategy_lib.is_multi_worker(strategy):
+            raise
+          raise _worker_lost(e, current, model_dir) from None
         current = saver.step
         if non_finite_terms(losses):
           _raise_non_finite(current, losses, saver)

@@ -1,0 +1,77 @@
+"""The helpers of the kill-and-restart scripts (training/script_runs.py,
+scripts/multi_worker_kill_restart.py): checkpoint checks, resume checks,
+the two-worker TF_CONFIG, the ERROR-line reading."""
+
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from deepmac_tf.training import script_runs
+
+sys.path.insert(0, os.path.join(script_runs.REPO, 'scripts'))
+import multi_worker_kill_restart  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+
+class _Optimizer(tf.Module):
+
+  def __init__(self):
+    super().__init__()
+    self._iterations = tf.Variable(0, dtype=tf.int64)
+
+
+def _save(model_dir, steps, iterations=None, weight=1.0):
+  """Checkpoints ckpt-<step> laid out as the training loop's."""
+  step = tf.Variable(0, dtype=tf.int64)
+  optimizer = _Optimizer()
+  weights = tf.Variable([1.0, 2.0])
+  checkpoint = tf.train.Checkpoint(step=step, optimizer=optimizer,
+                                   model=tf.train.Checkpoint(w=weights))
+  manager = tf.train.CheckpointManager(checkpoint, model_dir, max_to_keep=5)
+  for n in steps:
+    step.assign(n)
+    optimizer._iterations.assign(n if iterations is None else iterations)  # pylint: disable=protected-access
+    weights.assign([weight, 2.0])
+    manager.save(checkpoint_number=n)
+
+
+def test_verify_checkpoints(tmp_path):
+  assert script_runs.verify_checkpoints(str(tmp_path / 'none')) is None
+  _save(str(tmp_path / 'good'), [2, 4])
+  assert script_runs.verify_checkpoints(str(tmp_path / 'good')) == 4
+  _save(str(tmp_path / 'iterations'), [2], iterations=3)
+  with pytest.raises(AssertionError, match='ckpt-2: step 2, optimizer '
+                     'iterations 3'):
+    script_runs.verify_checkpoints(str(tmp_path / 'iterations'))
+  _save(str(tmp_path / 'nan'), [2], weight=np.nan)
+  with pytest.raises(AssertionError, match='is not finite'):
+    script_runs.verify_checkpoints(str(tmp_path / 'nan'))
+
+
+def test_resume_check():
+  assert script_runs.resume_check('', None) == 'fresh start'
+  assert script_runs.resume_check('Building the model', 4) == (
+      'killed before it logged its resume')
+  log = 'Resumed from m/ckpt-4 (step 4).\nStep 5/8 (62%) | Loss/total 1.0'
+  assert script_runs.resume_check(log, 4) == (
+      'resumed at step 4, continued at step 5')
+  with pytest.raises(AssertionError, match='first progress line is step 6'):
+    script_runs.resume_check(log.replace('Step 5/', 'Step 6/'), 4)
+
+
+def test_two_worker_cluster_and_error_lines():
+  ports = script_runs.free_ports(2)
+  assert len(set(ports)) == 2
+  workers = [f'127.0.0.1:{p}' for p in ports]
+  config = json.loads(script_runs.tf_config(workers, 1))
+  assert config == {'cluster': {'worker': workers},
+                    'task': {'type': 'worker', 'index': 1}}
+  lines, traceback = multi_worker_kill_restart.error_lines(
+      'I1202 x\nERROR: multi-worker training stopped at step 4: ...\n')
+  assert lines == ['ERROR: multi-worker training stopped at step 4: ...']
+  assert not traceback
+  assert multi_worker_kill_restart.error_lines(
+      'Traceback (most recent call last):\n  File')[1]
