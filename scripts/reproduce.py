@@ -13,6 +13,8 @@ Writes into --output_dir:
                    (name, seen/unseen mean and std over seeds, n_seeds,
                    seconds)
   results.md       the table, mean ± std, with the paper's numbers beside
+                   (mIoU experiments: also the no-training references, a
+                   mask drawn from the box alone, see reproduction/priors.py)
   seen_unseen.png  bars with seed spread; examples.png: every head on the
                    same unseen-class instances; per_class.png
   runs/<name>/seed_<i>/   config, checkpoints, run.json
@@ -185,6 +187,7 @@ def _run_experiment(experiment, variants, unavailable, steps, output_dir):
   data = _data_setting(experiment)
   data_dir = _prepare_data(output_dir, data)
   examples = examples_lib.choose_examples(data_dir)
+  box_priors = _box_priors(experiment, variants, data_dir)
   plan = [(variant, seed) for seed in range(_SEEDS.value)
           for variant in variants]
   records, executed_seconds = [], {}
@@ -195,6 +198,7 @@ def _run_experiment(experiment, variants, unavailable, steps, output_dir):
       'seeds': _SEEDS.value,
       'data': dataclasses.asdict(data),
       'data_dir': data_dir,
+      'priors': box_priors,
   }
   for index, (variant, seed) in enumerate(plan, start=1):
     settings = runner.run_settings(experiment, variant, seed, steps, data,
@@ -234,6 +238,17 @@ def _run_experiment(experiment, variants, unavailable, steps, output_dir):
   print('Written: ' + ', '.join(paths + [os.path.join(output_dir, p)
                                          for p in results['plots']]))
   return 0
+
+
+def _box_priors(experiment, variants, data_dir):
+  """The no-training references (mIoU experiments with the default
+  split; a random split per seed has no single reference)."""
+  from deepmac_tf.data import synthetic  # pylint: disable=g-import-not-at-top
+  from deepmac_tf.reproduction import priors  # pylint: disable=g-import-not-at-top
+  if experiment.metric != experiments_lib.MIOU or any(
+      v.num_seen_classes for v in variants):
+    return {}
+  return priors.box_priors(data_dir, synthetic.SEEN_CLASS_IDS)
 
 
 def _fmt(value):

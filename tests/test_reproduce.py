@@ -1,28 +1,42 @@
 """scripts/reproduce.py and deepmac_tf.reproduction: results, resume, plots."""
 
+import functools
 import json
 import os
 import subprocess
 import sys
 
+from absl import flags
+from absl.testing import flagsaver
 import pytest
 
 from deepmac_tf.errors import ConfigError
 from deepmac_tf.reproduction import experiments
 from deepmac_tf.reproduction import run_config
+from deepmac_tf.reproduction import runner
 from deepmac_tf.reproduction import summary
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO, 'scripts', 'reproduce.py')
 SUMMARY_KEYS = {'name', 'seen_mean', 'seen_std', 'unseen_mean', 'unseen_std',
                 'n_seeds', 'seconds'}
-# A tiny setting: 32 px images, a narrow model, 2 steps of 2 images.
-TINY = ['--experiment=mask_heads', '--heads=resnet4', '--steps=2',
-        '--num_train_images=8', '--num_val_images=6', '--image_size=32',
+# A tiny setting: 32 px images, a narrow model, 1 step of 2 images.
+TINY = ['--experiment=mask_heads', '--heads=resnet4', '--steps=1',
+        '--num_train_images=4', '--num_val_images=4', '--image_size=32',
         '--log_every_n_steps=1',
         '--config_override=model { center_net { deepmac_mask_estimation { '
-        'mask_size: 16 num_init_channels: 8 dim: 8 pixel_embedding_dim: 8 } } '
+        'mask_size: 8 num_init_channels: 4 dim: 4 pixel_embedding_dim: 4 } } '
         '} train_config { batch_size: 2 }']
+
+
+@functools.lru_cache(maxsize=None)
+def _script_module():
+  """scripts/reproduce.py loaded once per process (its flags are global)."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  spec = importlib.util.spec_from_file_location('reproduce_script', SCRIPT)
+  script = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(script)
+  return script
 
 
 def _run(*args):
@@ -31,11 +45,13 @@ def _run(*args):
                         text=True, timeout=600, env=env, cwd=REPO)
 
 
-def test_tiny_experiment_writes_results_resumes_and_plots(tmp_path):
+def test_tiny_experiment_writes_results_resumes_and_plots(tmp_path,
+                                                          monkeypatch,
+                                                          capsys):
   out = str(tmp_path / 'out')
   first = _run(*TINY, '--seeds=1', f'--output_dir={out}')
   assert first.returncode == 0, first.stderr[-3000:]
-  assert '[run 1/1] resnet4 seed 0: training 2 steps' in first.stdout
+  assert '[run 1/1] resnet4 seed 0: training 1 steps' in first.stdout
   with open(os.path.join(out, 'results.json')) as f:
     results = json.load(f)
   assert [set(row) for row in results['summary']] == [SUMMARY_KEYS]
@@ -43,7 +59,7 @@ def test_tiny_experiment_writes_results_resumes_and_plots(tmp_path):
   assert row['name'] == 'resnet4' and row['n_seeds'] == 1
   assert 0 <= row['seen_mean'] <= 100 and 0 <= row['unseen_mean'] <= 100
   run = results['runs'][0]
-  assert run['settings']['steps'] == 2 and run['seed'] == 0
+  assert run['settings']['steps'] == 1 and run['seed'] == 0
   assert run['seen_class_ids'] == [1, 2, 3, 4, 5]
   assert run['metrics']['DetectorFreeMasks/mIoU_seen'] * 100 == (
       pytest.approx(row['seen_mean'], abs=0.01))
@@ -57,22 +73,47 @@ def test_tiny_experiment_writes_results_resumes_and_plots(tmp_path):
   text = open(os.path.join(out, 'results.md')).read()
   assert '| ResNet-4 |' in text and '78.6 / 62.1' in text  # the paper's
   assert 'ResNet-4 seen   #' in text  # the text bars
+  # The no-training references, scored on the same validation instances.
+  assert set(results['priors']) == {'ellipse', 'box'}
+  assert '| *ellipse inscribed in the box (no training)* |' in text
+  assert 'Above the inscribed ellipse' in text
 
   # Without --resume the finished runs are not silently overwritten.
   refused = _run(*TINY, '--seeds=1', f'--output_dir={out}')
   assert refused.returncode == 1
   assert 'ERROR:' in refused.stderr and '--resume' in refused.stderr
 
-  # Resuming with a second seed reuses seed 0 and runs seed 1 only.
-  second = _run(*TINY, '--seeds=2', '--resume', f'--output_dir={out}')
-  assert second.returncode == 0, second.stderr[-3000:]
-  assert '[run 1/2] resnet4 seed 0: finished earlier, reused' in second.stdout
-  assert '[run 2/2] resnet4 seed 1: training 2 steps' in second.stdout
+  # Resuming with a second seed reuses seed 0 and runs seed 1 only (in
+  # process, with the run itself replaced: its training is the first run's).
+  executed = []
+
+  def fake_execute(experiment, variant, settings, data_dir, path, examples,
+                   log_every):
+    del experiment, data_dir, examples, log_every
+    executed.append((variant.name, settings['seed']))
+    record = dict(results['runs'][0], seed=settings['seed'],
+                  settings=json.loads(json.dumps(settings)))
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, runner.RUN_FILE), 'w') as f:
+      json.dump(record, f)
+    return record
+
+  script = _script_module()
+  monkeypatch.setattr(runner, 'execute', fake_execute)
+  with flagsaver.flagsaver():
+    flags.FLAGS(['reproduce.py', *TINY, '--seeds=2', '--resume',
+                 f'--output_dir={out}'])
+    assert script.main([]) == 0
+  printed = capsys.readouterr().out
+  assert executed == [('resnet4', 1)]
+  assert '[run 1/2] resnet4 seed 0: finished earlier, reused' in printed
+  assert '[run 2/2] resnet4 seed 1: training 1 steps' in printed
   with open(os.path.join(out, 'results.json')) as f:
     resumed = json.load(f)
   assert resumed['runs'][0] == results['runs'][0]
+  assert [r['seed'] for r in resumed['runs']] == [0, 1]
   assert resumed['summary'][0]['n_seeds'] == 2
-  assert resumed['summary'][0]['seen_std'] >= 0
+  assert resumed['summary'][0]['seen_std'] == 0
 
 
 def test_mean_std_and_rows():
@@ -124,6 +165,30 @@ def test_every_available_variant_config_parses(tmp_path):
             'circle,square')
 
 
+def test_box_priors_score_the_box_alone(tmp_path):
+  from deepmac_tf.data import synthetic  # pylint: disable=g-import-not-at-top
+  from deepmac_tf.reproduction import priors  # pylint: disable=g-import-not-at-top
+  synthetic.create_dataset(str(tmp_path), 1, 40, seed=3, write_records=False,
+                           show_progress=False)
+  scores = priors.box_priors(str(tmp_path), synthetic.SEEN_CLASS_IDS)
+  assert list(scores) == ['ellipse', 'box']
+  for name in scores:
+    # Seen classes are convex and fill their box, unseen ones do not.
+    assert 0 < scores[name]['unseen'] < scores[name]['seen'] < 100
+  # An ellipse fits the (mostly round) shapes better than the whole box.
+  assert scores['ellipse']['seen'] > scores['box']['seen']
+
+
+def test_inscribed_ellipses_match_box_region_convention():
+  from deepmac_tf.evaluation import miou  # pylint: disable=g-import-not-at-top
+  boxes = [[0.25, 0.0, 0.75, 1.0]]
+  ellipse = miou.inscribed_ellipses(boxes, 8, 8)[0]
+  assert ellipse.shape == (8, 8)
+  assert not ellipse[:2].any() and not ellipse[6:].any()  # outside the box
+  assert ellipse[3:5].all()  # the middle rows span the width
+  assert (ellipse <= miou.box_region(boxes, 8, 8)[0]).all()
+
+
 def test_random_seen_split_is_per_seed_and_deterministic():
   first = run_config.random_seen_split(3, seed=0)
   assert first == run_config.random_seen_split(3, seed=0)
@@ -133,10 +198,7 @@ def test_random_seen_split_is_per_seed_and_deterministic():
 
 
 def test_eta_uses_each_variants_own_run_time():
-  import importlib.util  # pylint: disable=g-import-not-at-top
-  spec = importlib.util.spec_from_file_location('reproduce_script', SCRIPT)
-  script = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(script)
+  script = _script_module()
   assert script._eta({}, ['resnet4']) == 'known after the first run'
   assert script._eta({'resnet4': [100.0]}, []) == '0:00:00'
   # hourglass20 has no run yet: it costs the mean of all runs so far.

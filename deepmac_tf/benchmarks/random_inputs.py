@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from deepmac_tf.data.fields import InputFields
+from deepmac_tf.evaluation import miou
 
 
 def _boxes(rng, batch, num, min_side=0.1, max_side=0.6):
@@ -22,15 +23,7 @@ def _boxes(rng, batch, num, min_side=0.1, max_side=0.6):
 
 def _ellipse_masks(boxes, height, width):
   """[B, N, 4] normalized -> [B, N, H, W] 0/1 ellipses inscribed in boxes."""
-  ys = (np.arange(height, dtype=np.float32) + 0.5) / height
-  xs = (np.arange(width, dtype=np.float32) + 0.5) / width
-  cy = (boxes[..., 0] + boxes[..., 2]) / 2
-  cx = (boxes[..., 1] + boxes[..., 3]) / 2
-  ry = (boxes[..., 2] - boxes[..., 0]) / 2
-  rx = (boxes[..., 3] - boxes[..., 1]) / 2
-  dy = (ys[None, None, :, None] - cy[..., None, None]) / ry[..., None, None]
-  dx = (xs[None, None, None, :] - cx[..., None, None]) / rx[..., None, None]
-  return (dy ** 2 + dx ** 2 <= 1.0).astype(np.float32)
+  return miou.inscribed_ellipses(boxes, height, width).astype(np.float32)
 
 
 def _pad(batch, num, pad_to):

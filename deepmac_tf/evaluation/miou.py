@@ -55,6 +55,33 @@ def box_region(boxes, height, width):
   return rows[:, :, None] & cols[:, None, :]
 
 
+def inscribed_ellipses(boxes, height, width):
+  """The ellipse inscribed in each box, on the pixel centers of ``box_region``.
+
+  A mask predicted from the box alone: the reference an untrained (or
+  shape-blind) mask head scores (``reproduction.priors``).
+
+  Args:
+    boxes: [..., 4] normalized ymin, xmin, ymax, xmax.
+    height, width: image size.
+
+  Returns:
+    [..., H, W] bool.
+  """
+  boxes = np.asarray(boxes, np.float64)
+  ys = (np.arange(height) + 0.5) / height
+  xs = (np.arange(width) + 0.5) / width
+  center_y = (boxes[..., 0] + boxes[..., 2])[..., None, None] / 2
+  center_x = (boxes[..., 1] + boxes[..., 3])[..., None, None] / 2
+  radius_y = np.maximum(boxes[..., 2] - boxes[..., 0], 1e-9)[..., None,
+                                                             None] / 2
+  radius_x = np.maximum(boxes[..., 3] - boxes[..., 1], 1e-9)[..., None,
+                                                             None] / 2
+  dy = (ys[:, None] - center_y) / radius_y
+  dx = (xs[None, :] - center_x) / radius_x
+  return dy**2 + dx**2 <= 1.0
+
+
 def instance_ious(predicted_masks, groundtruth_masks, boxes):
   """IoU inside the groundtruth box, per instance (see the module doc).
 

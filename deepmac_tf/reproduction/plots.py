@@ -1,7 +1,8 @@
 """The PNG figures of a reproduction experiment (matplotlib, Agg backend).
 
 * ``seen_unseen.png``: per variant, seen and unseen bars (mean over seeds),
-  error bars (std) and one dot per seed;
+  error bars (std) and one dot per seed; dashed lines: the inscribed-ellipse
+  prior (``priors``), when the experiment scores mIoU;
 * ``examples.png``: the same unseen-class instances (columns) segmented by
   every variant (rows, first seed), under the groundtruth row; each cell is
   the groundtruth box's crop with the mask (threshold 0.5) tinted over it;
@@ -28,7 +29,8 @@ def seen_unseen_bars(path, results):
   """Bars with seed spread, seen vs unseen, one group per variant."""
   rows = results['summary']
   labels = results['labels']
-  fig, ax = plt.subplots(figsize=(max(4.0, 1.6 * len(rows) + 1.5), 3.8))
+  fig, ax = plt.subplots(figsize=(max(4.0, 1.6 * len(rows) + 1.5) + 2.6,
+                                  3.8))
   x = np.arange(len(rows))
   width = 0.38
   for offset, key, colour, title in ((-width / 2, 'seen', _SEEN_COLOUR,
@@ -44,6 +46,13 @@ def seen_unseen_bars(path, results):
                 if r['name'] == row['name'] and r[key] is not None]
       ax.plot(np.full(len(values), x[i] + offset), values, 'k.',
               markersize=4)
+  ellipse = (results.get('priors') or {}).get('ellipse')
+  if ellipse:
+    for key, colour in (('seen', _SEEN_COLOUR), ('unseen', _UNSEEN_COLOUR)):
+      if ellipse[key] is not None:
+        ax.axhline(ellipse[key], color=colour, linestyle='--', linewidth=1,
+                   label=f'{key}: ellipse inscribed\nin the box (no '
+                   'training)')
   ax.set_xticks(x)
   ax.set_xticklabels([labels[r['name']] for r in rows], rotation=20,
                      ha='right', fontsize=8)
@@ -51,7 +60,8 @@ def seen_unseen_bars(path, results):
   ax.set_ylim(0, 100)
   ax.set_title(f'{results["experiment"]} ({results["paper_ref"]})',
                fontsize=9)
-  ax.legend(fontsize=8, loc='lower right')
+  ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1.0),
+            borderaxespad=0.0)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)

@@ -84,7 +84,8 @@ def build_results(experiment, variants, records, unavailable, context):
     variants: the variants run (table order).
     records: every finished run's record (``runner.execute``).
     unavailable: variants skipped because their config does not exist.
-    context: extra top-level entries (command, machine, timings, plots).
+    context: extra top-level entries (command, machine, timings, plots,
+      ``priors``: ``priors.box_priors`` of the validation split).
   """
   return {
       'experiment': experiment.name,
@@ -107,6 +108,10 @@ def build_results(experiment, variants, records, unavailable, context):
 
 def _pm(mean, std):
   return '-' if mean is None else f'{mean:.1f} ± {std:.1f}'
+
+
+def _value(value):
+  return '-' if value is None else f'{value:.1f}'
 
 
 def _signed(value):
@@ -150,7 +155,29 @@ def markdown(results):
     cells += [results['paper'].get(row['name'], '-'), str(row['n_seeds']),
               f'{row["seconds"]:.0f} ({cpu:.0f})']
     lines.append('| ' + ' | '.join(cells) + ' |')
+  priors = results.get('priors') or {}
+  for prior in priors.values():
+    gap = (None if prior['seen'] is None or prior['unseen'] is None
+           else prior['unseen'] - prior['seen'])
+    cells = [f'*{prior["label"]}*', _value(prior['seen']),
+             _value(prior['unseen']), _signed(gap)]
+    cells += ['-'] * (len(header.split('|')) - 2 - len(cells))
+    lines.append('| ' + ' | '.join(cells) + ' |')
+  if priors:
+    lines += ['', 'The rows in italics draw the mask from the groundtruth '
+              'box alone (no image, no training), scored the same way: a '
+              'head segments only where it is above them.']
   lines += ['', '```', text_bars(results), '```']
+  ellipse = priors.get('ellipse')
+  if ellipse and rows:
+    lines += ['', 'Above the inscribed ellipse (means over seeds):', '']
+    for row in rows:
+      def above(key):
+        if row[f'{key}_mean'] is None or ellipse[key] is None:
+          return None
+        return row[f'{key}_mean'] - ellipse[key]
+      lines.append(f'- {labels[row["name"]]}: seen {_signed(above("seen"))}'
+                   f', unseen {_signed(above("unseen"))}')
   if len(rows) > 1:
     first = rows[0]
     lines += ['', f'Differences to {labels[first["name"]]} (means over '
