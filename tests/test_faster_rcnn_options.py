@@ -144,3 +144,16 @@ def test_no_effect_fields_log_one_line_each(caplog):
   with pytest.raises(ConfigError, match=(
       r'^model\.faster_rcnn\.first_stage_atrous_rate: only 1 is supported')):
     faster_rcnn_options.check_options(config)
+
+
+def test_unscaled_batch_norm_on_model_garden_layers_names_the_field():
+  config = text_format.Parse('''
+      num_classes: 3
+      feature_extractor { type: "faster_rcnn_resnet50_fpn_keras"
+        fpn { min_level: 2 max_level: 6 }
+        conv_hyperparams { batch_norm { scale: false } } }''',
+                             faster_rcnn_pb2.FasterRcnn())
+  with pytest.raises(ConfigError, match=(
+      r'^model\.faster_rcnn\.feature_extractor\.conv_hyperparams\.batch_norm: '
+      'center and scale must be true')):
+    faster_rcnn_options.hyperparams_kwargs(config, False, 0.997, 1e-4)

@@ -204,6 +204,19 @@ def hyperparams_kwargs(config, use_sync_batch_norm, norm_momentum,
               'conv_hyperparams'),
         f'{_P}.conv_hyperparams', 'the mask-head catalogue',
         norm_momentum, norm_epsilon)
+  # Model Garden's ResNet and FPN are built (functional) with batch norm
+  # center and scale; the heads take both settings (not built yet).
+  model_garden = [] if single else [
+      ('decoder_hyperparams', 'feature_extractor.conv_hyperparams'),
+      ('backbone_hyperparams', 'feature_extractor.conv_hyperparams')]
+  for part, field in model_garden:
+    hp = kwargs.get(part)
+    if hp is not None and hp.batch_norm and not (hp.batch_norm_center and
+                                                 hp.batch_norm_scale):
+      raise ConfigError(f'{F}.{field}.batch_norm: center and scale must be '
+                        "true here (Model Garden's layers learn both); got "
+                        f'center {hp.batch_norm_center}, scale '
+                        f'{hp.batch_norm_scale}.')
   mask = kwargs.get('mask_head_hyperparams')
   if mask is not None and mask.activation != 'relu':
     raise ConfigError(f'{_P}.conv_hyperparams.activation: the mask-head '

@@ -29,7 +29,7 @@ ACTIVATIONS = ('relu', 'relu6', 'swish', 'linear')
 
 @dataclasses.dataclass(frozen=True)
 class LayerHyperparams:
-  """Activation, normalization, initializer and regularizer of a part.
+  """Activation, normalization and kernel initializer of a part.
 
   Attributes:
     activation: one of ACTIVATIONS.
