@@ -110,7 +110,7 @@ def main(argv):
       raise AssertionError(
           f'worker {1 - victim_index} exited {code} '
           f'{"with a traceback" if traceback else "without an ERROR line"}'
-          f':\n{survivor.text()[-3000:]}')
+          f':\n{survivor.text()[-8000:]}')
     print(f'  worker {1 - victim_index} ended by itself {ended:.1f} s after '
           f'the kill, exit {code}, no traceback:\n  {errors[-1]}', flush=True)
   finally:

@@ -69,13 +69,14 @@ def _export_args(model_dir, output):
           f'--output_directory={output}']
 
 
-def _checkpoint_writing(model_dir):
+def _checkpoint_writing(model_dir, leftovers=()):
   """A checkpoint is being written: TF's ``ckpt-N_temp`` folder, or the
-  temp file of the ``checkpoint`` state file."""
+  temp file of the ``checkpoint`` state file (not counting ``leftovers``,
+  what an earlier kill left behind)."""
   names = os.listdir(model_dir) if os.path.isdir(model_dir) else []
-  return any((n.startswith('ckpt-') and '_temp' in n) or
-             (n.startswith('checkpoint') and n != 'checkpoint')
-             for n in names)
+  return any(((n.startswith('ckpt-') and '_temp' in n) or
+              (n.startswith('checkpoint') and n != 'checkpoint')) and
+             n not in leftovers for n in names)
 
 
 def _wait_and_kill(run, mode, rng, deadline):
@@ -102,8 +103,12 @@ def _wait_and_kill(run, mode, rng, deadline):
     # file lists it), so that the run makes progress across rounds; killing
     # every first write kept a run at no checkpoint for 6 rounds.
     state = os.path.join(model_dir, 'checkpoint')
+    # A temp file left by a kill during an earlier write is no new write.
+    leftovers = (set(os.listdir(model_dir)) if os.path.isdir(model_dir)
+                 else set())
     while time.time() < deadline and run.process.poll() is None:
-      if _checkpoint_writing(model_dir) and os.path.exists(state):
+      if (_checkpoint_writing(model_dir, leftovers) and
+          os.path.exists(state)):
         seen = 'during a checkpoint write'
         break
       time.sleep(0.002)

@@ -75,3 +75,26 @@ def test_two_worker_cluster_and_error_lines():
   assert not traceback
   assert multi_worker_kill_restart.error_lines(
       'Traceback (most recent call last):\n  File')[1]
+
+
+def test_lost_worker_is_one_line():
+  # pylint: disable=g-import-not-at-top
+  from deepmac_tf.errors import DeepMacError
+  from deepmac_tf.training import strategy as strategy_lib
+  from deepmac_tf.training import train_loop
+  # pylint: enable=g-import-not-at-top
+  error = tf.errors.UnavailableError(
+      None, None, '{{function_node __wrapped__CollectiveReduceV2}} Collective '
+      'ops is aborted by: Error reported from /job:worker/task:1: The '
+      'following tasks are unhealthy (stopped sending heartbeats):\n'
+      '/job:worker/replica:0/task:1')
+  lost = train_loop._worker_lost(error, 4, '/runs/m')  # pylint: disable=protected-access
+  assert isinstance(lost, DeepMacError)
+  assert str(lost) == (
+      'multi-worker training stopped at step 4: another worker is gone or '
+      'unreachable (Collective ops is aborted by: Error reported from '
+      '/job:worker/task:1: The following tasks are unhealthy (stopped '
+      'sending heartbeats):). Nothing was saved by this failure; restart '
+      "every worker with the same command to resume from the chief's "
+      'latest checkpoint in /runs/m.')
+  assert not strategy_lib.is_multi_worker(tf.distribute.get_strategy())

@@ -33,6 +33,7 @@ What is saved is always sound:
 import collections
 import math
 import os
+import re
 import time
 
 from absl import logging
@@ -79,7 +80,8 @@ _PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.AbortedError,
 
 
 def _worker_lost(error, step, model_dir):
-  first = getattr(error, 'message', str(error)).strip().split('\n')[0]
+  message = getattr(error, 'message', str(error))
+  first = re.sub(r'^\{\{[^}]*\}\}\s*', '', message.strip()).split('\n')[0]
   return WorkerLostError(
       f'multi-worker training stopped at step {step}: another worker is gone '
       f'or unreachable ({first[:200]}). Nothing was saved by this failure; '
@@ -327,13 +329,8 @@ def train_loop(configs, model_dir, *, num_train_steps=None, strategy=None,
           logging.info('Tracing the training step (the first step takes '
                        'longer)...')
           traced = time.perf_counter()
-        try:
-          losses = {name: float(value)
-                    for name, value in run_step(batch).items()}
-        except _PEER_ERRORS as e:
-          if not strategy_lib.is_multi_worker(strategy):
-            raise
-          raise _worker_lost(e, current, model_dir) from None
+        losses = {name: float(value)
+                  for name, value in run_step(batch).items()}
         current = saver.step
         if non_finite_terms(losses):
           _raise_non_finite(current, losses, saver)
@@ -352,14 +349,20 @@ def train_loop(configs, model_dir, *, num_train_steps=None, strategy=None,
         if evaluator is not None and evaluator.should_evaluate(current,
                                                                 total_steps):
           metrics = evaluator(current)
+      _save_or_raise(saver)
     except KeyboardInterrupt as e:
       _save_on_interrupt(saver, e)
       raise
+    except _PEER_ERRORS as e:
+      # The step, a save or an eager all-reduce: any collective fails once a
+      # peer is gone.
+      if not strategy_lib.is_multi_worker(strategy):
+        raise
+      raise _worker_lost(e, current, model_dir) from None
     finally:
       reporter.close()
       if skip_bad_records:
         _report_skipped(skipped)
-    _save_or_raise(saver)
   logging.info('Training done at step %d; last checkpoint %s.', saver.step,
                saver.last_saved)
   return TrainResult(saver.step, losses, saver.last_saved, metrics, skipped)
