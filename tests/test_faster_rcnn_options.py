@@ -157,3 +157,19 @@ def test_unscaled_batch_norm_on_model_garden_layers_names_the_field():
       r'^model\.faster_rcnn\.feature_extractor\.conv_hyperparams\.batch_norm: '
       'center and scale must be true')):
     faster_rcnn_options.hyperparams_kwargs(config, False, 0.997, 1e-4)
+
+
+def test_tf1_sync_replicas_fields_log_no_effect(caplog):
+  """The OD API sample configs' sync_replicas / replicas_to_aggregate /
+  startup_delay_steps are named in a log line, not silently dropped."""
+  from deepmac_tf.protos import train_pb2  # pylint: disable=g-import-not-at-top
+  from deepmac_tf.training import train_loop  # pylint: disable=g-import-not-at-top
+  config = text_format.Parse('sync_replicas: true replicas_to_aggregate: 8 '
+                             'startup_delay_steps: 0', train_pb2.TrainConfig())
+  with caplog.at_level('INFO'):
+    train_loop._set_precision(config, use_tpu=False)  # pylint: disable=protected-access
+  lines = [r.getMessage() for r in caplog.records]
+  for field in ('sync_replicas', 'replicas_to_aggregate',
+                'startup_delay_steps'):
+    assert any(l.startswith(f'train_config.{field}: accepted, no effect '
+                            'here because') for l in lines)
