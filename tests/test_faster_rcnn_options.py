@@ -173,3 +173,17 @@ def test_tf1_sync_replicas_fields_log_no_effect(caplog):
                 'startup_delay_steps'):
     assert any(l.startswith(f'train_config.{field}: accepted, no effect '
                             'here because') for l in lines)
+
+
+def test_inference_proposals_default_to_the_training_number():
+  from deepmac_tf.builders import mask_rcnn_builder  # pylint: disable=g-import-not-at-top
+  config = text_format.Parse('''
+      num_classes: 3 first_stage_max_proposals: 300
+      feature_extractor { type: "faster_rcnn_resnet50_keras" }''',
+                             faster_rcnn_pb2.FasterRcnn())
+  params = mask_rcnn_builder.params_from_proto(config)
+  assert (params.rpn_num_proposals, params.rpn_test_num_proposals) == (300,
+                                                                       300)
+  config.first_stage_max_proposals_eval = 1000
+  assert mask_rcnn_builder.params_from_proto(
+      config).rpn_test_num_proposals == 1000

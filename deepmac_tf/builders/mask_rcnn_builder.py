@@ -258,7 +258,11 @@ def params_from_proto(config, use_sync_batch_norm=False):
       rpn_nms_iou_threshold=config.first_stage_nms_iou_threshold,
       rpn_score_threshold=config.first_stage_nms_score_threshold,
       rpn_num_proposals=config.first_stage_max_proposals,
-      rpn_test_num_proposals=config.first_stage_max_proposals_eval,
+      # Unset: the OD API's one number for training and inference.
+      rpn_test_num_proposals=(
+          config.first_stage_max_proposals_eval
+          if config.HasField('first_stage_max_proposals_eval')
+          else config.first_stage_max_proposals),
       num_sampled_rois=config.second_stage_batch_size,
       foreground_fraction=config.second_stage_balance_fraction,
       box_head_num_convs=config.box_head_num_convs,
