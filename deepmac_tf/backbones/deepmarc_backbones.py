@@ -49,41 +49,27 @@ def _check_spinenet_levels(min_level, max_level):
         f'{max_level}.', 'levels')
 
 
-def _model_garden_kwargs(hyperparams, use_sync_batch_norm, norm_momentum,
-                         norm_epsilon):
-  if hyperparams is None:
-    return {'use_sync_bn': use_sync_batch_norm, 'norm_momentum': norm_momentum,
-            'norm_epsilon': norm_epsilon}
-  return hyperparams.model_garden_kwargs()
-
-
-def _configured(layer, hyperparams):
-  if hyperparams is not None:
-    layer_hyperparams.apply_to_layer(layer, hyperparams)
-  return layer
-
-
 def _resnet_fpn(depth):
   def build(min_level, max_level, fpn_num_filters, image_size,
             use_sync_batch_norm, norm_momentum, norm_epsilon,
             backbone_hyperparams, decoder_hyperparams):
     del image_size
-    backbone_kwargs = _model_garden_kwargs(
+    backbone_kwargs = layer_hyperparams.model_garden_kwargs(
         backbone_hyperparams, use_sync_batch_norm, norm_momentum,
         norm_epsilon)
     if backbone_hyperparams is not None:
       backbone_kwargs['bn_trainable'] = (
           backbone_hyperparams.batch_norm_trainable)
-    backbone = _configured(resnet_lib.ResNet(
+    backbone = layer_hyperparams.configured(resnet_lib.ResNet(
         model_id=depth,
         input_specs=tf_keras.layers.InputSpec(shape=[None, None, None, 3]),
         **backbone_kwargs), backbone_hyperparams)
-    decoder = _configured(fpn_lib.FPN(
+    decoder = layer_hyperparams.configured(fpn_lib.FPN(
         input_specs=backbone.output_specs, min_level=min_level,
         max_level=max_level, num_filters=fpn_num_filters,
-        **_model_garden_kwargs(decoder_hyperparams, use_sync_batch_norm,
-                               norm_momentum, norm_epsilon)),
-                          decoder_hyperparams)
+        **layer_hyperparams.model_garden_kwargs(
+            decoder_hyperparams, use_sync_batch_norm, norm_momentum,
+            norm_epsilon)), decoder_hyperparams)
     return backbone, decoder
   return build
 
@@ -98,9 +84,10 @@ def _spinenet(model_id):
         input_specs=tf_keras.layers.InputSpec(shape=[None, height, width, 3]),
         min_level=min_level, max_level=max_level,
         **spinenet_lib.SCALING_MAP[model_id],
-        **_model_garden_kwargs(backbone_hyperparams, use_sync_batch_norm,
-                               norm_momentum, norm_epsilon))
-    return _configured(backbone, backbone_hyperparams), None
+        **layer_hyperparams.model_garden_kwargs(
+            backbone_hyperparams, use_sync_batch_norm, norm_momentum,
+            norm_epsilon))
+    return layer_hyperparams.configured(backbone, backbone_hyperparams), None
   return build
 
 

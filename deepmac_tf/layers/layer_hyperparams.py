@@ -118,6 +118,28 @@ class FrozenBatchNorm(tf_keras.layers.BatchNormalization):
     return super().call(inputs, training=False)
 
 
+def model_garden_kwargs(hyperparams, use_sync_batch_norm, norm_momentum,
+                        norm_epsilon):
+  """Constructor arguments of a Model Garden part: those of
+  ``hyperparams``, or (None) the model's batch-norm settings."""
+  if hyperparams is not None:
+    return hyperparams.model_garden_kwargs()
+  return {'use_sync_bn': use_sync_batch_norm, 'norm_momentum': norm_momentum,
+          'norm_epsilon': norm_epsilon}
+
+
+def configured(layer, hyperparams):
+  """``layer`` with ``apply_to_layer(layer, hyperparams)`` done (nothing
+  for None). Layers that make their sub-layers in ``build`` (Model Garden
+  heads) are built first with ``build(None)``, which creates no variable."""
+  if hyperparams is None:
+    return layer
+  if not layer.built:
+    layer.build(None)
+  apply_to_layer(layer, hyperparams)
+  return layer
+
+
 def _sublayers(layer):
   return [l for l in layer._flatten_layers(include_self=True)]  # pylint: disable=protected-access
 

@@ -73,28 +73,6 @@ DETECTION_MASKS = 'detection_masks'
 DETECTION_MULTICLASS_SCORES = 'detection_multiclass_scores'
 
 
-def _model_garden_kwargs(params, hyperparams):
-  """Activation / batch-norm arguments of a Model Garden head: the part's
-  ``LayerHyperparams`` or the model's batch-norm settings."""
-  if hyperparams is not None:
-    return hyperparams.model_garden_kwargs()
-  return {'use_sync_bn': params.use_sync_batch_norm,
-          'norm_momentum': params.norm_momentum,
-          'norm_epsilon': params.norm_epsilon}
-
-
-def _configured(layer, hyperparams):
-  """``layer`` with the initializer / batch-norm center and scale of
-  ``hyperparams`` (Model Garden heads make their layers in ``build``, which
-  is called here for that; it creates no variable)."""
-  if hyperparams is None:
-    return layer
-  if not layer.built:
-    layer.build(None)
-  layer_hyperparams.apply_to_layer(layer, hyperparams)
-  return layer
-
-
 def use_combined_nms(params):
   """Whether the detection NMS is ``tf.image.combined_non_max_suppression``.
 
@@ -141,11 +119,14 @@ class MaskRCNNMetaArch(detection_model.DetectionModelLifecycle,
     self._decoder = None
     if not p.backbone.startswith('spinenet'):
       self._backbone, self._decoder = self._build_backbone()
-    self._rpn_head = _configured(dense_prediction_heads.RPNHead(
+    configured = layer_hyperparams.configured
+    self._rpn_head = configured(dense_prediction_heads.RPNHead(
         min_level=p.min_level, max_level=p.max_level,
         num_anchors_per_location=p.num_anchors_per_location,
         num_convs=p.rpn_num_convs, num_filters=p.rpn_num_filters,
-        **_model_garden_kwargs(p, p.rpn_hyperparams)), p.rpn_hyperparams)
+        **layer_hyperparams.model_garden_kwargs(
+            p.rpn_hyperparams, p.use_sync_batch_norm, p.norm_momentum,
+            p.norm_epsilon)), p.rpn_hyperparams)
     self._roi_generator = roi_generator.MultilevelROIGenerator(
         pre_nms_top_k=p.rpn_pre_nms_top_k,
         pre_nms_score_threshold=p.rpn_score_threshold,
@@ -173,11 +154,13 @@ class MaskRCNNMetaArch(detection_model.DetectionModelLifecycle,
           dropout_keep_probability=p.box_head_dropout_keep_probability,
           hyperparams=p.box_head_hyperparams, name='detection_head')
     else:
-      self._detection_head = _configured(instance_heads.DetectionHead(
+      self._detection_head = configured(instance_heads.DetectionHead(
           num_classes=p.num_classes + 1, num_convs=p.box_head_num_convs,
           num_filters=p.box_head_num_filters, num_fcs=p.box_head_num_fcs,
           fc_dims=p.box_head_fc_dims,
-          **_model_garden_kwargs(p, p.box_head_hyperparams),
+          **layer_hyperparams.model_garden_kwargs(
+              p.box_head_hyperparams, p.use_sync_batch_norm,
+              p.norm_momentum, p.norm_epsilon),
           name='detection_head'), p.box_head_hyperparams)
     self._detection_generator = detection_generator.DetectionGenerator(
         pre_nms_top_k=p.detection_pre_nms_top_k,
