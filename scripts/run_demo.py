@@ -13,7 +13,10 @@ One command, no downloads, a few minutes on 2 CPU cores:
   6. exports a SavedModel (detection + box-prompted signatures);
   7. segments validation images with the SavedModel, by detection and from
      groundtruth boxes (box prompts, unseen classes included), and writes
-     overlay PNGs.
+     overlay PNGs;
+  8. ends with a short table: seen vs unseen classes, masks at the
+     groundtruth boxes against a mask drawn from the box alone, mask AP and
+     box AP, and what the numbers mean.
 
   python scripts/run_demo.py --output_dir demo_output
 
@@ -303,7 +306,21 @@ def main(argv):
   print(f'  summary:           {summary_path}')
   print('Next: python scripts/segment.py --saved_model_dir '
         f'{saved_model_dir} --image <png> --output overlay.png')
+  print()
+  print('\n'.join(_story(configs, data_dir, metrics, overlays)))
   return 0
+
+
+def _story(configs, data_dir, metrics, overlays):
+  """The closing seen / unseen table (``reproduction.story``)."""
+  from deepmac_tf.reproduction import priors  # pylint: disable=g-import-not-at-top
+  from deepmac_tf.reproduction import run_config  # pylint: disable=g-import-not-at-top
+  from deepmac_tf.reproduction import story  # pylint: disable=g-import-not-at-top
+  pipeline = config_lib.create_pipeline_proto_from_configs(configs)
+  references = priors.box_priors(data_dir,
+                                 run_config.seen_class_ids(pipeline))
+  return story.story_lines(metrics, references,
+                           overlays[0] if overlays else None)
 
 
 if __name__ == '__main__':

@@ -189,6 +189,32 @@ def test_inscribed_ellipses_match_box_region_convention():
   assert (ellipse <= miou.box_region(boxes, 8, 8)[0]).all()
 
 
+def test_story_lines_read_the_numbers():
+  from deepmac_tf.reproduction import story  # pylint: disable=g-import-not-at-top
+  references = {'ellipse': {'seen': 74.3, 'unseen': 52.7}}
+  metrics = {'BoxPromptedMasks/mIoU_seen': 0.85,
+             'BoxPromptedMasks/mIoU_unseen': 0.52,
+             'DetectionMasks_SeenClasses/mAP': 0.096,
+             'DetectionMasks_UnseenClasses/mAP': -1.0,
+             'DetectionBoxes_Precision/mAP': 0.069}
+  text = '\n'.join(story.story_lines(metrics, references, 'val_0.png'))
+  assert 'masks at the groundtruth boxes (mIoU)' in text
+  assert '85.0  52.0' in text and '74.3  52.7' in text
+  assert '9.6     -' in text  # undefined mask AP prints '-'
+  assert 'Seen classes: the mask head segments them, +10.7' in text
+  assert 'Unseen classes (never a mask in training): the mask head is not ' \
+      'yet better than a mask drawn from the box alone (-0.7' in text
+  assert 'seen +10.7, unseen -0.7 mIoU' in text
+  assert 'bounded by the detector (box AP 6.9)' in text
+  assert 'val_0.png' in text
+  untrained = dict(metrics, **{'BoxPromptedMasks/mIoU_seen': 0.70})
+  assert 'Each above' not in '\n'.join(
+      story.story_lines(untrained, references))
+  strong = dict(metrics, **{'DetectionBoxes_Precision/mAP': 0.45})
+  assert 'bounded by the detector' not in '\n'.join(
+      story.story_lines(strong, {}))
+
+
 def test_random_seen_split_is_per_seed_and_deterministic():
   first = run_config.random_seen_split(3, seed=0)
   assert first == run_config.random_seen_split(3, seed=0)

@@ -58,6 +58,9 @@ def test_demo_runs_end_to_end(tmp_path):
   for path in summary['overlays']:
     assert os.path.getsize(path) > 0
   assert 'Everything is in' in result.stdout
+  # The closing table: seen vs unseen, against the box alone, and a reading.
+  assert 'mask from the box alone, no training (mIoU)' in result.stdout
+  assert 'What it means:' in result.stdout
   # The written config has no placeholder left and points at the data.
   config_text = (out / 'pipeline.config').read_text()
   assert 'PATH_TO_BE_CONFIGURED' not in config_text
