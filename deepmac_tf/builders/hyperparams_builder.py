@@ -75,9 +75,12 @@ def from_proto(hyperparams, field, op=_H.CONV, batch_norm_trainable=True,
     use_sync_batch_norm: the training driver's multi-replica setting.
 
   Raises:
-    ConfigError: naming the field (group_norm, a wrong op, bad values).
+    ConfigError: naming the field (group_norm, an explicitly set wrong op,
+      bad values).
   """
-  if hyperparams.op != op:
+  # An unset op is the proto default (CONV); the OD API's Keras builders
+  # ignore it, so only an explicitly contradictory op is an error.
+  if hyperparams.HasField('op') and hyperparams.op != op:
     raise ConfigError(f'{field}.op: {_H.Op.Name(hyperparams.op)} here '
                       f'configures {_H.Op.Name(op)} layers; set op: '
                       f'{_H.Op.Name(op)}.')
