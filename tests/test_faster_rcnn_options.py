@@ -134,7 +134,8 @@ def test_no_effect_fields_log_one_line_each(caplog):
   config = text_format.Parse('''
       num_classes: 3 use_static_shapes: true use_matmul_crop_and_resize: true
       first_stage_atrous_rate: 1''', faster_rcnn_pb2.FasterRcnn())
-  with caplog.at_level('INFO'):
+  # The absl logger's own level (another test may have quietened it).
+  with caplog.at_level('INFO', logger='absl'):
     faster_rcnn_options.check_options(config)
   lines = [r.getMessage() for r in caplog.records]
   assert any(l.startswith('model.faster_rcnn.use_static_shapes: accepted, no '
@@ -166,7 +167,8 @@ def test_tf1_sync_replicas_fields_log_no_effect(caplog):
   from deepmac_tf.training import train_loop  # pylint: disable=g-import-not-at-top
   config = text_format.Parse('sync_replicas: true replicas_to_aggregate: 8 '
                              'startup_delay_steps: 0', train_pb2.TrainConfig())
-  with caplog.at_level('INFO'):
+  # The absl logger's own level (another test may have quietened it).
+  with caplog.at_level('INFO', logger='absl'):
     train_loop._set_precision(config, use_tpu=False)  # pylint: disable=protected-access
   lines = [r.getMessage() for r in caplog.records]
   for field in ('sync_replicas', 'replicas_to_aggregate',
