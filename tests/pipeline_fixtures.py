@@ -55,3 +55,36 @@ def tiny_pipeline(tmp_path, config_override='', num_train=8, num_val=4,
   out_dir = os.path.join(str(tmp_path), 'config')
   os.makedirs(out_dir, exist_ok=True)
   return config_lib.save_pipeline_config(pipeline, out_dir)
+
+
+def export_initial_weights(root, config_override, template, num_train=1,
+                           num_val=1, seed=5):
+  """Exports a model's seeded initial weights and restores them into a
+  fresh reference model (for "the export equals the checkpoint" tests).
+
+  Returns:
+    {'saved_model': export path, 'model': the restored reference model,
+     'resizer': its image resizer}.
+  """
+  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+  from deepmac_tf.export import exporter
+  # pylint: enable=g-import-not-at-top
+  pipeline_path = tiny_pipeline(root, config_override=config_override,
+                                template=template, num_train=num_train,
+                                num_val=num_val)
+  with open(pipeline_path, encoding='utf-8') as f:
+    pipeline = config_lib.get_pipeline_config_from_text(f.read())
+  configs = config_lib.get_configs_from_pipeline_file(pipeline_path)
+  tf.random.set_seed(seed)
+  model, resizer = exporter.build_model_and_resizer(configs['model'])
+  exporter.create_variables(model, resizer)
+  model_dir = os.path.join(str(root), 'model')
+  tf.train.Checkpoint(model=model).save(os.path.join(model_dir, 'ckpt'))
+  paths = exporter.export_inference_graph(
+      'image_tensor', pipeline, model_dir, os.path.join(str(root), 'exported'))
+  reference, _ = exporter.build_model_and_resizer(configs['model'])
+  exporter.create_variables(reference, resizer)
+  exporter.restore_model(reference, tf.train.latest_checkpoint(model_dir))
+  return {'saved_model': paths['saved_model'], 'model': reference,
+          'resizer': resizer}

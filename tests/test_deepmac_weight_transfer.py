@@ -14,10 +14,8 @@ from test_deepmac import _groundtruth
 from test_deepmac import _images
 from test_deepmac import NUM_CLASSES
 from test_deepmac import TinyExtractor
-from deepmac_tf import config as config_lib
 from deepmac_tf.builders import deepmac_builder
 from deepmac_tf.errors import ConfigError
-from deepmac_tf.export import exporter
 from deepmac_tf.mask_heads import weight_transfer as transfer_lib
 from deepmac_tf.meta_architectures import center_net
 from deepmac_tf.meta_architectures import center_net_params
@@ -244,24 +242,9 @@ model { center_net {
 
 
 def test_exported_masks_match_the_checkpoint(tmp_path):
-  pipeline_path = pipeline_fixtures.tiny_pipeline(
-      tmp_path, config_override=TINY, template=CONFIG, num_train=1,
-      num_val=1)
-  pipeline = config_lib.get_pipeline_config_from_text(
-      open(pipeline_path, encoding='utf-8').read())
-  configs = config_lib.get_configs_from_pipeline_file(pipeline_path)
-  tf.random.set_seed(5)
-  model, resizer = exporter.build_model_and_resizer(configs['model'])
-  exporter.create_variables(model, resizer)
-  model_dir = tmp_path / 'model'
-  tf.train.Checkpoint(model=model).save(str(model_dir / 'ckpt'))
-  paths = exporter.export_inference_graph(
-      'image_tensor', pipeline, str(model_dir), str(tmp_path / 'exported'))
-  reference, _ = exporter.build_model_and_resizer(configs['model'])
-  exporter.create_variables(reference, resizer)
-  exporter.restore_model(reference, tf.train.latest_checkpoint(model_dir))
-
-  loaded = tf.saved_model.load(paths['saved_model'])
+  exported = pipeline_fixtures.export_initial_weights(tmp_path, TINY, CONFIG)
+  reference, resizer = exported['model'], exported['resizer']
+  loaded = tf.saved_model.load(exported['saved_model'])
   image = np.random.default_rng(0).integers(0, 255, [1, 64, 64, 3],
                                             dtype=np.uint8)
   served = loaded.signatures['serving_default'](

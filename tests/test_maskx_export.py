@@ -9,9 +9,7 @@ import pytest
 import tensorflow as tf
 
 import pipeline_fixtures
-from deepmac_tf import config as config_lib
 from deepmac_tf.errors import DataError
-from deepmac_tf.export import exporter
 from deepmac_tf.inference import predictor as predictor_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -38,24 +36,8 @@ CLASSES = np.array([[2, 9]], np.int32)  # 1-based: one seen, one unseen
 @pytest.fixture(scope='module')
 def exported(tmp_path_factory):
   root = tmp_path_factory.mktemp('maskx_export')
-  pipeline_path = pipeline_fixtures.tiny_pipeline(
-      root, config_override=TINY, template=CONFIG, num_train=2, num_val=1)
-  pipeline = config_lib.get_pipeline_config_from_text(
-      open(pipeline_path, encoding='utf-8').read())
-  configs = config_lib.get_configs_from_pipeline_file(pipeline_path)
-  tf.random.set_seed(5)
-  model, resizer = exporter.build_model_and_resizer(configs['model'])
-  exporter.create_variables(model, resizer)
-  model_dir = root / 'model'
-  tf.train.Checkpoint(model=model).save(str(model_dir / 'ckpt'))
-  paths = exporter.export_inference_graph(
-      'image_tensor', pipeline, str(model_dir), str(root / 'exported'))
-  # The reference: a fresh model restored from the checkpoint.
-  reference, _ = exporter.build_model_and_resizer(configs['model'])
-  exporter.create_variables(reference, resizer)
-  exporter.restore_model(reference, tf.train.latest_checkpoint(model_dir))
-  return {'saved_model': paths['saved_model'], 'model': reference,
-          'resizer': resizer}
+  return pipeline_fixtures.export_initial_weights(
+      root, TINY, CONFIG, num_train=2, num_val=1)
 
 
 def _image():
