@@ -35,10 +35,88 @@ def make_training_checkpoint(model, optimizer, step=None):
 
 
 def make_manager(checkpoint, directory, max_to_keep=7):
-  """``CheckpointManager`` writing ``directory/ckpt-<step>``."""
+  """``CheckpointManager`` writing ``directory/ckpt-<step>``.
+
+  A run killed after it wrote ``ckpt-N``'s files but before it recorded
+  them in the ``checkpoint`` state file leaves ``ckpt-N`` complete yet
+  unlisted; the state file is repaired first so the manager resumes from
+  (and later rotates) ``ckpt-N``.
+  """
+  record_unlisted_checkpoints(directory)
   return tf.train.CheckpointManager(checkpoint, directory,
                                     max_to_keep=max_to_keep,
                                     checkpoint_name=CHECKPOINT_NAME)
+
+
+def complete_checkpoints(directory):
+  """``[(step, prefix)]`` of the ``ckpt-<step>`` files in ``directory``
+  whose index and every data shard exist, oldest first.
+
+  TensorFlow writes a checkpoint's index last (after its data shards), so
+  an index with all its shards is a whole checkpoint.
+  """
+  found = []
+  for index in tf.io.gfile.glob(
+      os.path.join(directory, f'{CHECKPOINT_NAME}-*.index')):
+    prefix = index[:-len('.index')]
+    step_text = prefix.rsplit('-', 1)[-1]
+    if not step_text.isdigit():
+      continue
+    shards = tf.io.gfile.glob(prefix + '.data-*-of-*')
+    if not shards:
+      continue
+    expected = int(shards[0].rsplit('-of-', 1)[-1])
+    if len(shards) != expected:
+      continue
+    found.append((int(step_text), prefix))
+  return sorted(found)
+
+
+def record_unlisted_checkpoints(directory):
+  """Adds to ``directory/checkpoint`` the whole checkpoints newer than its
+  latest entry (a kill between writing and recording); returns the
+  prefixes added (empty when the state file was up to date)."""
+  if not tf.io.gfile.isdir(directory):
+    return []
+  state = tf.train.get_checkpoint_state(directory)
+  listed = list(state.all_model_checkpoint_paths) if state else []
+  latest = state.model_checkpoint_path if state else ''
+
+  def _step(prefix):
+    tail = os.path.basename(prefix).rsplit('-', 1)[-1]
+    return int(tail) if tail.isdigit() else -1
+
+  latest_step = _step(latest) if latest else -1
+  added = [prefix for step, prefix in complete_checkpoints(directory)
+           if step > latest_step]
+  if not added:
+    return []
+  # The manager keeps (and later rotates) only entries with a timestamp.
+  timestamps = list(state.all_model_checkpoint_timestamps) if state else []
+  if len(timestamps) != len(listed):
+    timestamps = [_written_at(p) for p in listed]
+  paths = [os.path.basename(p) for p in listed + added]
+  tf.compat.v1.train.update_checkpoint_state(
+      directory, os.path.basename(added[-1]),
+      all_model_checkpoint_paths=paths,
+      all_model_checkpoint_timestamps=(
+          timestamps + [_written_at(p) for p in added]))
+  logging.warning(
+      '%s was written but not recorded in %s/checkpoint (the run was '
+      'stopped while saving); recorded it, resuming from it.',
+      ', '.join(os.path.basename(p) for p in added), directory)
+  return added
+
+
+def _written_at(prefix):
+  """The modification time of a checkpoint's index file (seconds)."""
+  index = prefix + '.index'
+  if not os.path.isabs(index):
+    return 0.0
+  try:
+    return tf.io.gfile.stat(index).mtime_nsec / 1e9
+  except tf.errors.NotFoundError:
+    return 0.0
 
 
 def first_mismatch(checkpoint, path):
