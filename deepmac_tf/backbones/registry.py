@@ -20,6 +20,7 @@ from deepmac_tf import registry as registry_lib
 FEATURE_EXTRACTORS = registry_lib.Registry(
     'feature extractor', 'type',
     builtin_modules=('deepmac_tf.backbones.hourglass',
+                     'deepmac_tf.backbones.mobilenet_v2_fpn',
                      'deepmac_tf.backbones.resnet_fpn',
                      'deepmac_tf.backbones.resnet_v2'))
 DEEPMARC_BACKBONES = registry_lib.Registry(
@@ -27,13 +28,23 @@ DEEPMARC_BACKBONES = registry_lib.Registry(
     builtin_modules=('deepmac_tf.backbones.deepmarc_backbones',))
 
 
-def register_feature_extractor(name):
+def register_feature_extractor(name, options=()):
   """Decorator registering a feature-extractor factory under `name`.
+
+  ``options``: the ``CenterNetFeatureExtractor`` fields (beyond type and
+  the channel statistics) the factory takes as keyword arguments, e.g.
+  ``('depth_multiplier', 'use_separable_conv')``; the builder passes those
+  and refuses the others when set (``extractor_options``).
 
   Raises:
     ValueError: if another factory already has this name.
   """
-  return FEATURE_EXTRACTORS.register(name)
+  return FEATURE_EXTRACTORS.register(name, options=tuple(options))
+
+
+def extractor_options(type_name):
+  """The config fields the feature extractor ``type_name`` takes."""
+  return FEATURE_EXTRACTORS.metadata(type_name).get('options', ())
 
 
 def feature_extractor_names():
