@@ -26,6 +26,7 @@ from deepmac_tf.builders import model_builder
 from deepmac_tf.builders import optimizer_builder
 from deepmac_tf.data.augmentation import build_augmentation_fn
 from deepmac_tf.errors import ConfigError
+from deepmac_tf.training import fine_tune
 
 ODAPI = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures',
                      'odapi_configs')
@@ -195,26 +196,43 @@ def test_resnet_v1_grid_anchor_config_trains_one_step(resnet50_v1):
   assert head.box_classifier(crops).shape == (2, 4, 4, 2048)
 
 
-def test_resnet_v1_is_the_keras_applications_resnet50(resnet50_v1):
-  """Our ResNet-50 v1 (first stage + conv5 box classifier) has the layers of
-  tf_keras.applications.ResNet50: with its weights copied by layer name, the
-  outputs are the same."""
-  _, model = resnet50_v1
+def test_resnet_v1_restores_an_odapi_classification_checkpoint(resnet50_v1,
+                                                               tmp_path):
+  """``fine_tune_checkpoint_type: "classification"``: a checkpoint laid out
+  as the OD API writes its classification backbone
+  (``tf.train.Checkpoint(feature_extractor=<tf_keras.applications.ResNet50>)``)
+  restores into our ResNet-50 v1 (first stage + conv5 box classifier, the
+  application's layers and names): every variable, outputs equal."""
+  configs, model = resnet50_v1
   backbone = model._backbone  # pylint: disable=protected-access
-  ours = {l.name: l for net in (backbone.first_stage, backbone.box_classifier)
+  ours = {l.name for net in (backbone.first_stage, backbone.box_classifier)
           for l in net.layers if l.weights}
+  tf_keras.utils.set_random_seed(5)
   app = tf_keras.applications.ResNet50(include_top=False, weights=None,
-                                       input_shape=(64, 64, 3))
-  theirs = {l.name: l for l in app.layers if l.weights}
-  assert set(ours) == set(theirs)
-  for name, layer in ours.items():
-    theirs[name].set_weights(layer.get_weights())
+                                       input_shape=(None, None, 3))
+  assert ours == {l.name for l in app.layers if l.weights}
+  for variable in app.non_trainable_variables:  # BN statistics too
+    variable.assign(tf.random.uniform(variable.shape, 0.5, 1.5))
+  train_config = configs['train_config']
+  assert train_config.fine_tune_checkpoint_type == 'classification'
+  train_config.fine_tune_checkpoint = tf.train.Checkpoint(
+      feature_extractor=app).write(str(tmp_path / 'resnet50'))
+  report = fine_tune.restore_fine_tune_checkpoint(model, train_config)
+  assert not report.missing and not report.shape_mismatch
+  assert len(report.restored) == len(app.variables)
   images = tf.random.stateless_uniform([1, 64, 64, 3], (3, 4), -1, 1)
   conv4 = tf_keras.Model(app.inputs, app.get_layer('conv4_block6_out').output)
   first = backbone.first_stage(images, training=False)
   np.testing.assert_allclose(first, conv4(images, training=False), atol=1e-4)
   np.testing.assert_allclose(backbone.box_classifier(first, training=False),
                              app(images, training=False), atol=1e-4)
+  # A checkpoint of another network: one line naming the field.
+  train_config.fine_tune_checkpoint = tf.train.Checkpoint(
+      feature_extractor=conv4).write(str(tmp_path / 'conv4'))
+  with pytest.raises(ConfigError, match=(
+      r'^train_config\.fine_tune_checkpoint: .* is not a classification '
+      r'checkpoint of this backbone \(\d+ of its \d+ variables missing')):
+    fine_tune.restore_fine_tune_checkpoint(model, train_config)
 
 
 @pytest.fixture(scope='module')

@@ -124,6 +124,14 @@ class CenterNetFeatureExtractor(tf_keras.layers.Layer, metaclass=abc.ABCMeta):
   def out_stride(self):
     """Stride of the feature maps with respect to the input image."""
 
+  @property
+  def classification_backbone(self):
+    """What an OD API 'classification' fine-tune checkpoint restores: the
+    ``tf_keras.applications`` network the OD API saves as
+    ``feature_extractor`` (layer graph identical to its own), or None when
+    this extractor has none."""
+    return None
+
   def get_config(self):
     config = super().get_config()
     config.update(channel_means=list(self._channel_means),

@@ -22,6 +22,7 @@ reach every layer: activation, batch-norm settings, kernel initializer
 ``backbones.registry.DEEPMARC_BACKBONES`` with ``single_level=True``.
 """
 
+import tensorflow as tf
 import tf_keras
 
 from deepmac_tf.layers.layer_hyperparams import LayerHyperparams
@@ -228,3 +229,16 @@ class SingleLevelBackbone(tf_keras.layers.Layer):
 
   def call(self, images, training=None):
     return {str(FEATURE_LEVEL): self.first_stage(images, training=training)}
+
+  @property
+  def classification_backbone(self):
+    """The OD API's 'classification' restore target: its
+    ``classification_backbone`` is the whole tf_keras.applications network,
+    whose checkpoint names the layers with weights ``layer_with_weights-<i>``
+    in the network's layer order. The first stage and box classifier hold
+    those layers in that order (conv1..conv4, then conv5 / mixed_7a..), so
+    this object lists them under the same names."""
+    weighted = [layer for net in (self.first_stage, self.box_classifier)
+                for layer in net.layers if layer.weights]
+    return tf.train.Checkpoint(**{f'layer_with_weights-{i}': layer
+                                  for i, layer in enumerate(weighted)})

@@ -23,6 +23,16 @@ _TOP_DOWN_FILTERS = (256, 128, 64)
 _OUTPUT_CHANNELS = 64
 
 
+def upsampling_layer(interpolation, name):
+  """The x2 upsampling of the FPN-style extractors (``feature_extractor.
+  upsampling_interpolation``: 'nearest' or 'bilinear')."""
+  if interpolation == 'nearest':
+    # XLA-trainable on CPU (UpSampling2D's resize gradient is not).
+    return hourglass_blocks.NearestUpsampling2D(2, name=name)
+  return tf_keras.layers.UpSampling2D(2, interpolation=interpolation,
+                                      name=name)
+
+
 def _batch_norm(use_sync_batch_norm, name):
   return tf_keras.layers.BatchNormalization(
       synchronized=use_sync_batch_norm, name=name)
@@ -52,14 +62,8 @@ class ResNetV1FpnFeatureExtractor(base.CenterNetFeatureExtractor):
     for i, filters in enumerate(_TOP_DOWN_FILTERS):
       next_filters = (_TOP_DOWN_FILTERS[i + 1]
                       if i + 1 < len(_TOP_DOWN_FILTERS) else _OUTPUT_CHANNELS)
-      if upsampling_interpolation == 'nearest':
-        # XLA-trainable on CPU (UpSampling2D's resize gradient is not).
-        upsample = hourglass_blocks.NearestUpsampling2D(
-            2, name=f'upsample_{i}')
-      else:
-        upsample = tf_keras.layers.UpSampling2D(
-            2, interpolation=upsampling_interpolation, name=f'upsample_{i}')
-      self._upsamples.append(upsample)
+      self._upsamples.append(upsampling_layer(upsampling_interpolation,
+                                              f'upsample_{i}'))
       self._lateral_convs.append(tf_keras.layers.Conv2D(
           filters, 1, name=f'lateral_conv_{i}'))
       self._smoothing_convs.append(tf_keras.layers.Conv2D(
@@ -100,13 +104,15 @@ class ResNetV1FpnFeatureExtractor(base.CenterNetFeatureExtractor):
     return config
 
 
-@registry.register_feature_extractor('resnet_v1_50_fpn')
+@registry.register_feature_extractor('resnet_v1_50_fpn',
+                                     options=('upsampling_interpolation',))
 def resnet_v1_50_fpn(**kwargs):
   """ResNet-50 v1 + top-down path, stride 4, 64 channels."""
   return ResNetV1FpnFeatureExtractor(50, **kwargs)
 
 
-@registry.register_feature_extractor('resnet_v1_101_fpn')
+@registry.register_feature_extractor('resnet_v1_101_fpn',
+                                     options=('upsampling_interpolation',))
 def resnet_v1_101_fpn(**kwargs):
   """ResNet-101 v1 + top-down path, stride 4, 64 channels."""
   return ResNetV1FpnFeatureExtractor(101, **kwargs)

@@ -59,6 +59,13 @@ class ResNetV2FeatureExtractor(base.CenterNetFeatureExtractor):
   def out_stride(self):
     return 4
 
+  @property
+  def classification_backbone(self):
+    """ResNet-v2 up to conv5_block3_out: the layers of the OD API's
+    classification backbone (tf_keras.applications.ResNet*V2) in the same
+    order, so its checkpoint restores (its post_bn is not used here)."""
+    return self._base_model
+
   def call(self, inputs, training=None):
     """[batch, H, W, 3] preprocessed images -> [[batch, H/4, W/4, 64]]."""
     x = self._base_model(inputs, training=training)

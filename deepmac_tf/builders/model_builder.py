@@ -27,6 +27,9 @@ _ODAPI_ONLY_CENTER_NET_FIELDS = (
     'keypoint_label_map_path', 'keypoint_estimation_task',
     'densepose_estimation_task', 'track_estimation_task',
     'temporal_offset_task', 'post_processing', 'output_prediction_dict')
+# CenterNetFeatureExtractor fields only some extractors take.
+_EXTRACTOR_OPTIONS = ('depth_multiplier', 'use_separable_conv',
+                      'upsampling_interpolation')
 
 
 def _check_center_net_options(config):
@@ -42,9 +45,6 @@ def _check_center_net_options(config):
           f'{_CENTER_NET}.{field}: supported by the OD API, not by deepmac_tf '
           '(no keypoint, DensePose or tracking tasks, no CenterNet NMS '
           'post-processing); remove it.')
-  if config.use_depthwise:
-    raise ConfigError(f'{_CENTER_NET}.use_depthwise: depthwise heads are not '
-                      'supported; remove it.')
   if not config.HasField('feature_extractor'):
     raise ConfigError(f'{_CENTER_NET}.feature_extractor: must be set.')
   if not config.HasField('object_center_params'):
@@ -55,24 +55,33 @@ def _check_center_net_options(config):
 
 
 def build_feature_extractor(feature_extractor_config, use_sync_batch_norm=False):
-  """Builds the backbone of a ``CenterNetFeatureExtractor`` message."""
+  """Builds the backbone of a ``CenterNetFeatureExtractor`` message.
+
+  ``depth_multiplier``, ``use_separable_conv`` and ``upsampling_interpolation``
+  go to the extractors that declare them (``registry.extractor_options``);
+  set on another extractor they are a ConfigError naming the field.
+  ``use_depthwise`` (no extractor here takes it) is refused when true.
+  """
   fe = feature_extractor_config
   prefix = f'{_CENTER_NET}.feature_extractor'
-  if fe.use_depthwise or fe.use_separable_conv:
-    raise ConfigError(f'{prefix}.use_depthwise / use_separable_conv: not '
-                      'supported; remove them.')
-  if fe.depth_multiplier != 1.0:
-    raise ConfigError(f'{prefix}.depth_multiplier: only 1.0 is supported, '
-                      f'got {fe.depth_multiplier}.')
+  with config_field_errors(prefix):
+    options = backbone_registry.extractor_options(fe.type)
+  if fe.use_depthwise:
+    raise ConfigError(f'{prefix}.use_depthwise: no feature extractor here '
+                      'has depthwise convolutions (model.center_net.'
+                      'use_depthwise sets depthwise heads); remove it.')
   kwargs = {}
   if use_sync_batch_norm:
     kwargs['use_sync_batch_norm'] = True
-  if fe.type.startswith('resnet') and fe.type.endswith('_fpn'):
-    kwargs['upsampling_interpolation'] = fe.upsampling_interpolation
-  elif fe.HasField('upsampling_interpolation'):
-    raise ConfigError(f'{prefix}.upsampling_interpolation: {fe.type} '
-                      'upsamples with transposed convolutions (the field is '
-                      'for the *_fpn extractors); remove it.')
+  for name in _EXTRACTOR_OPTIONS:
+    if name in options:
+      if fe.HasField(name) or name != 'use_separable_conv':
+        kwargs[name] = getattr(fe, name)
+    elif fe.HasField(name):
+      takes = [t for t in backbone_registry.feature_extractor_names()
+               if name in backbone_registry.extractor_options(t)]
+      raise ConfigError(f'{prefix}.{name}: {fe.type} does not take it (only '
+                        f'{", ".join(takes)}); remove it.')
   with config_field_errors(prefix):
     return backbone_registry.build_feature_extractor(
         fe.type, channel_means=fe.channel_means, channel_stds=fe.channel_stds,
@@ -94,7 +103,8 @@ def _build_center_net(config, is_training, use_sync_batch_norm):
         is_training=is_training, num_classes=config.num_classes,
         feature_extractor=feature_extractor,
         object_center_params=center_params,
-        object_detection_params=detection_params)
+        object_detection_params=detection_params,
+        use_depthwise=config.use_depthwise)
   from deepmac_tf.meta_architectures import deepmac  # pylint: disable=g-import-not-at-top
   deepmac_params = deepmac_builder.deepmac_params_from_proto(
       config.deepmac_mask_estimation, num_classes=config.num_classes,
@@ -106,7 +116,7 @@ def _build_center_net(config, is_training, use_sync_batch_norm):
         feature_extractor=feature_extractor,
         object_center_params=center_params,
         object_detection_params=detection_params,
-        deepmac_params=deepmac_params)
+        deepmac_params=deepmac_params, use_depthwise=config.use_depthwise)
 
 
 def build(model_config, is_training, use_sync_batch_norm=False):

@@ -81,6 +81,7 @@ class CenterNetMetaArch(detection_model.DetectionModelLifecycle,
                object_detection_params: (
                    center_net_params.ObjectDetectionParams | None) = None,
                name: str = 'center_net_meta_arch',
+               use_depthwise: bool = False,
                **kwargs):
     """Builds the heads (before any call, so checkpoint names are stable).
 
@@ -96,6 +97,8 @@ class CenterNetMetaArch(detection_model.DetectionModelLifecycle,
       object_detection_params: ``ObjectDetectionParams`` or None (no box
         heads, no box losses, no boxes in postprocess).
       name: Keras layer name.
+      use_depthwise: depthwise-separable hidden convs in every prediction
+        head (the OD API's ``center_net.use_depthwise``).
       **kwargs: passed to ``tf_keras.layers.Layer``.
     """
     # No autocast: images stay float32 into preprocess under mixed precision.
@@ -105,6 +108,7 @@ class CenterNetMetaArch(detection_model.DetectionModelLifecycle,
       raise ConfigError(f'center_net.num_classes: must be >= 1, got '
                         f'{num_classes}.')
     self._is_training = is_training
+    self._use_depthwise = bool(use_depthwise)
     self._num_classes = num_classes
     self._feature_extractor = feature_extractor
     self._center_params = object_center_params
@@ -123,16 +127,19 @@ class CenterNetMetaArch(detection_model.DetectionModelLifecycle,
             self._num_stages, self._num_classes,
             kernel_sizes=center.center_head_kernel_sizes,
             num_filters=center.center_head_num_filters,
-            bias_fill=center.heatmap_bias_init),
+            bias_fill=center.heatmap_bias_init,
+            use_depthwise=self._use_depthwise),
     }
     if self._od_params is not None:
       od = self._od_params
       heads[BOX_SCALE] = center_net_heads.make_prediction_net_list(
           self._num_stages, 2, kernel_sizes=od.scale_head_kernel_sizes,
-          num_filters=od.scale_head_num_filters)
+          num_filters=od.scale_head_num_filters,
+          use_depthwise=self._use_depthwise)
       heads[BOX_OFFSET] = center_net_heads.make_prediction_net_list(
           self._num_stages, 2, kernel_sizes=od.offset_head_kernel_sizes,
-          num_filters=od.offset_head_num_filters)
+          num_filters=od.offset_head_num_filters,
+          use_depthwise=self._use_depthwise)
     return heads
 
   def _add_prediction_head(self, head_name: str, num_out_channels: int,
@@ -152,7 +159,8 @@ class CenterNetMetaArch(detection_model.DetectionModelLifecycle,
     self._prediction_head_dict[head_name] = (
         center_net_heads.make_prediction_net_list(
             self._num_stages, num_out_channels, kernel_sizes=kernel_sizes,
-            num_filters=num_filters, bias_fill=bias_fill))
+            num_filters=num_filters, bias_fill=bias_fill,
+            use_depthwise=self._use_depthwise))
 
   # -- properties ----------------------------------------------------------
 
@@ -377,14 +385,20 @@ class CenterNetMetaArch(detection_model.DetectionModelLifecycle,
 
     Args:
       fine_tune_checkpoint_type: 'detection' (backbone only, saved as
-        ``model/_feature_extractor``) or 'full' (the whole model).
+        ``model/_feature_extractor``), 'classification' (the extractor's
+        ``classification_backbone``, saved as ``feature_extractor``) or
+        'full' (the whole model).
 
     Returns:
       dict for ``tf.train.Checkpoint(**result)``.
 
     Raises:
-      ConfigError: another type.
+      ConfigError: another type, or 'classification' for an extractor
+        without a classification backbone.
     """
+    if fine_tune_checkpoint_type == 'classification':
+      return detection_model.classification_objects(
+          self._feature_extractor)
     if fine_tune_checkpoint_type == 'detection':
       return {'model': tf.train.Checkpoint(
           _feature_extractor=self._feature_extractor)}
@@ -392,4 +406,6 @@ class CenterNetMetaArch(detection_model.DetectionModelLifecycle,
       return {'model': self}
     raise ConfigError(
         'train_config.fine_tune_checkpoint_type: CenterNet supports '
-        f'"detection" or "full", got {fine_tune_checkpoint_type!r}.')
+        f'"detection", "classification" or "full", got '
+        f'{fine_tune_checkpoint_type!r}.')
+

@@ -1,7 +1,9 @@
 """Dense per-stage prediction heads of CenterNet (and Deep-MAC's embeddings).
 
 A head is a tf_keras ``Sequential`` of [Conv2D(f, k, 'same'), ReLU] per
-(f, k) pair, then a 1x1 Conv2D to the output channels. With the defaults
+(f, k) pair (``SeparableConv2D`` with ``use_depthwise``, the OD API's
+``model.center_net.use_depthwise``), then a 1x1 Conv2D to the output
+channels. With the defaults
 (num_filters=[256], kernel_sizes=[3]) the checkpoint holds
 ``layer_with_weights-0`` (the 3x3 conv), ``layer-1`` (ReLU) and
 ``layer_with_weights-1`` (the 1x1 output conv), as in the OD API.
@@ -20,7 +22,8 @@ def make_prediction_net(num_out_channels: int,
                         num_filters: Sequence[int] = (
                             center_net_params.DEFAULT_HEAD_NUM_FILTERS),
                         bias_fill: float | None = None,
-                        name: str | None = None) -> tf_keras.Sequential:
+                        name: str | None = None,
+                        use_depthwise: bool = False) -> tf_keras.Sequential:
   """Builds one head: hidden convs with ReLU, then a 1x1 output conv.
 
   Maps [batch, h, w, c] features to [batch, h, w, num_out_channels]. Layers
@@ -35,6 +38,8 @@ def make_prediction_net(num_out_channels: int,
     bias_fill: constant initial bias of the output conv (e.g. -2.19 for a
       heatmap whose prior is 0.1); None = zeros.
     name: optional Keras name of the Sequential.
+    use_depthwise: hidden convs are depthwise-separable (the output conv
+      stays a 1x1 Conv2D).
 
   Returns:
     A ``tf_keras.Sequential`` (weights are created on the first call).
@@ -49,9 +54,10 @@ def make_prediction_net(num_out_channels: int,
                      f'have the same length, got {list(num_filters)} and '
                      f'{list(kernel_sizes)}.')
   layers = []
+  conv = (tf_keras.layers.SeparableConv2D if use_depthwise
+          else tf_keras.layers.Conv2D)
   for filters, kernel_size in zip(num_filters, kernel_sizes):
-    layers.append(tf_keras.layers.Conv2D(filters, kernel_size,
-                                         padding='same'))
+    layers.append(conv(filters, kernel_size, padding='same'))
     layers.append(tf_keras.layers.ReLU())
   bias_initializer = 'zeros'
   if bias_fill is not None:
@@ -66,16 +72,18 @@ def make_prediction_net_list(num_stages: int, num_out_channels: int,
                                  center_net_params.DEFAULT_HEAD_KERNEL_SIZES),
                              num_filters: Sequence[int] = (
                                  center_net_params.DEFAULT_HEAD_NUM_FILTERS),
-                             bias_fill: float | None = None):
+                             bias_fill: float | None = None,
+                             use_depthwise: bool = False):
   """One independent head per backbone stage (weights are not shared).
 
   Args:
     num_stages: number of backbone outputs.
-    num_out_channels, kernel_sizes, num_filters, bias_fill: as in
-      ``make_prediction_net``.
+    num_out_channels, kernel_sizes, num_filters, bias_fill, use_depthwise:
+      as in ``make_prediction_net``.
 
   Returns:
     list of ``num_stages`` ``tf_keras.Sequential`` heads.
   """
   return [make_prediction_net(num_out_channels, kernel_sizes, num_filters,
-                              bias_fill) for _ in range(num_stages)]
+                              bias_fill, use_depthwise=use_depthwise)
+          for _ in range(num_stages)]

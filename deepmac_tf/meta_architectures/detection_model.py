@@ -25,6 +25,7 @@ from collections.abc import Mapping
 import tensorflow as tf
 
 from deepmac_tf.data.fields import InputFields
+from deepmac_tf.errors import ConfigError
 
 # provide_groundtruth arguments of the OD API signature that these models'
 # losses do not read (the OD API's CenterNet / Faster R-CNN ignore them too).
@@ -318,3 +319,20 @@ def loss_dict(model, prediction_dict, groundtruth, add_regularization_loss=True,
                                             tf.float32)
   losses[TOTAL_LOSS] = tf.add_n(list(losses.values()))
   return losses
+
+
+def classification_objects(backbone):
+  """``{'feature_extractor': backbone.classification_backbone}``: the OD
+  API's 'classification' restore objects (CenterNet and Faster R-CNN).
+
+  Raises:
+    ConfigError: the backbone has no classification backbone.
+  """
+  network = getattr(backbone, 'classification_backbone', None)
+  if network is None:
+    raise ConfigError(
+        'train_config.fine_tune_checkpoint_type: "classification" restores a '
+        'classification backbone (a tf_keras.applications network, as the OD '
+        f'API saves it), which {type(backbone).__name__} does not have; use '
+        '"detection" or "full".')
+  return {'feature_extractor': network}

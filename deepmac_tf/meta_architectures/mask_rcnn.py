@@ -548,7 +548,11 @@ class MaskRCNNMetaArch(detection_model.DetectionModelLifecycle,
 
   def restore_from_objects(self, fine_tune_checkpoint_type='detection'):
     """Checkpoint objects: 'detection' (backbone + FPN; STAGE_WISE: the
-    whole detector, RPN and box head too) or 'full'."""
+    whole detector, RPN and box head too), 'classification' (a single-level
+    backbone's ``classification_backbone``, saved as ``feature_extractor``)
+    or 'full'."""
+    if fine_tune_checkpoint_type == 'classification':
+      return detection_model.classification_objects(self._backbone)
     if fine_tune_checkpoint_type == 'detection':
       parts = {'_backbone': self._backbone, '_decoder': self._decoder}
       if self.stage_wise:
@@ -560,4 +564,5 @@ class MaskRCNNMetaArch(detection_model.DetectionModelLifecycle,
       return {'model': self}
     raise ConfigError(
         'train_config.fine_tune_checkpoint_type: Deep-MARC supports '
-        f'"detection" or "full", got {fine_tune_checkpoint_type!r}.')
+        f'"detection", "classification" or "full", got '
+        f'{fine_tune_checkpoint_type!r}.')

@@ -3,8 +3,10 @@
 ``fine_tune_checkpoint_type`` picks the objects (OD API semantics):
 'detection' -> ``model.restore_from_objects('detection')`` (the feature
 extractor, saved as ``model/_feature_extractor``); 'full' -> the whole model;
-'classification' -> the backbone classifier of the feature extractor
-(``feature_extractor/...``, e.g. an ImageNet ResNet). Only variables whose
+'classification' -> the backbone's classification network, as the OD API
+saves it (``feature_extractor/layer_with_weights-<i>/...``, e.g. an ImageNet
+tf_keras.applications ResNet / MobileNetV2): every variable of it must be in
+the checkpoint with its shape, else one ConfigError. Only variables whose
 checkpoint key exists with the same shape are restored; what was restored,
 what the checkpoint lacks and what mismatched is logged (counts and a few
 names). Not applied when a run resumes from its own checkpoint.
@@ -81,16 +83,7 @@ def starting_checkpoint(model_dir, train_config):
 
 
 def _fine_tune_objects(model, checkpoint_type):
-  if checkpoint_type == 'classification':
-    extractor = getattr(model, 'feature_extractor', None)
-    base_model = getattr(extractor, '_base_model', None)
-    if base_model is None:
-      raise ConfigError(
-          f'{TYPE_FIELD}: "classification" restores a backbone classifier '
-          f'(ResNet), which {type(extractor).__name__} does not have; use '
-          '"detection" or "full".')
-    return {'feature_extractor': base_model}
-  if checkpoint_type not in ('detection', 'full'):
+  if checkpoint_type not in ('detection', 'classification', 'full'):
     raise ConfigError(f'{TYPE_FIELD}: expected "detection", "classification" '
                       f'or "full", got {checkpoint_type!r}.')
   return model.restore_from_objects(checkpoint_type)
@@ -139,8 +132,15 @@ def restore_fine_tune_checkpoint(model, train_config):
       mismatched.append(f'{key} {saved_shapes[key]} vs '
                         f'{variable.shape.as_list()}')
     else:
-      variable.assign(reader.get_tensor(key))
       restored.append(key)
+  if checkpoint_type == 'classification' and (missing or mismatched):
+    raise ConfigError(
+        f'{FIELD}: {path!r} is not a classification checkpoint of this '
+        f'backbone ({len(missing)} of its {len(ours)} variables missing, '
+        f'{len(mismatched)} with another shape, e.g. '
+        f'{_examples(missing + mismatched)}).')
+  for key in restored:
+    ours[key].assign(reader.get_tensor(key))
   ignored = set(checkpoint_layout.log_ignored_odapi_objects(path))
   unused = [key for key in saved_shapes
             if key.startswith(roots) and key.endswith(_VARIABLE_SUFFIX)
