@@ -75,7 +75,7 @@ def test_deepmac_message_has_every_odapi_field():
   assert odapi_fields == expected
   # Our extensions live at field numbers >= 1000, clear of the OD API's.
   assert {name for name, number in fields.items() if number >= 1000} == {
-      'detector_free', 'embedding_head_kernel',
+      'detector_free', 'embedding_head_kernel', 'embedding_head_num_filters',
       'mask_detection_score_threshold', 'mask_head_slots', 'teacher_student',
       'weight_transfer'}
 

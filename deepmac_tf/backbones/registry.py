@@ -22,7 +22,8 @@ FEATURE_EXTRACTORS = registry_lib.Registry(
     builtin_modules=('deepmac_tf.backbones.hourglass',
                      'deepmac_tf.backbones.mobilenet_v2_fpn',
                      'deepmac_tf.backbones.resnet_fpn',
-                     'deepmac_tf.backbones.resnet_v2'))
+                     'deepmac_tf.backbones.resnet_v2',
+                     'deepmac_tf.backbones.small_conv'))
 DEEPMARC_BACKBONES = registry_lib.Registry(
     'Deep-MARC backbone', 'type',
     builtin_modules=('deepmac_tf.backbones.deepmarc_backbones',))

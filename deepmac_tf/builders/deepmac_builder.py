@@ -55,7 +55,8 @@ def validate_deepmac_params(p, num_classes=None):
           f'{FIELD}.{name}: {getattr(p, name)} > 0 asks for a weak loss that '
           'is not supported by deepmac_tf (supported weak loss: '
           'box_consistency_loss_weight); remove the field or set it to 0.')
-  for name in ('dim', 'pixel_embedding_dim', 'num_init_channels'):
+  for name in ('dim', 'pixel_embedding_dim', 'num_init_channels',
+               'embedding_head_num_filters'):
     if getattr(p, name) <= 0:
       raise ConfigError(f'{FIELD}.{name}: must be positive, got '
                         f'{getattr(p, name)}.')

@@ -90,11 +90,12 @@ class DeepMACMetaArch(center_net.CenterNetMetaArch):
       self._prediction_head_dict = {}
     # 3x3 (OD API 2021 release) or 1x3 (its later unit_height_conv).
     kernel = (deepmac_params.embedding_head_kernel_shape,)
+    filters = (deepmac_params.embedding_head_num_filters,)
     self._add_prediction_head(INSTANCE_EMBEDDING, deepmac_params.dim,
-                              kernel_sizes=kernel)
+                              kernel_sizes=kernel, num_filters=filters)
     self._add_prediction_head(PIXEL_EMBEDDING,
                               deepmac_params.pixel_embedding_dim,
-                              kernel_sizes=kernel)
+                              kernel_sizes=kernel, num_filters=filters)
     self._mask_net = self._student_mask_net = None
     if deepmac_params.teacher_student is not None:
       self._student_mask_net = teacher_student.build_student(deepmac_params,

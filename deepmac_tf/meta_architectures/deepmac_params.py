@@ -80,6 +80,8 @@ class DeepMACParams:
   # Ours (proto field 1001): 'auto' (3x3 unless a checkpoint says 1x3, see
   # builders/checkpoint_layout.py), 'kernel_3x3' or 'kernel_1x3'.
   embedding_head_kernel: str = 'auto'
+  # Ours (proto field 1210): filters of the embedding heads' first conv.
+  embedding_head_num_filters: int = 256
   # Ours (proto field 1002): detections scoring below it get zero masks
   # without a mask-head run; 0.0 = every detection slot gets a mask.
   mask_detection_score_threshold: float = 0.0
