@@ -15,8 +15,12 @@ from deepmac_tf.layers import layer_hyperparams
 from deepmac_tf.meta_architectures import mask_rcnn_params as params_lib
 from deepmac_tf.meta_architectures import mask_rcnn_targets
 from deepmac_tf.protos import box_predictor_pb2
+from deepmac_tf.protos import center_net_pb2
+from deepmac_tf.protos import eval_pb2
 from deepmac_tf.protos import faster_rcnn_pb2
 from deepmac_tf.protos import hyperparams_pb2
+from deepmac_tf.protos import model_pb2
+from deepmac_tf.protos import train_pb2
 
 GRID = params_lib.GridAnchorParams(scales=(1.0, 2.0), aspect_ratios=(1.0, 4.0),
                                    base_size=(16, 32), stride=(16, 16),
@@ -117,17 +121,117 @@ def test_frozen_batch_norm_ignores_training():
 
 @pytest.mark.parametrize('message', [
     faster_rcnn_pb2.FasterRcnn, faster_rcnn_pb2.FasterRcnnFeatureExtractor,
-    box_predictor_pb2.MaskRCNNBoxPredictor])
+    box_predictor_pb2.MaskRCNNBoxPredictor, center_net_pb2.CenterNet,
+    center_net_pb2.CenterNet.ObjectCenterParams,
+    center_net_pb2.CenterNet.ObjectDetection,
+    center_net_pb2.CenterNet.PredictionHeadParams,
+    center_net_pb2.CenterNetFeatureExtractor, train_pb2.TrainConfig,
+    eval_pb2.EvalConfig])
 def test_every_field_is_accounted_for(message):
   """A new field must be honoured, logged as having no effect, or refused:
   add it to faster_rcnn_options.FIELD_HANDLING with its handling."""
   table = faster_rcnn_options.FIELD_HANDLING[message.DESCRIPTOR.name]
   assert set(table) == {f.name for f in message.DESCRIPTOR.fields}
   for name, handling in table.items():
+    assert handling in (faster_rcnn_options.HONOURED, 'no effect',
+                        'only default', 'refused')
     if handling == 'no effect':
       assert name in faster_rcnn_options.NO_EFFECT
     elif handling == 'only default':
       assert name in faster_rcnn_options.ONLY_DEFAULT
+    elif handling == 'refused':
+      assert name in faster_rcnn_options.REFUSED_BY[message.DESCRIPTOR.name]
+
+
+def _set(message, name, avoid=None):
+  """Sets field ``name`` of ``message`` to a value other than ``avoid``
+  (default: the field's default)."""
+  field = message.DESCRIPTOR.fields_by_name[name]
+  avoid = field.default_value if avoid is None else avoid
+  if field.message_type is not None:
+    if field.is_repeated:
+      getattr(message, name).add()
+    else:
+      getattr(message, name).SetInParent()
+  elif field.is_repeated:
+    getattr(message, name).append(1)
+  elif field.enum_type is not None:
+    setattr(message, name, next(v.number for v in field.enum_type.values
+                                if v.number != avoid))
+  elif field.type == field.TYPE_BOOL:
+    setattr(message, name, not avoid)
+  elif field.type == field.TYPE_STRING:
+    setattr(message, name, 'x')
+  else:
+    setattr(message, name, avoid + 1)
+
+
+_CHECKED_MESSAGES = {'model.center_net': center_net_pb2.CenterNet,
+                     'train_config': train_pb2.TrainConfig,
+                     'eval_config': eval_pb2.EvalConfig}
+
+
+@pytest.mark.parametrize('path', sorted(_CHECKED_MESSAGES))
+def test_no_effect_and_only_default_fields_of_center_net_train_eval(
+    path, caplog):
+  """Every 'no effect' field set: one log line naming it; every 'only
+  default' field set to another value: one ConfigError line naming it."""
+  message_type = _CHECKED_MESSAGES[path]
+  table = faster_rcnn_options.FIELD_HANDLING[message_type.DESCRIPTOR.name]
+  message = message_type()
+  no_effect = [n for n, h in table.items() if h == 'no effect']
+  for name in no_effect:
+    _set(message, name)
+  with caplog.at_level('INFO', logger='absl'):
+    faster_rcnn_options.check_fields(message, path)
+  lines = [r.getMessage() for r in caplog.records]
+  for name in no_effect:
+    assert any(l.startswith(f'{path}.{name}: accepted, no effect here '
+                            'because') for l in lines), name
+  for name in (n for n, h in table.items() if h == 'only default'):
+    wrong = message_type()
+    _set(wrong, name, avoid=faster_rcnn_options.ONLY_DEFAULT[name][0])
+    with pytest.raises(ConfigError, match=(
+        rf'^{path}\.{name}: only .* is supported here \(')) as info:
+      faster_rcnn_options.check_fields(wrong, path)
+    assert '\n' not in str(info.value)
+
+
+_TINY_CENTER_NET = '''
+    num_classes: 2 feature_extractor { type: "hourglass_10" }
+    object_center_params { max_box_predictions: 5 }'''
+
+
+@pytest.mark.parametrize('message, name', [
+    (m, n) for m, fields in faster_rcnn_options.REFUSED_BY.items()
+    if m in ('CenterNet', 'ObjectCenterParams', 'CenterNetFeatureExtractor')
+    for n in fields])
+def test_refused_center_net_fields_fail_at_build_naming_them(message, name):
+  from deepmac_tf.builders import model_builder  # pylint: disable=g-import-not-at-top
+  config = text_format.Parse(_TINY_CENTER_NET, center_net_pb2.CenterNet())
+  part, path = {
+      'CenterNet': (config, 'model.center_net'),
+      'ObjectCenterParams': (config.object_center_params,
+                             'model.center_net.object_center_params'),
+      'CenterNetFeatureExtractor': (
+          config.feature_extractor, 'model.center_net.feature_extractor'),
+  }[message]
+  _set(part, name)
+  model = model_pb2.DetectionModel()
+  model.center_net.CopyFrom(config)
+  with pytest.raises(ConfigError, match=rf'^{path}\.{name}: ') as info:
+    model_builder.build(model, is_training=True)
+  assert '\n' not in str(info.value)
+
+
+@pytest.mark.parametrize('name', sorted(
+    faster_rcnn_options.REFUSED_BY['EvalConfig']))
+def test_refused_eval_fields_fail_when_evaluation_starts(name):
+  from deepmac_tf.evaluation import eval_setup  # pylint: disable=g-import-not-at-top
+  eval_config = eval_pb2.EvalConfig()
+  _set(eval_config, name)
+  with pytest.raises(ConfigError, match=rf'^eval_config\.{name}: '):
+    eval_setup.metrics_sets({'eval_config': eval_config})
 
 
 def test_no_effect_fields_log_one_line_each(caplog):
@@ -158,23 +262,6 @@ def test_unscaled_batch_norm_on_model_garden_layers_names_the_field():
       r'^model\.faster_rcnn\.feature_extractor\.conv_hyperparams\.batch_norm: '
       'center and scale must be true')):
     faster_rcnn_options.hyperparams_kwargs(config, False, 0.997, 1e-4)
-
-
-def test_tf1_sync_replicas_fields_log_no_effect(caplog):
-  """The OD API sample configs' sync_replicas / replicas_to_aggregate /
-  startup_delay_steps are named in a log line, not silently dropped."""
-  from deepmac_tf.protos import train_pb2  # pylint: disable=g-import-not-at-top
-  from deepmac_tf.training import train_loop  # pylint: disable=g-import-not-at-top
-  config = text_format.Parse('sync_replicas: true replicas_to_aggregate: 8 '
-                             'startup_delay_steps: 0', train_pb2.TrainConfig())
-  # The absl logger's own level (another test may have quietened it).
-  with caplog.at_level('INFO', logger='absl'):
-    train_loop._set_precision(config, use_tpu=False)  # pylint: disable=protected-access
-  lines = [r.getMessage() for r in caplog.records]
-  for field in ('sync_replicas', 'replicas_to_aggregate',
-                'startup_delay_steps'):
-    assert any(l.startswith(f'train_config.{field}: accepted, no effect '
-                            'here because') for l in lines)
 
 
 def test_inference_proposals_default_to_the_training_number():

@@ -21,6 +21,7 @@ import tensorflow as tf
 import tf_keras
 
 from deepmac_tf import config as config_lib
+from deepmac_tf.builders import faster_rcnn_options
 from deepmac_tf.builders import mask_rcnn_builder
 from deepmac_tf.builders import model_builder
 from deepmac_tf.builders import optimizer_builder
@@ -96,6 +97,9 @@ def _finite(losses):
 def test_every_sample_config_loads_with_its_augmentation(name):
   configs = _configs(name)
   assert configs['model'].WhichOneof('model') in ('center_net', 'faster_rcnn')
+  # Its train / eval fields: honoured, logged as no effect, or refused.
+  faster_rcnn_options.check_fields(configs['train_config'], 'train_config')
+  faster_rcnn_options.check_fields(configs['eval_config'], 'eval_config')
   options = configs['train_config'].data_augmentation_options
   if name not in KEYPOINTS:
     build_augmentation_fn(options)
@@ -143,6 +147,7 @@ def test_center_net_config_passes_the_model_checks(name):
   # pylint: disable=protected-access
   model = _configs(name)['model'].center_net
   model_builder._check_center_net_options(model)
+  faster_rcnn_options.check_fields(model, 'model.center_net')
   from deepmac_tf.backbones import registry  # pylint: disable=g-import-not-at-top
   assert model.feature_extractor.type in registry.FEATURE_EXTRACTORS
 

@@ -1,12 +1,17 @@
-"""What happens to each field of ``model.faster_rcnn``: honoured, accepted
-with one log line saying why it has no effect here, or a ConfigError naming
-it. ``FIELD_HANDLING`` lists every field of ``FasterRcnn``,
-``FasterRcnnFeatureExtractor`` and ``MaskRCNNBoxPredictor`` (a test keeps it
-complete), so no parsed field is silently ignored.
+"""What happens to each field of the OD API messages this project parses:
+honoured, accepted with one log line saying why it has no effect here, or a
+ConfigError naming it. ``FIELD_HANDLING`` lists every field of
+``FasterRcnn``, ``FasterRcnnFeatureExtractor``, ``MaskRCNNBoxPredictor``,
+``CenterNet`` (and its ``ObjectCenterParams``, ``ObjectDetection``,
+``PredictionHeadParams``, ``CenterNetFeatureExtractor``), ``TrainConfig``
+and ``EvalConfig`` (a test keeps it complete and checks the refusals), so no
+parsed field is silently ignored. ``check_fields(message, path)`` applies
+``NO_EFFECT`` / ``ONLY_DEFAULT``; 'refused' fields are refused by the
+builder of their part (named in ``REFUSED_BY``).
 
-Also the per-part layer hyperparameters (``hyperparams_builder``) and the
-second-stage box predictor's options, as ``MaskRCNNParams`` keyword
-arguments.
+Also the per-part layer hyperparameters of ``model.faster_rcnn``
+(``hyperparams_builder``) and the second-stage box predictor's options, as
+``MaskRCNNParams`` keyword arguments.
 """
 
 import dataclasses
@@ -19,13 +24,14 @@ from deepmac_tf.errors import ConfigError
 from deepmac_tf.layers.layer_hyperparams import LayerHyperparams
 from deepmac_tf.mask_heads import fcn_heads
 from deepmac_tf.protos import hyperparams_pb2
+from deepmac_tf.protos import train_pb2
 
 F = 'model.faster_rcnn'
 _P = f'{F}.second_stage_box_predictor.mask_rcnn_box_predictor'
 HONOURED = 'honoured'
 
 # Implementation choices of the OD API for TPUs / static shapes, which this
-# model makes in its own way whatever the value.
+# model makes in its own way whatever the value, and TF1-only options.
 NO_EFFECT = {
     'inplace_batchnorm_update': 'Keras batch norm updates its statistics in '
                                 'the training call (TF2; the OD API TF2 also '
@@ -51,6 +57,67 @@ NO_EFFECT = {
     'first_stage_features_stride': 'the stride follows from the backbone '
                                    '(16 for single-level backbones, checked)',
     'pad_to_multiple': 'the image resizer gives the input size',
+    # CenterNet
+    'compute_heatmap_sparse': 'the center heatmap targets are computed '
+                              'densely (the OD API\'s sparse path is a '
+                              'memory trade-off giving the same targets)',
+    # TrainConfig (TF1 trainer / input-queue options; the OD API TF2
+    # training loop does not read them either)
+    'sync_replicas': "tf.distribute averages every replica's gradients at "
+                     'every step (TF1 SyncReplicasOptimizer option; the OD '
+                     'API TF2 ignores it too)',
+    'replicas_to_aggregate': "tf.distribute averages every replica's "
+                             'gradients at every step (TF1 '
+                             'SyncReplicasOptimizer option; the OD API TF2 '
+                             'ignores it too)',
+    'startup_delay_steps': 'every worker starts at once under '
+                           'tf.distribute (TF1 option; the OD API TF2 '
+                           'ignores it too)',
+    'keep_checkpoint_every_n_hours': 'checkpoints are kept by '
+                                     '--checkpoint_max_to_keep (TF1 Saver '
+                                     'option; the OD API TF2 ignores it too)',
+    'load_all_detection_checkpoint_vars': 'fine-tuning restores every '
+                                          'variable of the chosen objects '
+                                          'that the checkpoint holds with '
+                                          'the same shape (TF1 option)',
+    'batch_queue_capacity': 'input is a tf.data pipeline (TF1 queue option)',
+    'num_batch_queue_threads': 'input is a tf.data pipeline (TF1 queue '
+                               'option)',
+    'prefetch_queue_capacity': 'input is a tf.data pipeline (TF1 queue '
+                               'option)',
+    'unpad_groundtruth_tensors': 'groundtruth stays padded to '
+                                 'max_number_of_boxes with a validity mask; '
+                                 'the losses skip the padding either way',
+    'summarize_gradients': 'gradient histograms are not written (TF1 '
+                           'option; the OD API TF2 ignores it too)',
+    'retain_original_images': 'original-size images are not kept; summaries '
+                              'and evaluation images show the model\'s '
+                              'input images',
+    # EvalConfig (TF1 evaluator options)
+    'num_examples': 'evaluation reads the eval input to its end (one '
+                    'epoch; --sample_1_of_n_eval_examples thins it)',
+    'eval_interval_secs': 'model_main_tf2.py evaluates each new checkpoint '
+                          'as it appears (--eval_timeout ends the wait)',
+    'max_evals': 'continuous evaluation stops at the last checkpoint or '
+                 '--eval_timeout',
+    'save_graph': 'TF2 has no graph to save (TF1 option)',
+    'visualization_export_dir': 'evaluation images go to the TensorBoard '
+                                'summaries (TF1 option)',
+    'eval_master': 'no TF1 session master in TF2',
+    'export_path': 'detections are not exported by evaluation (TF1 '
+                   'option; use the exporter / scripts/segment.py)',
+    'ignore_groundtruth': 'evaluation always compares with groundtruth '
+                          '(TF1 option; use the exporter for inference)',
+    'skip_scores': 'evaluation images always show scores (TF1 option)',
+    'skip_labels': 'evaluation images always show labels (TF1 option)',
+    'visualize_groundtruth_boxes': 'evaluation images always show '
+                                   'groundtruth, in their own panel (TF1 '
+                                   'option)',
+    'groundtruth_box_visualization_color': 'groundtruth has its own panel '
+                                           'in evaluation images (TF1 '
+                                           'option)',
+    'keep_image_id_for_visualization_export': 'no visualization export '
+                                              '(TF1 option)',
 }
 # Fields that must keep a value (name -> (allowed value, why)).
 ONLY_DEFAULT = {
@@ -65,6 +132,41 @@ ONLY_DEFAULT = {
                                   'features'),
     'box_code_size': (4, 'boxes are encoded with 4 numbers'),
     'predict_keypoints': (False, 'keypoints are out of scope'),
+    # TrainConfig
+    'fine_tune_checkpoint_version': (
+        train_pb2.CheckpointVersion.V2, 'fine-tune checkpoints are TF2 '
+        'object-based checkpoints (V2), as in the OD API TF2'),
+    'bias_grad_multiplier': (0.0, 'gradients are not rescaled per variable '
+                             '(a TF1 trainer option)'),
+    'merge_multiple_label_boxes': (False, 'each groundtruth box has one '
+                                   'class; boxes are not merged'),
+    'use_multiclass_scores': (False, 'classification targets come from '
+                              'groundtruth_classes, not multiclass scores'),
+    # EvalConfig
+    'recall_lower_bound': (0.0, 'COCO metrics are computed over the full '
+                           'recall range'),
+    'recall_upper_bound': (1.0, 'COCO metrics are computed over the full '
+                           'recall range'),
+    'skip_predictions_for_unlabeled_class': (
+        False, 'every detection is evaluated (an Open Images evaluator '
+        'option)'),
+}
+# Fields a part's builder refuses with a ConfigError naming them (when set
+# to anything but their default): message -> {field: where}.
+REFUSED_BY = {
+    'CenterNet': {
+        name: 'model_builder._check_center_net_options' for name in (
+            'mask_estimation_task', 'keypoint_label_map_path',
+            'keypoint_estimation_task', 'densepose_estimation_task',
+            'track_estimation_task', 'temporal_offset_task',
+            'post_processing', 'output_prediction_dict')},
+    'ObjectCenterParams': {
+        'use_labeled_classes': 'center_net_builder',
+        'keypoint_weights_for_center': 'center_net_builder'},
+    'CenterNetFeatureExtractor': {'use_depthwise': 'model_builder.'
+                                                   'build_feature_extractor'},
+    'EvalConfig': {'parameterized_metric': 'eval_setup.metrics_sets',
+                   'keypoint_edge': 'eval_setup.metrics_sets'},
 }
 
 # Every field -> HONOURED, 'no effect' or 'only default'.
@@ -117,16 +219,93 @@ FIELD_HANDLING = {
         'masks_are_class_agnostic': HONOURED,
         'share_box_across_classes': HONOURED,
         'convolve_then_upsample_masks': HONOURED},
+    'CenterNet': {
+        **{name: HONOURED for name in (
+            'num_classes', 'feature_extractor', 'image_resizer',
+            'use_depthwise', 'object_detection_task', 'object_center_params',
+            'deepmac_mask_estimation')},
+        'compute_heatmap_sparse': 'no effect',
+        **{name: 'refused' for name in REFUSED_BY['CenterNet']}},
+    'ObjectCenterParams': {
+        **{name: HONOURED for name in (
+            'object_center_loss_weight', 'classification_loss',
+            'heatmap_bias_init', 'min_box_overlap_iou', 'max_box_predictions',
+            'center_head_params', 'peak_max_pool_kernel_size')},
+        **{name: 'refused' for name in REFUSED_BY['ObjectCenterParams']}},
+    # localization_loss: L1 only (another loss is refused by
+    # center_net_builder).
+    'ObjectDetection': {name: HONOURED for name in (
+        'task_loss_weight', 'offset_loss_weight', 'scale_loss_weight',
+        'localization_loss', 'scale_head_params', 'offset_head_params')},
+    'PredictionHeadParams': {'num_filters': HONOURED,
+                             'kernel_sizes': HONOURED},
+    # depth_multiplier / use_separable_conv / upsampling_interpolation: by
+    # the extractors that declare them (backbones.registry options), refused
+    # for the others.
+    'CenterNetFeatureExtractor': {
+        **{name: HONOURED for name in (
+            'type', 'channel_means', 'channel_stds', 'bgr_ordering',
+            'depth_multiplier', 'use_separable_conv',
+            'upsampling_interpolation')},
+        'use_depthwise': 'refused'},
+    'TrainConfig': {
+        **{name: HONOURED for name in (
+            'batch_size', 'data_augmentation_options', 'optimizer',
+            'gradient_clipping_by_norm', 'fine_tune_checkpoint',
+            'fine_tune_checkpoint_type', 'from_detection_checkpoint',
+            'num_steps', 'update_trainable_variables', 'freeze_variables',
+            'add_regularization_loss', 'max_number_of_boxes',
+            'use_bfloat16')},
+        **{name: 'no effect' for name in (
+            'sync_replicas', 'replicas_to_aggregate', 'startup_delay_steps',
+            'keep_checkpoint_every_n_hours',
+            'load_all_detection_checkpoint_vars', 'batch_queue_capacity',
+            'num_batch_queue_threads', 'prefetch_queue_capacity',
+            'unpad_groundtruth_tensors', 'retain_original_images',
+            'summarize_gradients')},
+        **{name: 'only default' for name in (
+            'fine_tune_checkpoint_version', 'bias_grad_multiplier',
+            'merge_multiple_label_boxes', 'use_multiclass_scores')}},
+    # eval_instance_masks: the data check then needs masks in the eval
+    # records (mask metrics themselves come from metrics_set).
+    'EvalConfig': {
+        **{name: HONOURED for name in (
+            'batch_size', 'num_visualizations', 'metrics_set',
+            'use_moving_averages', 'eval_instance_masks',
+            'min_score_threshold', 'max_num_boxes_to_visualize',
+            'include_metrics_per_category', 'super_categories',
+            'include_overlap_analysis')},
+        **{name: 'no effect' for name in (
+            'num_examples', 'eval_interval_secs', 'max_evals', 'save_graph',
+            'visualization_export_dir', 'eval_master', 'export_path',
+            'ignore_groundtruth', 'skip_scores', 'skip_labels',
+            'visualize_groundtruth_boxes',
+            'groundtruth_box_visualization_color',
+            'keep_image_id_for_visualization_export',
+            'retain_original_images')},
+        **{name: 'only default' for name in (
+            'recall_lower_bound', 'recall_upper_bound',
+            'skip_predictions_for_unlabeled_class')},
+        **{name: 'refused' for name in REFUSED_BY['EvalConfig']}},
 }
 
 
-def _check_options(message, path):
+def check_fields(message, path):
+  """For each set field of ``message`` (at config path ``path``): one log
+  line if it has no effect here (``NO_EFFECT``); a ConfigError if it must
+  keep a value it does not have (``ONLY_DEFAULT``)."""
+  handling = FIELD_HANDLING[message.DESCRIPTOR.name]
   for field, value in message.ListFields():
+    if handling.get(field.name) not in ('no effect', 'only default'):
+      continue
     if field.name in NO_EFFECT:
       hyperparams_builder.log_no_effect(f'{path}.{field.name}',
                                         NO_EFFECT[field.name])
     if field.name in ONLY_DEFAULT and value != ONLY_DEFAULT[field.name][0]:
       allowed, why = ONLY_DEFAULT[field.name]
+      if field.enum_type is not None:
+        allowed, value = (field.enum_type.values_by_number[v].name
+                          for v in (allowed, value))
       raise ConfigError(f'{path}.{field.name}: only {allowed!r} is supported '
                         f'here ({why}), got {value!r}.')
 
@@ -134,10 +313,10 @@ def _check_options(message, path):
 def check_options(config):
   """Logs the fields accepted without effect; raises ConfigError for values
   that cannot be honoured (see ``NO_EFFECT`` / ``ONLY_DEFAULT``)."""
-  _check_options(config, F)
-  _check_options(config.feature_extractor, f'{F}.feature_extractor')
+  check_fields(config, F)
+  check_fields(config.feature_extractor, f'{F}.feature_extractor')
   predictor = config.second_stage_box_predictor.mask_rcnn_box_predictor
-  _check_options(predictor, _P)
+  check_fields(predictor, _P)
   if config.second_stage_classification_loss.WhichOneof(
       'classification_loss') not in (None, 'weighted_softmax'):
     raise ConfigError(f'{F}.second_stage_classification_loss: the box head '

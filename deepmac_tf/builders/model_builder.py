@@ -13,6 +13,7 @@ field, here, before any training step.
 from deepmac_tf.backbones import registry as backbone_registry
 from deepmac_tf.builders import center_net_builder
 from deepmac_tf.builders import deepmac_builder
+from deepmac_tf.builders import faster_rcnn_options
 from deepmac_tf.data import image_resizer
 from deepmac_tf.errors import config_field_errors
 from deepmac_tf.errors import ConfigError
@@ -90,6 +91,7 @@ def build_feature_extractor(feature_extractor_config, use_sync_batch_norm=False)
 
 def _build_center_net(config, is_training, use_sync_batch_norm):
   _check_center_net_options(config)
+  faster_rcnn_options.check_fields(config, _CENTER_NET)
   feature_extractor = build_feature_extractor(config.feature_extractor,
                                               use_sync_batch_norm)
   center_params = center_net_builder.object_center_params_from_proto(

@@ -26,14 +26,21 @@ def metrics_sets(configs):
   model evaluated without mask metrics is rarely what anyone wants).
 
   Raises:
-    ConfigError: an unknown set, naming ``eval_config.metrics_set``, or a
-      keypoint ``parameterized_metric``.
+    ConfigError: an unknown set, naming ``eval_config.metrics_set``, a
+      keypoint ``parameterized_metric`` / ``keypoint_edge``, or a field of
+      ``faster_rcnn_options.ONLY_DEFAULT`` with another value.
   """
   eval_config = configs.get('eval_config')
-  if eval_config is not None and eval_config.parameterized_metric:
-    raise ConfigError('eval_config.parameterized_metric: supported by the OD '
-                      'API (COCO keypoint metrics), not by deepmac_tf '
-                      '(keypoints are out of scope); remove it.')
+  for field in ('parameterized_metric', 'keypoint_edge'):
+    if eval_config is not None and getattr(eval_config, field):
+      raise ConfigError(f'eval_config.{field}: supported by the OD API (COCO '
+                        'keypoint metrics), not by deepmac_tf (keypoints are '
+                        'out of scope); remove it.')
+  if eval_config is not None:
+    # Fields with no effect here (one log line each) or that must keep a
+    # value (ConfigError). Imported here: it pulls in the model builders.
+    from deepmac_tf.builders import faster_rcnn_options  # pylint: disable=g-import-not-at-top
+    faster_rcnn_options.check_fields(eval_config, 'eval_config')
   requested = tuple(eval_config.metrics_set) if eval_config else ()
   if requested:
     return coco_metrics.check_metrics_set(requested)

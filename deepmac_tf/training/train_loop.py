@@ -42,7 +42,7 @@ import tf_keras
 
 from deepmac_tf.builders import checkpoint_layout
 from deepmac_tf.builders import dataset_builder
-from deepmac_tf.builders import hyperparams_builder
+from deepmac_tf.builders import faster_rcnn_options
 from deepmac_tf.builders import model_builder
 from deepmac_tf.builders import model_variables
 from deepmac_tf.builders import optimizer_builder
@@ -112,18 +112,7 @@ def _check_flags(checkpoint_every_n, checkpoint_max_to_keep,
                       f'{num_train_steps}.')
 
 
-# TF1 SyncReplicasOptimizer settings of the OD API's sample configs.
-_TF1_SYNC_REPLICAS_FIELDS = ('sync_replicas', 'replicas_to_aggregate',
-                             'startup_delay_steps')
-
-
 def _set_precision(train_config, use_tpu):
-  for field in _TF1_SYNC_REPLICAS_FIELDS:
-    if train_config.HasField(field):
-      hyperparams_builder.log_no_effect(
-          f'train_config.{field}', 'tf.distribute averages every replica\'s '
-          'gradients at every step (TF1 SyncReplicasOptimizer options; the '
-          'OD API TF2 ignores them too)')
   if not train_config.use_bfloat16:
     return
   if use_tpu:
@@ -265,6 +254,9 @@ def train_loop(configs, model_dir, *, num_train_steps=None, strategy=None,
   inputs = preflight.check_training_inputs(
       configs, model_dir, with_eval=eval_every_n_steps > 0,
       skip_bad_records=skip_bad_records)
+  # train_config fields with no effect here (one log line each) or that
+  # must keep a value (ConfigError).
+  faster_rcnn_options.check_fields(train_config, 'train_config')
   _set_precision(train_config, use_tpu)
   strategy = strategy or strategy_lib.select_strategy(use_tpu=use_tpu)
   output_dir = strategy_lib.writable_dir(strategy, model_dir)
