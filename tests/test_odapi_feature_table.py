@@ -127,4 +127,40 @@ def test_faster_rcnn_row_lists_backbones_and_no_effect_fields():
   assert len(odapi_types) == 4
   odapi_types |= {f'faster_rcnn_resnet{d}_fpn_keras' for d in (50, 101, 152)}
   assert odapi_types and odapi_types <= names
-  assert set(faster_rcnn_options.NO_EFFECT) <= names
+  assert _handled(faster_rcnn_options, (
+      'FasterRcnn', 'FasterRcnnFeatureExtractor', 'MaskRCNNBoxPredictor'),
+                  ('no effect',)) <= names
+
+
+def _handled(options, messages, kinds):
+  """Fields of ``messages`` whose FIELD_HANDLING is one of ``kinds``."""
+  return {name for message in messages
+          for name, kind in options.FIELD_HANDLING[message].items()
+          if kind in kinds}
+
+
+def _row(section, starts_with):
+  row = section[section.index(starts_with):]
+  return row[:row.index('\n')]
+
+
+def test_center_net_train_and_eval_rows_name_their_fields():
+  """The CenterNet row names every registered feature extractor and its
+  no-effect fields; the train / eval row names every no-effect and
+  only-default field of TrainConfig and EvalConfig."""
+  from deepmac_tf.backbones import registry  # pylint: disable=g-import-not-at-top
+  from deepmac_tf.builders import faster_rcnn_options  # pylint: disable=g-import-not-at-top
+  section = _section()
+  center_net = _names(_row(section, '| `model { center_net {'))
+  # The OD API's type names (our small hourglass / conv test networks
+  # aside).
+  odapi_types = {n for n in registry.feature_extractor_names()
+                 if not n.startswith(('hourglass_', 'small_conv'))}
+  odapi_types.add('hourglass_104')
+  assert 'mobilenet_v2_fpn_sep_conv' in odapi_types
+  assert odapi_types <= center_net
+  assert _handled(faster_rcnn_options, ('CenterNet',), ('no effect',)) <= (
+      center_net)
+  train_eval = _names(_row(section, '| `train_config { ... }`'))
+  assert _handled(faster_rcnn_options, ('TrainConfig', 'EvalConfig'),
+                  ('no effect', 'only default')) <= train_eval
