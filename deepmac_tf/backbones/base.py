@@ -138,3 +138,16 @@ class CenterNetFeatureExtractor(tf_keras.layers.Layer, metaclass=abc.ABCMeta):
                   channel_stds=list(self._channel_stds),
                   bgr_ordering=self._bgr_ordering)
     return config
+
+
+class SingleOutputStride4Extractor(CenterNetFeatureExtractor):
+  """A feature extractor returning one stride-4 map (the ResNet and
+  MobileNetV2 extractors; Hourglass returns one map per stack)."""
+
+  @property
+  def num_feature_outputs(self):
+    return 1
+
+  @property
+  def out_stride(self):
+    return 4

@@ -36,7 +36,7 @@ _TOP_DOWN_FILTERS = (64, 32, 24)
 OUTPUT_CHANNELS = 24
 
 
-class MobileNetV2FpnFeatureExtractor(base.CenterNetFeatureExtractor):
+class MobileNetV2FpnFeatureExtractor(base.SingleOutputStride4Extractor):
   """MobileNetV2 with a top-down path to stride 4 (one output)."""
 
   def __init__(self, channel_means=(), channel_stds=(), bgr_ordering=False,
@@ -72,14 +72,6 @@ class MobileNetV2FpnFeatureExtractor(base.CenterNetFeatureExtractor):
           tf_keras.layers.BatchNormalization(
               synchronized=use_sync_batch_norm, name=f'smoothing_norm_{i}'),
           tf_keras.layers.ReLU(name=f'smoothing_relu_{i}')])
-
-  @property
-  def num_feature_outputs(self):
-    return 1
-
-  @property
-  def out_stride(self):
-    return 4
 
   @property
   def classification_backbone(self):

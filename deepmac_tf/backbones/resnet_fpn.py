@@ -38,7 +38,7 @@ def _batch_norm(use_sync_batch_norm, name):
       synchronized=use_sync_batch_norm, name=name)
 
 
-class ResNetV1FpnFeatureExtractor(base.CenterNetFeatureExtractor):
+class ResNetV1FpnFeatureExtractor(base.SingleOutputStride4Extractor):
   """ResNet-v1 with a top-down upsampling path to stride 4 (one output)."""
 
   def __init__(self, resnet_depth, channel_means=(), channel_stds=(),
@@ -71,14 +71,6 @@ class ResNetV1FpnFeatureExtractor(base.CenterNetFeatureExtractor):
           name=f'smoothing_conv_{i}'))
       self._smoothing_norms.append(_batch_norm(use_sync_batch_norm,
                                                f'smoothing_norm_{i}'))
-
-  @property
-  def num_feature_outputs(self):
-    return 1
-
-  @property
-  def out_stride(self):
-    return 4
 
   def call(self, inputs, training=None):
     """[batch, H, W, 3] preprocessed images -> [[batch, H/4, W/4, 64]]."""

@@ -23,7 +23,7 @@ _APPLICATIONS = {50: tf_keras.applications.ResNet50V2,
                  101: tf_keras.applications.ResNet101V2}
 
 
-class ResNetV2FeatureExtractor(base.CenterNetFeatureExtractor):
+class ResNetV2FeatureExtractor(base.SingleOutputStride4Extractor):
   """ResNet-v2 to stride 32, then three x2 upsampling stages (one output)."""
 
   def __init__(self, resnet_depth, channel_means=(), channel_stds=(),
@@ -50,14 +50,6 @@ class ResNetV2FeatureExtractor(base.CenterNetFeatureExtractor):
           tf_keras.layers.BatchNormalization(synchronized=use_sync_batch_norm,
                                              name=f'up_norm_{i}'),
           tf_keras.layers.ReLU(name=f'up_relu_{i}')])
-
-  @property
-  def num_feature_outputs(self):
-    return 1
-
-  @property
-  def out_stride(self):
-    return 4
 
   @property
   def classification_backbone(self):
