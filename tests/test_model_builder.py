@@ -78,7 +78,8 @@ def test_every_config_builds_and_runs_a_small_forward_pass(path):
     assert center.shape[-1] == model_config.center_net.num_classes
   if model_config.center_net.HasField('deepmac_mask_estimation'):
     assert len(predictions['PIXEL_EMBEDDING']) == stages
-    assert predictions['PIXEL_EMBEDDING'][-1].shape[:3] == (1, 32, 32)
+    side = 128 // model.feature_extractor.out_stride  # 4; 2 for small_conv
+    assert predictions['PIXEL_EMBEDDING'][-1].shape[:3] == (1, side, side)
   deepmac_config = model_config.center_net.deepmac_mask_estimation
   if deepmac_config.detector_free:
     # No detection heads: masks come from given boxes only.
