@@ -251,6 +251,38 @@ def test_build_from_pipeline(tmp_path):
     dataset_builder.build_from_pipeline(configs, 'train')
 
 
+def test_reader_max_number_of_boxes_pads_eval_only(tmp_path, caplog):
+  """The OD API pads evaluation groundtruth to eval_input_reader's
+  max_number_of_boxes and training to train_config's (the train reader's
+  is logged as having no effect)."""
+  path = _write_records(tmp_path, count=1)
+  reader = f'''tf_record_input_reader {{ input_path: "{path}" }}
+      shuffle: false num_readers: 1 max_number_of_boxes: 4'''
+  pipeline = text_format.Parse(f"""
+    model {{ center_net {{ num_classes: 3 image_resizer {{ {RESIZER} }} }} }}
+    train_config {{ batch_size: 1 max_number_of_boxes: 5 }}
+    train_input_reader {{ {reader} }}
+    eval_input_reader {{ {reader} num_epochs: 1 }}
+  """, pipeline_pb2.TrainEvalPipelineConfig())
+  configs = {'model': pipeline.model, 'train_config': pipeline.train_config,
+             'train_input_config': pipeline.train_input_reader,
+             'eval_input_configs': list(pipeline.eval_input_reader)}
+  with caplog.at_level('INFO', logger='absl'):
+    train = _batches(dataset_builder.build_from_pipeline(
+        configs, 'train', check_first_record=False), 1)[0]
+  assert train[InputFields.BOXES].shape == (1, 5, 4)
+  assert any(r.getMessage().startswith(
+      'train_input_reader.max_number_of_boxes: accepted, no effect here')
+             for r in caplog.records)
+  evals = _batches(dataset_builder.build_from_pipeline(
+      configs, 'eval', check_first_record=False))
+  assert evals[0][InputFields.BOXES].shape == (1, 4, 4)
+  configs['eval_input_configs'][0].max_number_of_boxes = 0
+  with pytest.raises(ConfigError, match=(
+      r'^eval_input_reader\[0\]\.max_number_of_boxes: must be >= 1')):
+    dataset_builder.build_from_pipeline(configs, 'eval')
+
+
 _DISTRIBUTED_SCRIPT = textwrap.dedent("""
     import sys
     import tensorflow as tf

@@ -19,7 +19,10 @@ from deepmac_tf.protos import center_net_pb2
 from deepmac_tf.protos import eval_pb2
 from deepmac_tf.protos import faster_rcnn_pb2
 from deepmac_tf.protos import hyperparams_pb2
+from deepmac_tf.protos import image_resizer_pb2
+from deepmac_tf.protos import input_reader_pb2
 from deepmac_tf.protos import model_pb2
+from deepmac_tf.protos import optimizer_pb2
 from deepmac_tf.protos import train_pb2
 
 GRID = params_lib.GridAnchorParams(scales=(1.0, 2.0), aspect_ratios=(1.0, 4.0),
@@ -119,6 +122,31 @@ def test_frozen_batch_norm_ignores_training():
   np.testing.assert_allclose(norm.moving_mean, 0.0)
 
 
+# Messages audited with all the messages their fields hold (except these,
+# whose builders refuse what they cannot honour: a loss message).
+_AUDITED_TREES = (image_resizer_pb2.ImageResizer, optimizer_pb2.Optimizer,
+                  input_reader_pb2.InputReader,
+                  center_net_pb2.CenterNet.DeepMACMaskEstimation,
+                  faster_rcnn_pb2.DeepMarcMaskHead)
+_NOT_AUDITED = {'ClassificationLoss'}
+
+
+def _tree(message_descriptor, seen):
+  if (message_descriptor.name in seen or
+      message_descriptor.name in _NOT_AUDITED):
+    return seen
+  seen[message_descriptor.name] = message_descriptor
+  for field in message_descriptor.fields:
+    if field.message_type is not None:
+      _tree(field.message_type, seen)
+  return seen
+
+
+_AUDITED = {}
+for _root in _AUDITED_TREES:
+  _tree(_root.DESCRIPTOR, _AUDITED)
+
+
 @pytest.mark.parametrize('message', [
     faster_rcnn_pb2.FasterRcnn, faster_rcnn_pb2.FasterRcnnFeatureExtractor,
     box_predictor_pb2.MaskRCNNBoxPredictor, center_net_pb2.CenterNet,
@@ -126,12 +154,14 @@ def test_frozen_batch_norm_ignores_training():
     center_net_pb2.CenterNet.ObjectDetection,
     center_net_pb2.CenterNet.PredictionHeadParams,
     center_net_pb2.CenterNetFeatureExtractor, train_pb2.TrainConfig,
-    eval_pb2.EvalConfig])
+    eval_pb2.EvalConfig] + list(_AUDITED.values()), ids=lambda m: getattr(
+        m, 'DESCRIPTOR', m).name)
 def test_every_field_is_accounted_for(message):
   """A new field must be honoured, logged as having no effect, or refused:
   add it to faster_rcnn_options.FIELD_HANDLING with its handling."""
-  table = faster_rcnn_options.FIELD_HANDLING[message.DESCRIPTOR.name]
-  assert set(table) == {f.name for f in message.DESCRIPTOR.fields}
+  descriptor = getattr(message, 'DESCRIPTOR', message)
+  table = faster_rcnn_options.FIELD_HANDLING[descriptor.name]
+  assert set(table) == {f.name for f in descriptor.fields}
   for name, handling in table.items():
     assert handling in (faster_rcnn_options.HONOURED, 'no effect',
                         'only default', 'refused')
@@ -140,7 +170,7 @@ def test_every_field_is_accounted_for(message):
     elif handling == 'only default':
       assert name in faster_rcnn_options.ONLY_DEFAULT
     elif handling == 'refused':
-      assert name in faster_rcnn_options.REFUSED_BY[message.DESCRIPTOR.name]
+      assert name in faster_rcnn_options.REFUSED_BY[descriptor.name]
 
 
 def _set(message, name, avoid=None):
@@ -166,14 +196,17 @@ def _set(message, name, avoid=None):
     setattr(message, name, avoid + 1)
 
 
-_CHECKED_MESSAGES = {'model.center_net': center_net_pb2.CenterNet,
-                     'train_config': train_pb2.TrainConfig,
-                     'eval_config': eval_pb2.EvalConfig}
+_CHECKED_MESSAGES = {
+    'model.center_net': center_net_pb2.CenterNet,
+    'model.center_net.deepmac_mask_estimation':
+        center_net_pb2.CenterNet.DeepMACMaskEstimation,
+    'train_config': train_pb2.TrainConfig,
+    'eval_config': eval_pb2.EvalConfig,
+    'train_input_reader': input_reader_pb2.InputReader}
 
 
 @pytest.mark.parametrize('path', sorted(_CHECKED_MESSAGES))
-def test_no_effect_and_only_default_fields_of_center_net_train_eval(
-    path, caplog):
+def test_no_effect_and_only_default_fields_log_or_refuse(path, caplog):
   """Every 'no effect' field set: one log line naming it; every 'only
   default' field set to another value: one ConfigError line naming it."""
   message_type = _CHECKED_MESSAGES[path]
@@ -192,7 +225,8 @@ def test_no_effect_and_only_default_fields_of_center_net_train_eval(
     wrong = message_type()
     _set(wrong, name, avoid=faster_rcnn_options.ONLY_DEFAULT[name][0])
     with pytest.raises(ConfigError, match=(
-        rf'^{path}\.{name}: only .* is supported here \(')) as info:
+        rf'^{path}\.{name}: (only .* is supported|must be left unset) here '
+        r'\(')) as info:
       faster_rcnn_options.check_fields(wrong, path)
     assert '\n' not in str(info.value)
 
@@ -276,3 +310,67 @@ def test_inference_proposals_default_to_the_training_number():
   config.first_stage_max_proposals_eval = 1000
   assert mask_rcnn_builder.params_from_proto(
       config).rpn_test_num_proposals == 1000
+
+
+@pytest.mark.parametrize('kind', sorted(
+    faster_rcnn_options.REFUSED_BY['ImageResizer']))
+def test_refused_resizers_fail_in_one_line(kind):
+  from deepmac_tf.data import image_resizer  # pylint: disable=g-import-not-at-top
+  config = image_resizer_pb2.ImageResizer()
+  getattr(config, kind).SetInParent()
+  with pytest.raises(ConfigError, match=(
+      rf'^model\.center_net\.image_resizer\.{kind}: supported by the OD '
+      'API, not by deepmac_tf')) as info:
+    image_resizer.build(config, 'model.center_net.image_resizer')
+  assert '\n' not in str(info.value)
+
+
+@pytest.mark.parametrize('name', sorted(
+    faster_rcnn_options.REFUSED_BY['DeepMACMaskEstimation']))
+def test_refused_deepmac_fields_name_the_field(name):
+  from deepmac_tf.builders import deepmac_builder  # pylint: disable=g-import-not-at-top
+  config = center_net_pb2.CenterNet.DeepMACMaskEstimation()
+  config.classification_loss.weighted_sigmoid.SetInParent()
+  setattr(config, name, 4)  # > 0: a weak loss / subsampling asked for.
+  with pytest.raises(ConfigError, match=(
+      rf'^model\.center_net\.deepmac_mask_estimation\.{name}: ')):
+    deepmac_builder.deepmac_params_from_proto(config)
+
+
+def test_deepmac_fields_are_checked_at_model_build(caplog):
+  """A no-effect Deep-MAC field is logged by model_builder.build (before
+  the feature extractor, whose unknown type then stops the build)."""
+  from deepmac_tf.builders import model_builder  # pylint: disable=g-import-not-at-top
+  model = text_format.Parse(_TINY_CENTER_NET.replace('hourglass_10', 'nope'),
+                            model_pb2.DetectionModel().center_net)
+  model.deepmac_mask_estimation.feature_consistency_threshold = 0.3
+  config = model_pb2.DetectionModel()
+  config.center_net.CopyFrom(model)
+  with caplog.at_level('INFO', logger='absl'), pytest.raises(ConfigError):
+    model_builder.build(config, is_training=True)
+  assert any(r.getMessage().startswith(
+      'model.center_net.deepmac_mask_estimation.feature_consistency_'
+      'threshold: accepted, no effect here because') for r in caplog.records)
+
+
+def test_input_reader_fields_are_checked_at_dataset_build(caplog, tmp_path):
+  """Before any file is opened: a no-effect field logs one line, a field
+  the pipeline cannot honour is one ConfigError line naming it."""
+  from deepmac_tf.builders import dataset_builder  # pylint: disable=g-import-not-at-top
+  reader = text_format.Parse(f'''
+      num_parallel_batches: 4 tf_record_input_reader {{
+        input_path: "{tmp_path}/none-*.rec" }}''', input_reader_pb2.InputReader())
+  resizer = text_format.Parse('identity_resizer {}',
+                              image_resizer_pb2.ImageResizer())
+  with caplog.at_level('INFO', logger='absl'), pytest.raises(
+      ConfigError, match='matches no files'):
+    dataset_builder.build(reader, 1, resizer, reader_name='train_input_reader')
+  assert any(r.getMessage().startswith(
+      'train_input_reader.num_parallel_batches: accepted, no effect here')
+             for r in caplog.records)
+  reader.num_additional_channels = 2
+  with pytest.raises(ConfigError, match=(
+      r'^eval_input_reader\[0\]\.num_additional_channels: only 0 is '
+      r'supported here \(the models take 3-channel images\), got 2\.$')):
+    dataset_builder.build(reader, 1, resizer,
+                          reader_name='eval_input_reader[0]')

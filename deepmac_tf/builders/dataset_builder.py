@@ -28,6 +28,7 @@ input or the config is wrong, not a record.
 from absl import logging
 import tensorflow as tf
 
+from deepmac_tf.builders import hyperparams_builder
 from deepmac_tf.config import config_util
 from deepmac_tf.config import model_spec
 from deepmac_tf.config import validation
@@ -423,6 +424,10 @@ def build(input_reader_config,
     DataError: the first record does not fit the config.
     LabelMapError: bad label map.
   """
+  # One log line per field without effect here, a ConfigError per value
+  # that cannot be honoured (faster_rcnn_options.FIELD_HANDLING).
+  from deepmac_tf.builders import faster_rcnn_options  # pylint: disable=g-import-not-at-top
+  faster_rcnn_options.check_fields(input_reader_config, reader_name)
   filenames = _glob_input_files(input_reader_config, reader_name)
   if max_number_of_boxes < 1:
     raise ConfigError('max_number_of_boxes: must be >= 1, got '
@@ -554,6 +559,11 @@ def build_from_pipeline(configs, split='train', input_context=None,
                                      'train_input_reader',
                                      require_masks=spec.predicts_masks)
     allowed = spec.mask_weight_class_ids(is_training=True)
+    if configs['train_input_config'].HasField('max_number_of_boxes'):
+      hyperparams_builder.log_no_effect(
+          'train_input_reader.max_number_of_boxes',
+          'training pads groundtruth to train_config.max_number_of_boxes '
+          f'({max_boxes}), as in the OD API')
     return build(
         configs['train_input_config'], train_config.batch_size,
         model.image_resizer, max_number_of_boxes=max_boxes,
@@ -568,8 +578,15 @@ def build_from_pipeline(configs, split='train', input_context=None,
     raise ConfigError(f'eval_input_reader: the config has {len(eval_inputs)} '
                       f'eval input readers; index {eval_input_index} asked.')
   eval_config = configs.get('eval_config')
+  reader = eval_inputs[eval_input_index]
+  if reader.HasField('max_number_of_boxes'):
+    # The OD API pads evaluation groundtruth to the eval reader's value.
+    max_boxes = reader.max_number_of_boxes
+    if max_boxes < 1:
+      raise ConfigError(f'eval_input_reader[{eval_input_index}].'
+                        f'max_number_of_boxes: must be >= 1, got {max_boxes}.')
   return build(
-      eval_inputs[eval_input_index],
+      reader,
       eval_config.batch_size if eval_config else 1, model.image_resizer,
       max_number_of_boxes=max_boxes, is_training=False,
       input_context=input_context,

@@ -3,11 +3,15 @@ honoured, accepted with one log line saying why it has no effect here, or a
 ConfigError naming it. ``FIELD_HANDLING`` lists every field of
 ``FasterRcnn``, ``FasterRcnnFeatureExtractor``, ``MaskRCNNBoxPredictor``,
 ``CenterNet`` (and its ``ObjectCenterParams``, ``ObjectDetection``,
-``PredictionHeadParams``, ``CenterNetFeatureExtractor``), ``TrainConfig``
-and ``EvalConfig`` (a test keeps it complete and checks the refusals), so no
-parsed field is silently ignored. ``check_fields(message, path)`` applies
-``NO_EFFECT`` / ``ONLY_DEFAULT``; 'refused' fields are refused by the
-builder of their part (named in ``REFUSED_BY``).
+``PredictionHeadParams``, ``CenterNetFeatureExtractor``), ``TrainConfig``,
+``EvalConfig``, the image resizers, the optimizers and learning rates,
+``InputReader`` and our Deep-MAC / Deep-MARC extensions
+(``DeepMACMaskEstimation``, ``DeepMarcMaskHead``, ``WeightTransfer``,
+``TeacherStudent``) (a test keeps it complete and checks the refusals), so
+no parsed field is silently ignored. ``check_fields(message, path)`` applies
+``NO_EFFECT`` / ``ONLY_DEFAULT`` (at model build, training start, evaluation
+start and dataset build); 'refused' fields are refused by the builder of
+their part (named in ``REFUSED_BY``).
 
 Also the per-part layer hyperparameters of ``model.faster_rcnn``
 (``hyperparams_builder``) and the second-stage box predictor's options, as
@@ -24,6 +28,7 @@ from deepmac_tf.errors import ConfigError
 from deepmac_tf.layers.layer_hyperparams import LayerHyperparams
 from deepmac_tf.mask_heads import fcn_heads
 from deepmac_tf.protos import hyperparams_pb2
+from deepmac_tf.protos import input_reader_pb2
 from deepmac_tf.protos import train_pb2
 
 F = 'model.faster_rcnn'
@@ -118,6 +123,44 @@ NO_EFFECT = {
                                            'option)',
     'keep_image_id_for_visualization_export': 'no visualization export '
                                               '(TF1 option)',
+    # InputReader
+    'name': 'evaluation summaries go to model_dir/eval (eval_<i> for the '
+            "i-th eval_input_reader), not to a folder named after the reader",
+    'num_parallel_batches': 'decoding runs with tf.data.AUTOTUNE '
+                            'parallelism (the records and their order are '
+                            'the same)',
+    'num_parallel_map_calls': 'decoding runs with tf.data.AUTOTUNE '
+                              'parallelism (the records and their order '
+                              'are the same)',
+    'prefetch_size': 'batches are prefetched by num_prefetch_batches (the '
+                     'OD API deprecated prefetch_size for it)',
+    'queue_capacity': 'input is a tf.data pipeline (TF1 queue option)',
+    'min_after_dequeue': 'input is a tf.data pipeline (TF1 queue option)',
+    'include_source_id': 'every decoded example carries its source_id '
+                         'already',
+    'drop_remainder': 'training drops the last partial batch (its input '
+                      'repeats) and evaluation keeps every example, '
+                      'whatever the value',
+    # DeepMACMaskEstimation: settings of weak losses this library does not
+    # train (their loss weights > 0 are refused by deepmac_builder).
+    **{name: 'it sets the feature-consistency loss, which is not trained '
+             'here (feature_consistency_loss_weight > 0 is refused)'
+       for name in ('feature_consistency_threshold',
+                    'feature_consistency_dilation',
+                    'feature_consistency_warmup_steps',
+                    'feature_consistency_warmup_start',
+                    'feature_consistency_type',
+                    'feature_consistency_comparison')},
+    **{name: 'it sets the augmented self-supervision loss, which is not '
+             'trained here (augmented_self_supervision_loss_weight > 0 is '
+             'refused)'
+       for name in ('augmented_self_supervision_max_translation',
+                    'augmented_self_supervision_flip_probability',
+                    'augmented_self_supervision_warmup_start',
+                    'augmented_self_supervision_warmup_steps',
+                    'augmented_self_supervision_loss',
+                    'augmented_self_supervision_scale_min',
+                    'augmented_self_supervision_scale_max')},
 }
 # Fields that must keep a value (name -> (allowed value, why)).
 ONLY_DEFAULT = {
@@ -150,6 +193,28 @@ ONLY_DEFAULT = {
     'skip_predictions_for_unlabeled_class': (
         False, 'every detection is evaluated (an Open Images evaluator '
         'option)'),
+    # InputReader (data the models here do not read)
+    'num_additional_channels': (0, 'the models take 3-channel images'),
+    'num_keypoints': (0, 'keypoints are out of scope'),
+    'keypoint_type_weight': ([], 'keypoints are out of scope'),
+    'use_keypoint_label_map': (False, 'keypoints are out of scope'),
+    'load_keypoint_depth_features': (False, 'keypoints are out of scope'),
+    'load_multiclass_scores': (False, 'classification targets come from '
+                               'groundtruth_classes, not multiclass scores'),
+    'load_context_features': (False, 'context features (context R-CNN) are '
+                              'out of scope'),
+    'load_context_image_ids': (False, 'context features (context R-CNN) '
+                               'are out of scope'),
+    'load_dense_pose': (False, 'DensePose is out of scope'),
+    'load_track_id': (False, 'tracking is out of scope'),
+    'expand_labels_hierarchy': (False, 'labels are not expanded through an '
+                                'Open Images hierarchy'),
+    'input_type': (input_reader_pb2.InputType.TF_EXAMPLE,
+                   'records are tf.train.Example'),
+    'frame_index': (-1, 'records are single images, not sequences'),
+    'sample_from_datasets_weights': (
+        [], 'every input_path is read as one dataset (files interleaved), '
+        'not sampled with weights'),
 }
 # Fields a part's builder refuses with a ConfigError naming them (when set
 # to anything but their default): message -> {field: where}.
@@ -167,6 +232,22 @@ REFUSED_BY = {
                                                    'build_feature_extractor'},
     'EvalConfig': {'parameterized_metric': 'eval_setup.metrics_sets',
                    'keypoint_edge': 'eval_setup.metrics_sets'},
+    'ImageResizer': {name: 'image_resizer.build' for name in (
+        'conditional_shape_resizer', 'pad_to_multiple_resizer')},
+    # Fields of the refused resizers: the whole resizer is refused.
+    'ConditionalShapeResizer': {name: 'image_resizer.build' for name in (
+        'condition', 'size_threshold', 'resize_method',
+        'convert_to_grayscale')},
+    'PadToMultipleResizer': {name: 'image_resizer.build' for name in (
+        'multiple', 'convert_to_grayscale')},
+    'InputReader': {'external_input_reader':
+                    'validation.validate_input_reader'},
+    'DeepMACMaskEstimation': {name: 'deepmac_builder.validate_deepmac_params'
+                              for name in (
+                                  'feature_consistency_loss_weight',
+                                  'augmented_self_supervision_loss_weight',
+                                  'pointly_supervised_keypoint_loss_weight',
+                                  'mask_num_subsamples')},
 }
 
 # Every field -> HONOURED, 'no effect' or 'only default'.
@@ -287,6 +368,115 @@ FIELD_HANDLING = {
             'recall_lower_bound', 'recall_upper_bound',
             'skip_predictions_for_unlabeled_class')},
         **{name: 'refused' for name in REFUSED_BY['EvalConfig']}},
+    # data.image_resizer.build reads every field of the three resizers it
+    # builds (per_channel_pad_value: the padding of pad_to_max_dimension).
+    'ImageResizer': {
+        **{name: HONOURED for name in (
+            'keep_aspect_ratio_resizer', 'fixed_shape_resizer',
+            'identity_resizer')},
+        **{name: 'refused' for name in REFUSED_BY['ImageResizer']}},
+    'KeepAspectRatioResizer': {name: HONOURED for name in (
+        'min_dimension', 'max_dimension', 'resize_method',
+        'pad_to_max_dimension', 'convert_to_grayscale',
+        'per_channel_pad_value')},
+    'FixedShapeResizer': {name: HONOURED for name in (
+        'height', 'width', 'resize_method', 'convert_to_grayscale')},
+    'IdentityResizer': {},
+    'ConditionalShapeResizer': {
+        name: 'refused' for name in REFUSED_BY['ConditionalShapeResizer']},
+    'PadToMultipleResizer': {
+        name: 'refused' for name in REFUSED_BY['PadToMultipleResizer']},
+    # builders.optimizer_builder / learning_schedules read every field.
+    'Optimizer': {name: HONOURED for name in (
+        'rms_prop_optimizer', 'momentum_optimizer', 'adam_optimizer',
+        'use_moving_average', 'moving_average_decay')},
+    'RMSPropOptimizer': {name: HONOURED for name in (
+        'learning_rate', 'momentum_optimizer_value', 'decay', 'epsilon')},
+    'MomentumOptimizer': {'learning_rate': HONOURED,
+                          'momentum_optimizer_value': HONOURED},
+    'AdamOptimizer': {'learning_rate': HONOURED, 'epsilon': HONOURED},
+    'LearningRate': {name: HONOURED for name in (
+        'constant_learning_rate', 'exponential_decay_learning_rate',
+        'manual_step_learning_rate', 'cosine_decay_learning_rate')},
+    'ConstantLearningRate': {'learning_rate': HONOURED},
+    'ExponentialDecayLearningRate': {name: HONOURED for name in (
+        'initial_learning_rate', 'decay_steps', 'decay_factor', 'staircase',
+        'burnin_learning_rate', 'burnin_steps', 'min_learning_rate')},
+    'ManualStepLearningRate': {'initial_learning_rate': HONOURED,
+                               'schedule': HONOURED, 'warmup': HONOURED},
+    'LearningRateSchedule': {'step': HONOURED, 'learning_rate': HONOURED},
+    'CosineDecayLearningRate': {name: HONOURED for name in (
+        'learning_rate_base', 'total_steps', 'warmup_learning_rate',
+        'warmup_steps', 'hold_base_rate_steps')},
+    # builders.dataset_builder / data.decoder. max_number_of_boxes: eval
+    # readers pad to it (unset: train_config's); the train reader's is
+    # logged as having no effect by build_from_pipeline (training pads to
+    # train_config.max_number_of_boxes, as in the OD API).
+    'InputReader': {
+        **{name: HONOURED for name in (
+            'label_map_path', 'shuffle', 'shuffle_buffer_size',
+            'filenames_shuffle_buffer_size', 'num_epochs',
+            'sample_1_of_n_examples', 'num_readers', 'num_prefetch_batches',
+            'read_block_length', 'load_instance_masks', 'mask_type',
+            'use_display_name', 'tf_record_input_reader',
+            'max_number_of_boxes')},
+        **{name: 'no effect' for name in (
+            'name', 'num_parallel_batches', 'num_parallel_map_calls',
+            'prefetch_size', 'queue_capacity', 'min_after_dequeue',
+            'include_source_id', 'drop_remainder')},
+        **{name: 'only default' for name in (
+            'num_additional_channels', 'num_keypoints',
+            'keypoint_type_weight', 'use_keypoint_label_map',
+            'load_keypoint_depth_features', 'load_multiclass_scores',
+            'load_context_features', 'load_context_image_ids',
+            'load_dense_pose', 'load_track_id', 'expand_labels_hierarchy',
+            'input_type', 'frame_index', 'sample_from_datasets_weights')},
+        **{name: 'refused' for name in REFUSED_BY['InputReader']}},
+    'TFRecordInputReader': {'input_path': HONOURED},
+    'ExternalInputReader': {},
+    # builders.deepmac_builder reads every field into DeepMACParams; the
+    # settings of weak losses not trained here have no effect.
+    'DeepMACMaskEstimation': {
+        **{name: HONOURED for name in (
+            'classification_loss', 'task_loss_weight', 'dim',
+            'pixel_embedding_dim', 'allowed_masked_classes_ids', 'mask_size',
+            'use_xy', 'network_type', 'use_instance_embedding',
+            'num_init_channels', 'predict_full_resolution_masks',
+            'postprocess_crop_size', 'max_roi_jitter_ratio', 'jitter_mode',
+            'box_consistency_loss_weight', 'box_consistency_loss_normalize',
+            'box_consistency_tightness', 'use_only_last_stage',
+            'ignore_per_class_box_overlap', 'detector_free',
+            'embedding_head_kernel', 'embedding_head_num_filters',
+            'mask_detection_score_threshold', 'mask_head_slots',
+            'teacher_student', 'weight_transfer')},
+        **{name: 'no effect' for name in (
+            'feature_consistency_threshold', 'feature_consistency_dilation',
+            'feature_consistency_warmup_steps',
+            'feature_consistency_warmup_start', 'feature_consistency_type',
+            'feature_consistency_comparison',
+            'augmented_self_supervision_max_translation',
+            'augmented_self_supervision_flip_probability',
+            'augmented_self_supervision_warmup_start',
+            'augmented_self_supervision_warmup_steps',
+            'augmented_self_supervision_loss',
+            'augmented_self_supervision_scale_min',
+            'augmented_self_supervision_scale_max')},
+        **{name: 'refused' for name in REFUSED_BY['DeepMACMaskEstimation']}},
+    # builders.mask_rcnn_builder (+ maskx_builder, teacher_student_builder).
+    'DeepMarcMaskHead': {name: HONOURED for name in (
+        'network_type', 'num_init_channels', 'crop_size', 'mask_size',
+        'class_agnostic', 'box_source', 'num_sampled_masks',
+        'allowed_masked_classes_ids', 'weight_transfer', 'mlp_mask_branch',
+        'training_mode', 'teacher_student')},
+    'MlpMaskBranch': {'num_fc_layers': HONOURED, 'fc_dim': HONOURED},
+    # builders.maskx_builder (Deep-MAC and Deep-MARC).
+    'WeightTransfer': {name: HONOURED for name in (
+        'input', 'num_layers', 'activation', 'hidden_dim', 'stop_gradient')},
+    # builders.teacher_student_builder (Deep-MAC and Deep-MARC).
+    'TeacherStudent': {name: HONOURED for name in (
+        'teacher_network_type', 'teacher_num_init_channels',
+        'student_network_type', 'pseudo_mask_rule', 'teacher_loss_weight',
+        'student_loss_weight')},
 }
 
 
@@ -303,6 +493,9 @@ def check_fields(message, path):
                                         NO_EFFECT[field.name])
     if field.name in ONLY_DEFAULT and value != ONLY_DEFAULT[field.name][0]:
       allowed, why = ONLY_DEFAULT[field.name]
+      if field.label == field.LABEL_REPEATED:
+        raise ConfigError(f'{path}.{field.name}: must be left unset here '
+                          f'({why}), got {[float(f"{v:.6g}") for v in value]}.')
       if field.enum_type is not None:
         allowed, value = (field.enum_type.values_by_number[v].name
                           for v in (allowed, value))
@@ -317,6 +510,8 @@ def check_options(config):
   check_fields(config.feature_extractor, f'{F}.feature_extractor')
   predictor = config.second_stage_box_predictor.mask_rcnn_box_predictor
   check_fields(predictor, _P)
+  if config.HasField('deepmarc_mask_head'):
+    check_fields(config.deepmarc_mask_head, f'{F}.deepmarc_mask_head')
   if config.second_stage_classification_loss.WhichOneof(
       'classification_loss') not in (None, 'weighted_softmax'):
     raise ConfigError(f'{F}.second_stage_classification_loss: the box head '

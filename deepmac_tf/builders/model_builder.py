@@ -92,6 +92,9 @@ def build_feature_extractor(feature_extractor_config, use_sync_batch_norm=False)
 def _build_center_net(config, is_training, use_sync_batch_norm):
   _check_center_net_options(config)
   faster_rcnn_options.check_fields(config, _CENTER_NET)
+  if config.HasField('deepmac_mask_estimation'):
+    faster_rcnn_options.check_fields(config.deepmac_mask_estimation,
+                                     f'{_CENTER_NET}.deepmac_mask_estimation')
   feature_extractor = build_feature_extractor(config.feature_extractor,
                                               use_sync_batch_norm)
   center_params = center_net_builder.object_center_params_from_proto(

@@ -7,6 +7,8 @@
   max_dimension x max_dimension with ``per_channel_pad_value`` (default 0).
 - ``fixed_shape_resizer``: resize to height x width (aspect not kept).
 - ``identity_resizer``: no change.
+- ``conditional_shape_resizer`` / ``pad_to_multiple_resizer`` (OD API): parse,
+  refused by ``build`` in one line.
 
 Masks are resized with nearest neighbour (they stay 0/1) and zero-padded like
 the image. ``convert_to_grayscale`` converts to grayscale and repeats it over
@@ -30,6 +32,9 @@ _METHODS = {
 KEEP_ASPECT_RATIO = 'keep_aspect_ratio_resizer'
 FIXED_SHAPE = 'fixed_shape_resizer'
 IDENTITY = 'identity_resizer'
+# OD API resizers that parse but are not built here (their output size
+# follows each image's, so the images of a batch would not stack).
+REFUSED_RESIZERS = ('conditional_shape_resizer', 'pad_to_multiple_resizer')
 
 
 class ImageResizer:
@@ -130,6 +135,10 @@ def build(image_resizer_config, config_path='image_resizer'):
                       f'{KEEP_ASPECT_RATIO}, {FIXED_SHAPE}, {IDENTITY}.')
   config = getattr(image_resizer_config, kind)
   path = f'{config_path}.{kind}'
+  if kind in REFUSED_RESIZERS:
+    raise ConfigError(f'{path}: supported by the OD API, not by deepmac_tf '
+                      '(its output size follows each image\'s); use '
+                      f'{KEEP_ASPECT_RATIO}, {FIXED_SHAPE} or {IDENTITY}.')
   if kind == IDENTITY:
     return ImageResizer(IDENTITY)
   if kind == FIXED_SHAPE:

@@ -24,21 +24,27 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%deepmac_tf/protos/image_resizer.proto\x12\x11\x64\x65\x65pmac_tf.protos\"\xfa\x01\n\x0cImageResizer\x12N\n\x19keep_aspect_ratio_resizer\x18\x01 \x01(\x0b\x32).deepmac_tf.protos.KeepAspectRatioResizerH\x00\x12\x43\n\x13\x66ixed_shape_resizer\x18\x02 \x01(\x0b\x32$.deepmac_tf.protos.FixedShapeResizerH\x00\x12>\n\x10identity_resizer\x18\x03 \x01(\x0b\x32\".deepmac_tf.protos.IdentityResizerH\x00\x42\x15\n\x13image_resizer_oneof\"\xfa\x01\n\x16KeepAspectRatioResizer\x12\x1a\n\rmin_dimension\x18\x01 \x01(\x05:\x03\x36\x30\x30\x12\x1b\n\rmax_dimension\x18\x02 \x01(\x05:\x04\x31\x30\x32\x34\x12>\n\rresize_method\x18\x03 \x01(\x0e\x32\x1d.deepmac_tf.protos.ResizeType:\x08\x42ILINEAR\x12#\n\x14pad_to_max_dimension\x18\x04 \x01(\x08:\x05\x66\x61lse\x12#\n\x14\x63onvert_to_grayscale\x18\x05 \x01(\x08:\x05\x66\x61lse\x12\x1d\n\x15per_channel_pad_value\x18\x06 \x03(\x02\"\xa1\x01\n\x11\x46ixedShapeResizer\x12\x13\n\x06height\x18\x01 \x01(\x05:\x03\x33\x30\x30\x12\x12\n\x05width\x18\x02 \x01(\x05:\x03\x33\x30\x30\x12>\n\rresize_method\x18\x03 \x01(\x0e\x32\x1d.deepmac_tf.protos.ResizeType:\x08\x42ILINEAR\x12#\n\x14\x63onvert_to_grayscale\x18\x04 \x01(\x08:\x05\x66\x61lse\"\x11\n\x0fIdentityResizer*G\n\nResizeType\x12\x0c\n\x08\x42ILINEAR\x10\x00\x12\x14\n\x10NEAREST_NEIGHBOR\x10\x01\x12\x0b\n\x07\x42ICUBIC\x10\x02\x12\x08\n\x04\x41REA\x10\x03')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%deepmac_tf/protos/image_resizer.proto\x12\x11\x64\x65\x65pmac_tf.protos\"\x97\x03\n\x0cImageResizer\x12N\n\x19keep_aspect_ratio_resizer\x18\x01 \x01(\x0b\x32).deepmac_tf.protos.KeepAspectRatioResizerH\x00\x12\x43\n\x13\x66ixed_shape_resizer\x18\x02 \x01(\x0b\x32$.deepmac_tf.protos.FixedShapeResizerH\x00\x12>\n\x10identity_resizer\x18\x03 \x01(\x0b\x32\".deepmac_tf.protos.IdentityResizerH\x00\x12O\n\x19\x63onditional_shape_resizer\x18\x04 \x01(\x0b\x32*.deepmac_tf.protos.ConditionalShapeResizerH\x00\x12J\n\x17pad_to_multiple_resizer\x18\x05 \x01(\x0b\x32\'.deepmac_tf.protos.PadToMultipleResizerH\x00\x42\x15\n\x13image_resizer_oneof\"\xfa\x01\n\x16KeepAspectRatioResizer\x12\x1a\n\rmin_dimension\x18\x01 \x01(\x05:\x03\x36\x30\x30\x12\x1b\n\rmax_dimension\x18\x02 \x01(\x05:\x04\x31\x30\x32\x34\x12>\n\rresize_method\x18\x03 \x01(\x0e\x32\x1d.deepmac_tf.protos.ResizeType:\x08\x42ILINEAR\x12#\n\x14pad_to_max_dimension\x18\x04 \x01(\x08:\x05\x66\x61lse\x12#\n\x14\x63onvert_to_grayscale\x18\x05 \x01(\x08:\x05\x66\x61lse\x12\x1d\n\x15per_channel_pad_value\x18\x06 \x03(\x02\"\xa1\x01\n\x11\x46ixedShapeResizer\x12\x13\n\x06height\x18\x01 \x01(\x05:\x03\x33\x30\x30\x12\x12\n\x05width\x18\x02 \x01(\x05:\x03\x33\x30\x30\x12>\n\rresize_method\x18\x03 \x01(\x0e\x32\x1d.deepmac_tf.protos.ResizeType:\x08\x42ILINEAR\x12#\n\x14\x63onvert_to_grayscale\x18\x04 \x01(\x08:\x05\x66\x61lse\"\x11\n\x0fIdentityResizer\"\xad\x02\n\x17\x43onditionalShapeResizer\x12V\n\tcondition\x18\x01 \x01(\x0e\x32:.deepmac_tf.protos.ConditionalShapeResizer.ResizeCondition:\x07GREATER\x12\x1b\n\x0esize_threshold\x18\x02 \x01(\x05:\x03\x33\x30\x30\x12>\n\rresize_method\x18\x03 \x01(\x0e\x32\x1d.deepmac_tf.protos.ResizeType:\x08\x42ILINEAR\x12#\n\x14\x63onvert_to_grayscale\x18\x04 \x01(\x08:\x05\x66\x61lse\"8\n\x0fResizeCondition\x12\x0b\n\x07INVALID\x10\x00\x12\x0b\n\x07GREATER\x10\x01\x12\x0b\n\x07SMALLER\x10\x02\"P\n\x14PadToMultipleResizer\x12\x13\n\x08multiple\x18\x01 \x01(\x05:\x01\x31\x12#\n\x14\x63onvert_to_grayscale\x18\x04 \x01(\x08:\x05\x66\x61lse*G\n\nResizeType\x12\x0c\n\x08\x42ILINEAR\x10\x00\x12\x14\n\x10NEAREST_NEIGHBOR\x10\x01\x12\x0b\n\x07\x42ICUBIC\x10\x02\x12\x08\n\x04\x41REA\x10\x03')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'deepmac_tf.protos.image_resizer_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RESIZETYPE']._serialized_start=749
-  _globals['_RESIZETYPE']._serialized_end=820
+  _globals['_RESIZETYPE']._serialized_start=1292
+  _globals['_RESIZETYPE']._serialized_end=1363
   _globals['_IMAGERESIZER']._serialized_start=61
-  _globals['_IMAGERESIZER']._serialized_end=311
-  _globals['_KEEPASPECTRATIORESIZER']._serialized_start=314
-  _globals['_KEEPASPECTRATIORESIZER']._serialized_end=564
-  _globals['_FIXEDSHAPERESIZER']._serialized_start=567
-  _globals['_FIXEDSHAPERESIZER']._serialized_end=728
-  _globals['_IDENTITYRESIZER']._serialized_start=730
-  _globals['_IDENTITYRESIZER']._serialized_end=747
+  _globals['_IMAGERESIZER']._serialized_end=468
+  _globals['_KEEPASPECTRATIORESIZER']._serialized_start=471
+  _globals['_KEEPASPECTRATIORESIZER']._serialized_end=721
+  _globals['_FIXEDSHAPERESIZER']._serialized_start=724
+  _globals['_FIXEDSHAPERESIZER']._serialized_end=885
+  _globals['_IDENTITYRESIZER']._serialized_start=887
+  _globals['_IDENTITYRESIZER']._serialized_end=904
+  _globals['_CONDITIONALSHAPERESIZER']._serialized_start=907
+  _globals['_CONDITIONALSHAPERESIZER']._serialized_end=1208
+  _globals['_CONDITIONALSHAPERESIZER_RESIZECONDITION']._serialized_start=1152
+  _globals['_CONDITIONALSHAPERESIZER_RESIZECONDITION']._serialized_end=1208
+  _globals['_PADTOMULTIPLERESIZER']._serialized_start=1210
+  _globals['_PADTOMULTIPLERESIZER']._serialized_end=1290
 # @@protoc_insertion_point(module_scope)
