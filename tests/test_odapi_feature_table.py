@@ -10,6 +10,9 @@ from deepmac_tf.data.augmentation import builder
 from deepmac_tf.data.augmentation import catalogue
 from deepmac_tf.protos import anchor_generator_pb2
 from deepmac_tf.protos import center_net_pb2
+from deepmac_tf.protos import image_resizer_pb2
+from deepmac_tf.protos import input_reader_pb2
+from deepmac_tf.protos import optimizer_pb2
 from deepmac_tf.protos import preprocessor_pb2
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -93,14 +96,18 @@ def test_stated_proto_facts_hold():
 
 
 def test_odapi_center_net_and_preprocessor_fields_all_parse():
-  """Every field of the OD API 2.8 CenterNet and PreprocessingStep schemas
+  """Every field of the OD API 2.8 CenterNet, PreprocessingStep,
+  ImageResizer, InputReader and Optimizer schemas
   exists here with its number (the old color_consistency_* spellings are
   rewritten to feature_consistency_* by the loader)."""
   with open(os.path.join(REPO, 'tests', 'fixtures',
                          'odapi_2_8_proto_fields.json'), encoding='utf-8') as f:
     odapi = json.load(f)
   modules = {'center_net.proto': center_net_pb2,
-             'preprocessor.proto': preprocessor_pb2}
+             'preprocessor.proto': preprocessor_pb2,
+             'image_resizer.proto': image_resizer_pb2,
+             'input_reader.proto': input_reader_pb2,
+             'optimizer.proto': optimizer_pb2}
   for proto_file, module in modules.items():
     for message, fields in odapi[proto_file].items():
       ours = module
@@ -164,3 +171,16 @@ def test_center_net_train_and_eval_rows_name_their_fields():
   train_eval = _names(_row(section, '| `train_config { ... }`'))
   assert _handled(faster_rcnn_options, ('TrainConfig', 'EvalConfig'),
                   ('no effect', 'only default')) <= train_eval
+
+
+def test_resizer_optimizer_reader_and_deepmac_row_names_its_fields():
+  """The row names the refused resizers and every no-effect, only-default
+  and refused field of InputReader and DeepMACMaskEstimation."""
+  from deepmac_tf.builders import faster_rcnn_options  # pylint: disable=g-import-not-at-top
+  from deepmac_tf.data import image_resizer  # pylint: disable=g-import-not-at-top
+  row = _names(_row(_section(), '| `image_resizer`, `optimizer`'))
+  assert set(image_resizer.REFUSED_RESIZERS) <= row
+  assert _handled(faster_rcnn_options,
+                  ('InputReader', 'DeepMACMaskEstimation'),
+                  ('no effect', 'only default', 'refused')) - {
+                      'external_input_reader'} <= row

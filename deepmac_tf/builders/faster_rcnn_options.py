@@ -493,7 +493,7 @@ def check_fields(message, path):
                                         NO_EFFECT[field.name])
     if field.name in ONLY_DEFAULT and value != ONLY_DEFAULT[field.name][0]:
       allowed, why = ONLY_DEFAULT[field.name]
-      if field.label == field.LABEL_REPEATED:
+      if field.is_repeated:
         raise ConfigError(f'{path}.{field.name}: must be left unset here '
                           f'({why}), got {[float(f"{v:.6g}") for v in value]}.')
       if field.enum_type is not None:
