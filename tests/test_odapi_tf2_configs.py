@@ -100,10 +100,22 @@ def test_every_sample_config_loads_with_its_augmentation(name):
   # Its train / eval fields: honoured, logged as no effect, or refused.
   faster_rcnn_options.check_fields(configs['train_config'], 'train_config')
   faster_rcnn_options.check_fields(configs['eval_config'], 'eval_config')
+  center_net = configs['model'].center_net
+  if center_net.HasField('deepmac_mask_estimation'):
+    faster_rcnn_options.check_fields(center_net.deepmac_mask_estimation,
+                                     'model.center_net.deepmac_mask_estimation')
+  readers = [('train_input_reader', configs['train_input_config'])] + [
+      (f'eval_input_reader[{i}]', r)
+      for i, r in enumerate(configs['eval_input_configs'])]
   options = configs['train_config'].data_augmentation_options
   if name not in KEYPOINTS:
+    for path, reader in readers:
+      faster_rcnn_options.check_fields(reader, path)
     build_augmentation_fn(options)
     return
+  with pytest.raises(ConfigError, match=(
+      r'^train_input_reader\.num_keypoints: only 0 is supported here')):
+    faster_rcnn_options.check_fields(readers[0][1], readers[0][0])
   with pytest.raises(ConfigError, match=(
       r'^train_config\.data_augmentation_options\[0\]\.random_horizontal_'
       r'flip\.keypoint_flip_permutation: keypoints are not supported')):
