@@ -527,7 +527,8 @@ def build_from_pipeline(configs, split='train', input_context=None,
   ``model.center_net.deepmac_mask_estimation.allowed_masked_classes_ids`` /
   ``model.faster_rcnn.deepmarc_mask_head.allowed_masked_classes_ids``.
   Eval uses ``eval_config.batch_size``, no augmentation, all mask classes and
-  keeps the last partial batch.
+  keeps the last partial batch; it pads groundtruth to the eval reader's
+  ``max_number_of_boxes`` (as the OD API; unset: train_config's value).
 
   Args:
     configs: dict with ``model``, ``train_config``, ``train_input_config``,
