@@ -14,7 +14,6 @@ from deepmac_tf.errors import ConfigError
 from deepmac_tf.layers import layer_hyperparams
 from deepmac_tf.meta_architectures import mask_rcnn_params as params_lib
 from deepmac_tf.meta_architectures import mask_rcnn_targets
-from deepmac_tf.protos import box_predictor_pb2
 from deepmac_tf.protos import center_net_pb2
 from deepmac_tf.protos import eval_pb2
 from deepmac_tf.protos import faster_rcnn_pb2
@@ -22,7 +21,7 @@ from deepmac_tf.protos import hyperparams_pb2
 from deepmac_tf.protos import image_resizer_pb2
 from deepmac_tf.protos import input_reader_pb2
 from deepmac_tf.protos import model_pb2
-from deepmac_tf.protos import optimizer_pb2
+from deepmac_tf.protos import pipeline_pb2
 from deepmac_tf.protos import train_pb2
 
 GRID = params_lib.GridAnchorParams(scales=(1.0, 2.0), aspect_ratios=(1.0, 4.0),
@@ -79,6 +78,9 @@ def test_hyperparams_map_to_layer_settings():
   assert not vs.batch_norm
   assert hyperparams_builder.from_proto(_hyperparams(
       'activation: NONE'), 'h').activation_fn() is tf.identity
+  by_name = hyperparams_builder.from_proto(_hyperparams(
+      'initializer { keras_initializer_by_name: "he_normal" }'), 'k')
+  assert isinstance(by_name.initializer(), tf_keras.initializers.HeNormal)
 
 
 @pytest.mark.parametrize('text,match', [
@@ -87,6 +89,9 @@ def test_hyperparams_map_to_layer_settings():
     ('batch_norm { decay: 1.5 }', r'^f\.batch_norm: decay must be'),
     ('initializer { variance_scaling_initializer { factor: 0 } }',
      r'^f\.initializer\.variance_scaling_initializer\.factor'),
+    ('initializer { keras_initializer_by_name: "nope" }',
+     r"^f\.initializer\.keras_initializer_by_name: 'nope' is not a tf_keras "
+     'initializer name'),
 ])
 def test_bad_hyperparams_name_the_field(text, match):
   with pytest.raises(ConfigError, match=match):
@@ -122,44 +127,43 @@ def test_frozen_batch_norm_ignores_training():
   np.testing.assert_allclose(norm.moving_mean, 0.0)
 
 
-# Messages audited with all the messages their fields hold (except these,
-# whose builders refuse what they cannot honour: a loss message).
-_AUDITED_TREES = (image_resizer_pb2.ImageResizer, optimizer_pb2.Optimizer,
-                  input_reader_pb2.InputReader,
-                  center_net_pb2.CenterNet.DeepMACMaskEstimation,
-                  faster_rcnn_pb2.DeepMarcMaskHead)
-_NOT_AUDITED = {'ClassificationLoss'}
-
-
-def _tree(message_descriptor, seen):
-  if (message_descriptor.name in seen or
-      message_descriptor.name in _NOT_AUDITED):
+def _reachable(message_descriptor, seen):
+  """Every message reachable from ``message_descriptor`` through fields not
+  refused as a whole (a refused message field is refused when set at all);
+  map entries count as their map field."""
+  if (message_descriptor.full_name in seen or
+      message_descriptor.GetOptions().map_entry):
     return seen
-  seen[message_descriptor.name] = message_descriptor
+  seen[message_descriptor.full_name] = message_descriptor
+  table = faster_rcnn_options.FIELD_HANDLING.get(message_descriptor.name, {})
   for field in message_descriptor.fields:
-    if field.message_type is not None:
-      _tree(field.message_type, seen)
+    if field.message_type is not None and table.get(field.name) != 'refused':
+      _reachable(field.message_type, seen)
   return seen
 
 
-_AUDITED = {}
-for _root in _AUDITED_TREES:
-  _tree(_root.DESCRIPTOR, _AUDITED)
+# Every message a pipeline config can hold (and be built from).
+_REACHABLE = _reachable(pipeline_pb2.TrainEvalPipelineConfig.DESCRIPTOR, {})
 
 
-@pytest.mark.parametrize('message', [
-    faster_rcnn_pb2.FasterRcnn, faster_rcnn_pb2.FasterRcnnFeatureExtractor,
-    box_predictor_pb2.MaskRCNNBoxPredictor, center_net_pb2.CenterNet,
-    center_net_pb2.CenterNet.ObjectCenterParams,
-    center_net_pb2.CenterNet.ObjectDetection,
-    center_net_pb2.CenterNet.PredictionHeadParams,
-    center_net_pb2.CenterNetFeatureExtractor, train_pb2.TrainConfig,
-    eval_pb2.EvalConfig] + list(_AUDITED.values()), ids=lambda m: getattr(
-        m, 'DESCRIPTOR', m).name)
+def test_the_walk_reaches_every_part_of_the_pipeline():
+  names = {d.name for d in _REACHABLE.values()}
+  assert {'TrainEvalPipelineConfig', 'DetectionModel', 'FasterRcnn',
+          'CenterNet', 'Hyperparams', 'BatchNonMaxSuppression',
+          'ClassificationLoss', 'LocalizationLoss', 'AnchorGenerator',
+          'InputReader', 'Optimizer', 'DeepMarcMaskHead',
+          'PreprocessingStep'} <= names
+  # Refused as a whole: not walked.
+  assert 'KeypointEstimation' not in names
+
+
+@pytest.mark.parametrize('message', sorted(_REACHABLE.values(),
+                                           key=lambda d: d.full_name),
+                         ids=lambda d: d.full_name.split('.', 2)[-1])
 def test_every_field_is_accounted_for(message):
   """A new field must be honoured, logged as having no effect, or refused:
   add it to faster_rcnn_options.FIELD_HANDLING with its handling."""
-  descriptor = getattr(message, 'DESCRIPTOR', message)
+  descriptor = message
   table = faster_rcnn_options.FIELD_HANDLING[descriptor.name]
   assert set(table) == {f.name for f in descriptor.fields}
   for name, handling in table.items():
@@ -374,3 +378,118 @@ def test_input_reader_fields_are_checked_at_dataset_build(caplog, tmp_path):
       r'supported here \(the models take 3-channel images\), got 2\.$')):
     dataset_builder.build(reader, 1, resizer,
                           reader_name='eval_input_reader[0]')
+
+
+_PR = 'second_stage_post_processing'
+_NMS = f'{_PR}.batch_non_max_suppression'
+
+
+def _nms(text):
+  return f'{_PR} {{ batch_non_max_suppression {{ {text} }} }}'
+
+_FPN_FASTER_RCNN = '''
+    num_classes: 3
+    feature_extractor { type: "faster_rcnn_resnet50_fpn_keras"
+      fpn { min_level: 3 max_level: 7 } }
+    first_stage_anchor_generator { multiscale_anchor_generator {
+      min_level: 3 max_level: 7 } }
+    second_stage_post_processing { score_converter: SOFTMAX
+      batch_non_max_suppression { max_total_detections: 10 } }'''
+
+
+@pytest.mark.parametrize('text, field', [
+    ('hard_example_miner { }', 'hard_example_miner'),
+    ('use_combined_nms_in_first_stage: true',
+     'use_combined_nms_in_first_stage'),
+    (_nms('soft_nms_sigma: 0.5'), f'{_NMS}.soft_nms_sigma'),
+    (_nms('use_combined_nms: true'), f'{_NMS}.use_combined_nms'),
+    (_nms('change_coordinate_frame: false'),
+     f'{_NMS}.change_coordinate_frame'),
+    (_nms('use_class_agnostic_nms: true'),
+     f'{_NMS}.use_class_agnostic_nms'),
+    (_nms('max_classes_per_detection: 2'),
+     f'{_NMS}.max_classes_per_detection'),
+    (f'{_PR} {{ logit_scale: 2 }}', f'{_PR}.logit_scale'),
+    ('second_stage_classification_loss { weighted_softmax { logit_scale: 2 '
+     '} }', 'second_stage_classification_loss.weighted_softmax.logit_scale'),
+    ('second_stage_classification_loss { weighted_logits_softmax { } }',
+     'second_stage_classification_loss'),
+    ('feature_extractor { conv_hyperparams { group_norm { } } }',
+     'feature_extractor.conv_hyperparams.group_norm'),
+    ('feature_extractor { conv_hyperparams { regularizer { l1_regularizer '
+     '{ } } } }', 'feature_extractor.conv_hyperparams.regularizer.'
+     'l1_regularizer'),
+])
+def test_refused_faster_rcnn_parts_fail_at_build_naming_them(text, field):
+  """The loss, NMS and layer-hyperparams refusals of FIELD_HANDLING fire
+  when the Deep-MARC model is built (before any layer is made)."""
+  from deepmac_tf.builders import mask_rcnn_builder  # pylint: disable=g-import-not-at-top
+  config = text_format.Parse(_FPN_FASTER_RCNN, faster_rcnn_pb2.FasterRcnn())
+  text_format.Merge(text, config)
+  with pytest.raises(ConfigError, match=rf'^model\.faster_rcnn\.{field}: '
+                     ) as info:
+    mask_rcnn_builder.params_from_proto(config)
+  assert '\n' not in str(info.value)
+
+
+def test_no_effect_faster_rcnn_parts_log_one_line_each(caplog):
+  from deepmac_tf.builders import mask_rcnn_builder  # pylint: disable=g-import-not-at-top
+  config = text_format.Parse(_FPN_FASTER_RCNN, faster_rcnn_pb2.FasterRcnn())
+  text_format.Merge(f'''
+      first_stage_anchor_generator {{ multiscale_anchor_generator {{
+        normalize_coordinates: false }} }}
+      {_nms('use_static_shapes: true max_detections_per_class: 10 '
+            'use_partitioned_nms: true use_hard_nms: true use_cpu_nms: true')}
+      second_stage_classification_loss {{ weighted_softmax {{
+        anchorwise_output: true }} }}
+      feature_extractor {{ conv_hyperparams {{ regularize_depthwise: true
+        batch_norm {{ scale: true }} }} }}''', config)
+  with caplog.at_level('INFO', logger='absl'):
+    params = mask_rcnn_builder.params_from_proto(config)
+  assert params.max_num_detections == 10
+  lines = [r.getMessage() for r in caplog.records]
+  for field in ('first_stage_anchor_generator.multiscale_anchor_generator.'
+                'normalize_coordinates', f'{_NMS}.use_static_shapes',
+                f'{_NMS}.max_detections_per_class',
+                f'{_NMS}.use_partitioned_nms', f'{_NMS}.use_hard_nms',
+                f'{_NMS}.use_cpu_nms',
+                'second_stage_classification_loss.weighted_softmax.'
+                'anchorwise_output',
+                'feature_extractor.conv_hyperparams.regularize_depthwise'):
+    assert sum(l.startswith(f'model.faster_rcnn.{field}: accepted, no effect '
+                            'here because') for l in lines) == 1, field
+
+
+@pytest.mark.parametrize('part, text, field', [
+    ('object_center_params', 'classification_loss { bootstrapped_sigmoid '
+     '{ } }', 'object_center_params.classification_loss'),
+    ('object_detection_task', 'localization_loss { weighted_smooth_l1 { } }',
+     'object_detection_task.localization_loss'),
+    ('deepmac_mask_estimation', 'classification_loss { '
+     'weighted_sigmoid_focal { } }',
+     'deepmac_mask_estimation.classification_loss'),
+])
+def test_refused_center_net_losses_fail_at_build_naming_them(part, text,
+                                                             field):
+  from deepmac_tf.builders import model_builder  # pylint: disable=g-import-not-at-top
+  config = model_pb2.DetectionModel()
+  text_format.Merge(_TINY_CENTER_NET, config.center_net)
+  text_format.Merge(text, getattr(config.center_net, part))
+  with pytest.raises(ConfigError, match=rf'^model\.center_net\.{field}: '):
+    model_builder.build(config, is_training=True)
+
+
+def test_deepmac_sigmoid_anchorwise_output_is_logged(caplog):
+  from deepmac_tf.builders import model_builder  # pylint: disable=g-import-not-at-top
+  config = model_pb2.DetectionModel()
+  text_format.Merge(_TINY_CENTER_NET.replace('hourglass_10', 'nope'),
+                    config.center_net)
+  text_format.Merge('classification_loss { weighted_sigmoid { '
+                    'anchorwise_output: true } }',
+                    config.center_net.deepmac_mask_estimation)
+  with caplog.at_level('INFO', logger='absl'), pytest.raises(ConfigError):
+    model_builder.build(config, is_training=True)
+  assert any(r.getMessage().startswith(
+      'model.center_net.deepmac_mask_estimation.classification_loss.'
+      'weighted_sigmoid.anchorwise_output: accepted, no effect here because')
+             for r in caplog.records)

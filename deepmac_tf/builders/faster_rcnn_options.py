@@ -7,7 +7,12 @@ ConfigError naming it. ``FIELD_HANDLING`` lists every field of
 ``EvalConfig``, the image resizers, the optimizers and learning rates,
 ``InputReader`` and our Deep-MAC / Deep-MARC extensions
 (``DeepMACMaskEstimation``, ``DeepMarcMaskHead``, ``WeightTransfer``,
-``TeacherStudent``) (a test keeps it complete and checks the refusals), so
+``TeacherStudent``), the layer ``Hyperparams`` (regularizers,
+initializers, normalizers), anchor generators, FPN, ``PostProcessing``
+(``BatchNonMaxSuppression``), the classification / localization losses,
+and the pipeline / model roots: every message reachable from
+``TrainEvalPipelineConfig`` through fields that are not refused as a whole
+(a test walks them, keeps the table complete and checks the refusals), so
 no parsed field is silently ignored. ``check_fields(message, path)`` applies
 ``NO_EFFECT`` / ``ONLY_DEFAULT`` (at model build, training start, evaluation
 start and dataset build); 'refused' fields are refused by the builder of
@@ -24,6 +29,8 @@ import math
 from deepmac_tf.backbones import deepmarc_backbones
 from deepmac_tf.backbones import faster_rcnn_keras
 from deepmac_tf.builders import hyperparams_builder
+from deepmac_tf.data.augmentation import builder as augmentation_builder
+from deepmac_tf.data.augmentation import catalogue as augmentation_catalogue
 from deepmac_tf.errors import ConfigError
 from deepmac_tf.layers.layer_hyperparams import LayerHyperparams
 from deepmac_tf.mask_heads import fcn_heads
@@ -151,6 +158,21 @@ NO_EFFECT = {
                     'feature_consistency_warmup_start',
                     'feature_consistency_type',
                     'feature_consistency_comparison')},
+    # Hyperparams / anchors / post-processing / losses
+    'regularize_depthwise': 'these layers have no depthwise convolutions',
+    'normalize_coordinates': 'anchors are matched in pixels inside the model '
+                             'and proposals / detections come out '
+                             'normalized either way',
+    'max_detections_per_class': "Model Garden's per-class NMS keeps up to "
+                                'max_total_detections boxes per class',
+    'use_partitioned_nms': "the detection NMS is Model Garden's padded NMS "
+                           'on every device',
+    'use_hard_nms': 'NMS is hard always (soft_nms_sigma must be 0)',
+    'use_cpu_nms': 'the NMS runs where the model runs (a device-placement '
+                   'option; the boxes are the same)',
+    'anchorwise_output': 'losses are computed per anchor / pixel and reduced '
+                         'as the OD API does (the OD API ignores the field '
+                         'too)',
     **{name: 'it sets the augmented self-supervision loss, which is not '
              'trained here (augmented_self_supervision_loss_weight > 0 is '
              'refused)'
@@ -173,6 +195,10 @@ ONLY_DEFAULT = {
         'postprocess'),
     'output_final_box_features': (False, 'detections carry no box '
                                   'features'),
+    'output_final_box_rpn_features': (False, 'detections carry no box '
+                                      'features'),
+    'use_combined_nms_in_first_stage': (
+        False, "the RPN NMS is Model Garden's per-level padded NMS"),
     'box_code_size': (4, 'boxes are encoded with 4 numbers'),
     'predict_keypoints': (False, 'keypoints are out of scope'),
     # TrainConfig
@@ -215,6 +241,20 @@ ONLY_DEFAULT = {
     'sample_from_datasets_weights': (
         [], 'every input_path is read as one dataset (files interleaved), '
         'not sampled with weights'),
+    # PostProcessing / BatchNonMaxSuppression / losses
+    'logit_scale': (1.0, 'logits are not divided by a temperature (the box '
+                    "classifier's softmax and the scores use the raw "
+                    'logits)'),
+    'use_class_agnostic_nms': (False, 'Deep-MARC runs per-class NMS (one '
+                               'class per box)'),
+    'max_classes_per_detection': (1, 'Deep-MARC runs per-class NMS (one '
+                                  'class per box)'),
+    'soft_nms_sigma': (0.0, "Model Garden's NMS is hard NMS; soft NMS would "
+                       'change the scores'),
+    'use_combined_nms': (False, "the detection NMS is Model Garden's "
+                         'per-class NMS'),
+    'change_coordinate_frame': (True, 'detections are given in the image '
+                                'window, normalized'),
 }
 # Fields a part's builder refuses with a ConfigError naming them (when set
 # to anything but their default): message -> {field: where}.
@@ -248,7 +288,53 @@ REFUSED_BY = {
                                   'augmented_self_supervision_loss_weight',
                                   'pointly_supervised_keypoint_loss_weight',
                                   'mask_num_subsamples')},
+    'FasterRcnn': {'hard_example_miner': 'faster_rcnn_options.check_options'},
+    'Hyperparams': {'group_norm': 'hyperparams_builder.from_proto'},
+    'Regularizer': {'l1_regularizer': 'mask_rcnn_builder._l2_weight_decay'},
+    'L1Regularizer': {'weight': 'mask_rcnn_builder._l2_weight_decay'},
+    # Losses no part takes (each part refuses the others: center heatmap
+    # center_net_builder, Deep-MAC masks deepmac_builder, box classifier
+    # check_options).
+    'ClassificationLoss': {name: 'the builder of the part that holds it'
+                           for name in ('bootstrapped_sigmoid',
+                                        'weighted_sigmoid_focal',
+                                        'weighted_logits_softmax')},
+    'BootstrappedSigmoidClassificationLoss': {
+        name: 'the builder of the part that holds it'
+        for name in ('alpha', 'hard_bootstrap', 'anchorwise_output')},
+    'SigmoidFocalClassificationLoss': {
+        name: 'the builder of the part that holds it'
+        for name in ('anchorwise_output', 'gamma', 'alpha')},
+    'WeightedSoftmaxClassificationAgainstLogitsLoss': {
+        name: 'the builder of the part that holds it'
+        for name in ('anchorwise_output', 'logit_scale')},
+    # CenterNet boxes: L1 only.
+    'LocalizationLoss': {
+        name: 'center_net_builder.object_detection_params_from_proto'
+        for name in ('weighted_l2', 'weighted_smooth_l1', 'weighted_iou',
+                     'weighted_giou')},
+    'WeightedL2LocalizationLoss': {
+        'anchorwise_output':
+            'center_net_builder.object_detection_params_from_proto'},
+    'WeightedSmoothL1LocalizationLoss': {
+        name: 'center_net_builder.object_detection_params_from_proto'
+        for name in ('anchorwise_output', 'delta')},
+    # The OD API steps deepmac_tf does not implement (catalogue), and the
+    # keypoint permutations of the flips / rotation.
+    'PreprocessingStep': {
+        name: 'augmentation.builder.build_augmentation_fn'
+        for name in augmentation_catalogue.UNSUPPORTED_STEPS},
+    **{message: {name: 'augmentation.builder.build_augmentation_fn'}
+       for message, name in (
+           ('RandomHorizontalFlip', 'keypoint_flip_permutation'),
+           ('RandomVerticalFlip', 'keypoint_flip_permutation'),
+           ('RandomRotation90', 'keypoint_rot_permutation'))},
 }
+
+
+def _refused(message_name):
+  return {name: 'refused' for name in REFUSED_BY[message_name]}
+
 
 # Every field -> HONOURED, 'no effect' or 'only default'.
 FIELD_HANDLING = {
@@ -282,7 +368,9 @@ FIELD_HANDLING = {
         **{name: 'only default' for name in (
             'first_stage_atrous_rate', 'first_stage_box_predictor_kernel_size',
             'return_raw_detections_during_predict',
-            'output_final_box_features')},
+            'output_final_box_features', 'output_final_box_rpn_features',
+            'use_combined_nms_in_first_stage')},
+        **{name: 'refused' for name in REFUSED_BY['FasterRcnn']},
     },
     'FasterRcnnFeatureExtractor': {
         'type': HONOURED, 'batch_norm_trainable': HONOURED,
@@ -477,6 +565,149 @@ FIELD_HANDLING = {
         'teacher_network_type', 'teacher_num_init_channels',
         'student_network_type', 'pseudo_mask_rule', 'teacher_loss_weight',
         'student_loss_weight')},
+    # The roots: every part is built (train / eval drivers, model_builder).
+    'TrainEvalPipelineConfig': {name: HONOURED for name in (
+        'model', 'train_config', 'train_input_reader', 'eval_config',
+        'eval_input_reader')},
+    'DetectionModel': {'faster_rcnn': HONOURED, 'center_net': HONOURED},
+    # hyperparams_builder.from_proto (+ the L2 weight decay of
+    # mask_rcnn_builder._l2_weight_decay); checked in hyperparams_kwargs.
+    'Hyperparams': {
+        **{name: HONOURED for name in (
+            'op', 'regularizer', 'initializer', 'activation', 'batch_norm',
+            'sync_batch_norm', 'force_use_bias')},
+        'regularize_depthwise': 'no effect', **_refused('Hyperparams')},
+    'Regularizer': {'l2_regularizer': HONOURED, **_refused('Regularizer')},
+    'L1Regularizer': _refused('L1Regularizer'),
+    'L2Regularizer': {'weight': HONOURED},
+    'Initializer': {name: HONOURED for name in (
+        'truncated_normal_initializer', 'variance_scaling_initializer',
+        'random_normal_initializer', 'keras_initializer_by_name')},
+    'TruncatedNormalInitializer': {'mean': HONOURED, 'stddev': HONOURED},
+    'RandomNormalInitializer': {'mean': HONOURED, 'stddev': HONOURED},
+    'VarianceScalingInitializer': {'factor': HONOURED, 'uniform': HONOURED,
+                                   'mode': HONOURED},
+    'BatchNorm': {name: HONOURED for name in (
+        'decay', 'center', 'scale', 'epsilon', 'train')},
+    'SyncBatchNorm': {name: HONOURED for name in (
+        'decay', 'center', 'scale', 'epsilon', 'train')},
+    'GroupNorm': {},
+    # mask_rcnn_builder (levels, fpn_num_filters).
+    'FeaturePyramidNetworks': {name: HONOURED for name in (
+        'min_level', 'max_level', 'additional_layer_depth')},
+    # mask_rcnn_builder._anchor_kwargs (grid: single-level backbones,
+    # multiscale: FPN; the other kind is refused there).
+    'AnchorGenerator': {'grid_anchor_generator': HONOURED,
+                        'multiscale_anchor_generator': HONOURED},
+    'GridAnchorGenerator': {name: HONOURED for name in (
+        'height', 'width', 'height_stride', 'width_stride', 'height_offset',
+        'width_offset', 'scales', 'aspect_ratios')},
+    'MultiscaleAnchorGenerator': {
+        **{name: HONOURED for name in (
+            'min_level', 'max_level', 'anchor_scale', 'aspect_ratios',
+            'scales_per_octave')},
+        'normalize_coordinates': 'no effect'},
+    'BoxPredictor': {'mask_rcnn_box_predictor': HONOURED},
+    # mask_rcnn_builder._post_processing_kwargs (score_converter: SOFTMAX,
+    # the others are refused there).
+    'PostProcessing': {'batch_non_max_suppression': HONOURED,
+                       'score_converter': HONOURED,
+                       'logit_scale': 'only default'},
+    'BatchNonMaxSuppression': {
+        **{name: HONOURED for name in (
+            'score_threshold', 'iou_threshold', 'max_total_detections')},
+        **{name: 'no effect' for name in (
+            'max_detections_per_class', 'use_static_shapes',
+            'use_partitioned_nms', 'use_hard_nms', 'use_cpu_nms')},
+        **{name: 'only default' for name in (
+            'use_class_agnostic_nms', 'max_classes_per_detection',
+            'soft_nms_sigma', 'use_combined_nms',
+            'change_coordinate_frame')}},
+    # Each part takes its losses and refuses the others in one line: box
+    # classifier weighted_softmax (check_options), CenterNet center
+    # heatmap penalty_reduced_logistic_focal_loss (center_net_builder),
+    # Deep-MAC masks weighted_sigmoid / weighted_dice_classification_loss
+    # (deepmac_builder; checked in model_builder).
+    'ClassificationLoss': {
+        **{name: HONOURED for name in (
+            'weighted_sigmoid', 'weighted_softmax',
+            'penalty_reduced_logistic_focal_loss',
+            'weighted_dice_classification_loss')},
+        **_refused('ClassificationLoss')},
+    'WeightedSigmoidClassificationLoss': {'anchorwise_output': 'no effect'},
+    'WeightedSoftmaxClassificationLoss': {'anchorwise_output': 'no effect',
+                                          'logit_scale': 'only default'},
+    'PenaltyReducedLogisticFocalLoss': {'alpha': HONOURED, 'beta': HONOURED},
+    'WeightedDiceClassificationLoss': {'squared_normalization': HONOURED,
+                                       'is_prediction_probability': HONOURED},
+    **{name: _refused(name) for name in (
+        'BootstrappedSigmoidClassificationLoss',
+        'SigmoidFocalClassificationLoss',
+        'WeightedSoftmaxClassificationAgainstLogitsLoss',
+        'WeightedL2LocalizationLoss', 'WeightedSmoothL1LocalizationLoss')},
+    'LocalizationLoss': {'l1_localization_loss': HONOURED,
+                         **_refused('LocalizationLoss')},
+    'L1LocalizationLoss': {},
+    'WeightedIOULocalizationLoss': {},
+    'WeightedGIOULocalizationLoss': {},
+    # data.augmentation.builder / catalogue: each implemented step's reader
+    # reads every field of its message (checked, with the OD API's
+    # defaults); the other steps are refused in one line.
+    'PreprocessingStep': {
+        **{name: HONOURED for name in augmentation_builder.STEPS},
+        **_refused('PreprocessingStep')},
+    **{message: {name: HONOURED for name in fields} for message, fields in (
+        ('NormalizeImage', ('original_minval', 'original_maxval',
+                            'target_minval', 'target_maxval')),
+        ('RandomPixelValueScale', ('minval', 'maxval')),
+        ('RandomImageScale', ('min_scale_ratio', 'max_scale_ratio')),
+        ('RandomRGBtoGray', ('probability',)),
+        ('RandomAdjustBrightness', ('max_delta',)),
+        ('RandomAdjustContrast', ('min_delta', 'max_delta')),
+        ('RandomAdjustHue', ('max_delta',)),
+        ('RandomAdjustSaturation', ('min_delta', 'max_delta')),
+        ('RandomDistortColor', ('color_ordering',)),
+        ('RandomJitterBoxes', ('ratio', 'jitter_mode')),
+        ('RandomCropImage', ('min_object_covered', 'min_aspect_ratio',
+                             'max_aspect_ratio', 'min_area', 'max_area',
+                             'overlap_thresh', 'clip_boxes', 'random_coef')),
+        ('RandomPadImage', ('min_image_height', 'min_image_width',
+                            'max_image_height', 'max_image_width',
+                            'pad_color')),
+        ('RandomCropPadImage', ('min_object_covered', 'min_aspect_ratio',
+                                'max_aspect_ratio', 'min_area', 'max_area',
+                                'overlap_thresh', 'clip_boxes', 'random_coef',
+                                'min_padded_size_ratio',
+                                'max_padded_size_ratio', 'pad_color')),
+        ('RandomCropToAspectRatio', ('aspect_ratio', 'overlap_thresh',
+                                     'clip_boxes')),
+        ('RandomBlackPatches', ('max_black_patches', 'probability',
+                                'size_to_image_ratio')),
+        ('RandomResizeMethod', ('target_height', 'target_width')),
+        ('ResizeImage', ('new_height', 'new_width', 'method')),
+        ('SubtractChannelMean', ('means',)),
+        ('RGBtoGray', ()),
+        ('RandomAbsolutePadImage', ('max_height_padding', 'max_width_padding',
+                                    'pad_color')),
+        ('RandomSelfConcatImage', ('concat_vertical_probability',
+                                   'concat_horizontal_probability')),
+        ('DropLabelProbabilistically', ('label', 'drop_probability')),
+        ('RemapLabels', ('original_labels', 'new_label')),
+        ('RandomJpegQuality', ('random_coef', 'min_jpeg_quality',
+                               'max_jpeg_quality')),
+        ('RandomDownscaleToTargetPixels', ('random_coef', 'min_target_pixels',
+                                           'max_target_pixels')),
+        ('RandomPatchGaussian', ('random_coef', 'min_patch_size',
+                                 'max_patch_size', 'min_gaussian_stddev',
+                                 'max_gaussian_stddev')),
+        ('RandomSquareCropByScale', ('max_border', 'scale_min', 'scale_max',
+                                     'num_scales')),
+        ('RandomScaleCropAndPadToSquare', ('output_size', 'scale_min',
+                                           'scale_max')),
+        ('AdjustGamma', ('gamma', 'gain')))},
+    **{message: {'probability': HONOURED, **_refused(message)}
+       for message in ('RandomHorizontalFlip', 'RandomVerticalFlip',
+                       'RandomRotation90')},
 }
 
 
@@ -512,11 +743,18 @@ def check_options(config):
   check_fields(predictor, _P)
   if config.HasField('deepmarc_mask_head'):
     check_fields(config.deepmarc_mask_head, f'{F}.deepmarc_mask_head')
-  if config.second_stage_classification_loss.WhichOneof(
-      'classification_loss') not in (None, 'weighted_softmax'):
+  if config.HasField('hard_example_miner'):
+    raise ConfigError(f'{F}.hard_example_miner: supported by the OD API, not '
+                      "by deepmac_tf (the RPN and ROI samplers are Model "
+                      "Garden's balanced samplers); remove it.")
+  loss = config.second_stage_classification_loss
+  if loss.WhichOneof('classification_loss') not in (None, 'weighted_softmax'):
     raise ConfigError(f'{F}.second_stage_classification_loss: the box head '
                       'is trained with softmax cross-entropy; use '
                       'weighted_softmax (or leave it unset).')
+  if loss.HasField('weighted_softmax'):
+    check_fields(loss.weighted_softmax,
+                 f'{F}.second_stage_classification_loss.weighted_softmax')
 
 
 def _model_garden_defaults(norm_momentum, norm_epsilon, sync):
@@ -535,6 +773,7 @@ def hyperparams_kwargs(config, use_sync_batch_norm, norm_momentum,
 
   def parse(message, field, op=hyperparams_pb2.Hyperparams.CONV,
             bn_trainable=True):
+    check_fields(message, f'{F}.{field}')
     return hyperparams_builder.from_proto(
         message, f'{F}.{field}', op=op, batch_norm_trainable=bn_trainable,
         use_sync_batch_norm=use_sync_batch_norm)

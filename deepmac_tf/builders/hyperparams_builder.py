@@ -10,16 +10,19 @@ Mapping (the OD API's meaning of each field):
   frozen); absent: no batch norm (where the layers allow it).
   ``group_norm``: a ConfigError.
 - ``initializer``: truncated_normal (mean, stddev), random_normal (mean,
-  stddev), variance_scaling (factor, uniform, mode) -> the Keras
-  initializer of every kernel of the part.
+  stddev), variance_scaling (factor, uniform, mode), keras_initializer_by_name
+  (a tf_keras initializer name) -> the Keras initializer of every kernel of
+  the part.
 - ``regularizer``: L2 weight decay of the part
   (``mask_rcnn_builder.l2_weight_decay``; the OD API's Keras convention,
   weight * sum(kernel^2) / 2). L1: a ConfigError.
 - ``regularize_depthwise``: no depthwise convolutions here: accepted, no
-  effect. ``force_use_bias``: honoured by the layers we write.
+  effect (logged by ``faster_rcnn_options.check_fields``, which the callers
+  run first). ``force_use_bias``: honoured by the layers we write.
 """
 
 from absl import logging
+import tf_keras
 
 from deepmac_tf.errors import ConfigError
 from deepmac_tf.layers.layer_hyperparams import LayerHyperparams
@@ -48,6 +51,15 @@ def initializer_config(initializer, field):
     i = initializer.truncated_normal_initializer
     return {'class_name': 'TruncatedNormal',
             'config': {'mean': i.mean, 'stddev': i.stddev}}
+  if kind == 'keras_initializer_by_name':
+    name = initializer.keras_initializer_by_name
+    try:
+      instance = tf_keras.initializers.get(name)
+    except ValueError:
+      raise ConfigError(f'{field}.keras_initializer_by_name: {name!r} is not '
+                        'a tf_keras initializer name.') from None
+    return {'class_name': type(instance).__name__,
+            'config': instance.get_config()}
   if kind == 'random_normal_initializer':
     i = initializer.random_normal_initializer
     return {'class_name': 'RandomNormal',
@@ -84,9 +96,6 @@ def from_proto(hyperparams, field, op=_H.CONV, batch_norm_trainable=True,
     raise ConfigError(f'{field}.op: {_H.Op.Name(hyperparams.op)} here '
                       f'configures {_H.Op.Name(op)} layers; set op: '
                       f'{_H.Op.Name(op)}.')
-  if hyperparams.regularize_depthwise:
-    log_no_effect(f'{field}.regularize_depthwise',
-                  'these layers have no depthwise convolutions')
   normalizer = hyperparams.WhichOneof('normalizer_oneof')
   if normalizer == 'group_norm':
     raise ConfigError(f'{field}.group_norm: supported by the OD API, not by '

@@ -9,7 +9,6 @@ Unsupported options raise one ``ConfigError`` naming the field.
 
 from deepmac_tf.backbones import deepmarc_backbones
 from deepmac_tf.builders import faster_rcnn_options
-from deepmac_tf.builders import hyperparams_builder
 from deepmac_tf.builders import maskx_builder
 from deepmac_tf.builders import teacher_student_builder
 from deepmac_tf.errors import config_field_errors
@@ -119,11 +118,7 @@ def _anchor_kwargs(config, min_level, max_level, single_level):
         f'{field}.multiscale_anchor_generator: '
         f'levels {a.min_level}..{a.max_level} must equal the feature levels '
         f'{min_level}..{max_level}.')
-  if a.HasField('normalize_coordinates'):
-    hyperparams_builder.log_no_effect(
-        f'{field}.multiscale_anchor_generator.normalize_coordinates',
-        'anchors are matched in pixels inside the model and proposals / '
-        'detections come out normalized either way')
+  faster_rcnn_options.check_fields(a, f'{field}.multiscale_anchor_generator')
   kwargs = {'anchor_size': a.anchor_scale,
             'anchor_num_scales': a.scales_per_octave}
   if a.aspect_ratios:
@@ -139,23 +134,10 @@ def _post_processing_kwargs(config):
     raise ConfigError(f'{_F}.second_stage_post_processing.score_converter: '
                       'Deep-MARC scores with SOFTMAX; set it.')
   field = f'{_F}.second_stage_post_processing'
-  if post.logit_scale != 1.0:
-    raise ConfigError(f'{field}.logit_scale: only 1.0 is supported, got '
-                      f'{post.logit_scale}.')
   nms = post.batch_non_max_suppression
-  if nms.use_class_agnostic_nms or nms.max_classes_per_detection != 1:
-    raise ConfigError(f'{field}.batch_non_max_suppression.'
-                      'use_class_agnostic_nms / max_classes_per_detection: '
-                      'Deep-MARC runs per-class NMS (one class per box).')
-  if nms.HasField('use_static_shapes'):
-    hyperparams_builder.log_no_effect(
-        f'{field}.batch_non_max_suppression.use_static_shapes',
-        'the detections are padded to max_total_detections always')
-  if nms.max_detections_per_class < nms.max_total_detections:
-    hyperparams_builder.log_no_effect(
-        f'{field}.batch_non_max_suppression.max_detections_per_class',
-        "Model Garden's per-class NMS keeps up to max_total_detections "
-        'boxes per class')
+  # logit_scale, the NMS variants and options: faster_rcnn_options.
+  faster_rcnn_options.check_fields(post, field)
+  faster_rcnn_options.check_fields(nms, f'{field}.batch_non_max_suppression')
   return {'detection_score_threshold': nms.score_threshold,
           'detection_nms_iou_threshold': nms.iou_threshold,
           'max_num_detections': nms.max_total_detections}

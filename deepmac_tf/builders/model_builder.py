@@ -95,6 +95,11 @@ def _build_center_net(config, is_training, use_sync_batch_norm):
   if config.HasField('deepmac_mask_estimation'):
     faster_rcnn_options.check_fields(config.deepmac_mask_estimation,
                                      f'{_CENTER_NET}.deepmac_mask_estimation')
+    loss = config.deepmac_mask_estimation.classification_loss
+    if loss.HasField('weighted_sigmoid'):
+      faster_rcnn_options.check_fields(
+          loss.weighted_sigmoid, f'{_CENTER_NET}.deepmac_mask_estimation.'
+          'classification_loss.weighted_sigmoid')
   feature_extractor = build_feature_extractor(config.feature_extractor,
                                               use_sync_batch_norm)
   center_params = center_net_builder.object_center_params_from_proto(

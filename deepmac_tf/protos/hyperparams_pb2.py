@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#deepmac_tf/protos/hyperparams.proto\x12\x11\x64\x65\x65pmac_tf.protos\"\xbf\x04\n\x0bHyperparams\x12\x33\n\x02op\x18\x01 \x01(\x0e\x32!.deepmac_tf.protos.Hyperparams.Op:\x04\x43ONV\x12\x33\n\x0bregularizer\x18\x02 \x01(\x0b\x32\x1e.deepmac_tf.protos.Regularizer\x12\x33\n\x0binitializer\x18\x03 \x01(\x0b\x32\x1e.deepmac_tf.protos.Initializer\x12\x43\n\nactivation\x18\x04 \x01(\x0e\x32).deepmac_tf.protos.Hyperparams.Activation:\x04RELU\x12\x32\n\nbatch_norm\x18\x05 \x01(\x0b\x32\x1c.deepmac_tf.protos.BatchNormH\x00\x12\x32\n\ngroup_norm\x18\x07 \x01(\x0b\x32\x1c.deepmac_tf.protos.GroupNormH\x00\x12;\n\x0fsync_batch_norm\x18\t \x01(\x0b\x32 .deepmac_tf.protos.SyncBatchNormH\x00\x12#\n\x14regularize_depthwise\x18\x06 \x01(\x08:\x05\x66\x61lse\x12\x1d\n\x0e\x66orce_use_bias\x18\x08 \x01(\x08:\x05\x66\x61lse\"\x16\n\x02Op\x12\x08\n\x04\x43ONV\x10\x01\x12\x06\n\x02\x46\x43\x10\x02\"7\n\nActivation\x12\x08\n\x04NONE\x10\x00\x12\x08\n\x04RELU\x10\x01\x12\n\n\x06RELU_6\x10\x02\x12\t\n\x05SWISH\x10\x03\x42\x12\n\x10normalizer_oneof\"\x9a\x01\n\x0bRegularizer\x12:\n\x0el1_regularizer\x18\x01 \x01(\x0b\x32 .deepmac_tf.protos.L1RegularizerH\x00\x12:\n\x0el2_regularizer\x18\x02 \x01(\x0b\x32 .deepmac_tf.protos.L2RegularizerH\x00\x42\x13\n\x11regularizer_oneof\"\"\n\rL1Regularizer\x12\x11\n\x06weight\x18\x01 \x01(\x02:\x01\x31\"\"\n\rL2Regularizer\x12\x11\n\x06weight\x18\x01 \x01(\x02:\x01\x31\"\xa1\x02\n\x0bInitializer\x12U\n\x1ctruncated_normal_initializer\x18\x01 \x01(\x0b\x32-.deepmac_tf.protos.TruncatedNormalInitializerH\x00\x12U\n\x1cvariance_scaling_initializer\x18\x02 \x01(\x0b\x32-.deepmac_tf.protos.VarianceScalingInitializerH\x00\x12O\n\x19random_normal_initializer\x18\x03 \x01(\x0b\x32*.deepmac_tf.protos.RandomNormalInitializerH\x00\x42\x13\n\x11initializer_oneof\"@\n\x1aTruncatedNormalInitializer\x12\x0f\n\x04mean\x18\x01 \x01(\x02:\x01\x30\x12\x11\n\x06stddev\x18\x02 \x01(\x02:\x01\x31\"\xbf\x01\n\x1aVarianceScalingInitializer\x12\x11\n\x06\x66\x61\x63tor\x18\x01 \x01(\x02:\x01\x32\x12\x16\n\x07uniform\x18\x02 \x01(\x08:\x05\x66\x61lse\x12H\n\x04mode\x18\x03 \x01(\x0e\x32\x32.deepmac_tf.protos.VarianceScalingInitializer.Mode:\x06\x46\x41N_IN\",\n\x04Mode\x12\n\n\x06\x46\x41N_IN\x10\x00\x12\x0b\n\x07\x46\x41N_OUT\x10\x01\x12\x0b\n\x07\x46\x41N_AVG\x10\x02\"=\n\x17RandomNormalInitializer\x12\x0f\n\x04mean\x18\x01 \x01(\x02:\x01\x30\x12\x11\n\x06stddev\x18\x02 \x01(\x02:\x01\x31\"z\n\tBatchNorm\x12\x14\n\x05\x64\x65\x63\x61y\x18\x01 \x01(\x02:\x05\x30.999\x12\x14\n\x06\x63\x65nter\x18\x02 \x01(\x08:\x04true\x12\x14\n\x05scale\x18\x03 \x01(\x08:\x05\x66\x61lse\x12\x16\n\x07\x65psilon\x18\x04 \x01(\x02:\x05\x30.001\x12\x13\n\x05train\x18\x05 \x01(\x08:\x04true\"~\n\rSyncBatchNorm\x12\x14\n\x05\x64\x65\x63\x61y\x18\x01 \x01(\x02:\x05\x30.999\x12\x14\n\x06\x63\x65nter\x18\x02 \x01(\x08:\x04true\x12\x14\n\x05scale\x18\x03 \x01(\x08:\x05\x66\x61lse\x12\x16\n\x07\x65psilon\x18\x04 \x01(\x02:\x05\x30.001\x12\x13\n\x05train\x18\x05 \x01(\x08:\x04true\"\x0b\n\tGroupNorm')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#deepmac_tf/protos/hyperparams.proto\x12\x11\x64\x65\x65pmac_tf.protos\"\xbf\x04\n\x0bHyperparams\x12\x33\n\x02op\x18\x01 \x01(\x0e\x32!.deepmac_tf.protos.Hyperparams.Op:\x04\x43ONV\x12\x33\n\x0bregularizer\x18\x02 \x01(\x0b\x32\x1e.deepmac_tf.protos.Regularizer\x12\x33\n\x0binitializer\x18\x03 \x01(\x0b\x32\x1e.deepmac_tf.protos.Initializer\x12\x43\n\nactivation\x18\x04 \x01(\x0e\x32).deepmac_tf.protos.Hyperparams.Activation:\x04RELU\x12\x32\n\nbatch_norm\x18\x05 \x01(\x0b\x32\x1c.deepmac_tf.protos.BatchNormH\x00\x12\x32\n\ngroup_norm\x18\x07 \x01(\x0b\x32\x1c.deepmac_tf.protos.GroupNormH\x00\x12;\n\x0fsync_batch_norm\x18\t \x01(\x0b\x32 .deepmac_tf.protos.SyncBatchNormH\x00\x12#\n\x14regularize_depthwise\x18\x06 \x01(\x08:\x05\x66\x61lse\x12\x1d\n\x0e\x66orce_use_bias\x18\x08 \x01(\x08:\x05\x66\x61lse\"\x16\n\x02Op\x12\x08\n\x04\x43ONV\x10\x01\x12\x06\n\x02\x46\x43\x10\x02\"7\n\nActivation\x12\x08\n\x04NONE\x10\x00\x12\x08\n\x04RELU\x10\x01\x12\n\n\x06RELU_6\x10\x02\x12\t\n\x05SWISH\x10\x03\x42\x12\n\x10normalizer_oneof\"\x9a\x01\n\x0bRegularizer\x12:\n\x0el1_regularizer\x18\x01 \x01(\x0b\x32 .deepmac_tf.protos.L1RegularizerH\x00\x12:\n\x0el2_regularizer\x18\x02 \x01(\x0b\x32 .deepmac_tf.protos.L2RegularizerH\x00\x42\x13\n\x11regularizer_oneof\"\"\n\rL1Regularizer\x12\x11\n\x06weight\x18\x01 \x01(\x02:\x01\x31\"\"\n\rL2Regularizer\x12\x11\n\x06weight\x18\x01 \x01(\x02:\x01\x31\"\xc6\x02\n\x0bInitializer\x12U\n\x1ctruncated_normal_initializer\x18\x01 \x01(\x0b\x32-.deepmac_tf.protos.TruncatedNormalInitializerH\x00\x12U\n\x1cvariance_scaling_initializer\x18\x02 \x01(\x0b\x32-.deepmac_tf.protos.VarianceScalingInitializerH\x00\x12O\n\x19random_normal_initializer\x18\x03 \x01(\x0b\x32*.deepmac_tf.protos.RandomNormalInitializerH\x00\x12#\n\x19keras_initializer_by_name\x18\x04 \x01(\tH\x00\x42\x13\n\x11initializer_oneof\"@\n\x1aTruncatedNormalInitializer\x12\x0f\n\x04mean\x18\x01 \x01(\x02:\x01\x30\x12\x11\n\x06stddev\x18\x02 \x01(\x02:\x01\x31\"\xbf\x01\n\x1aVarianceScalingInitializer\x12\x11\n\x06\x66\x61\x63tor\x18\x01 \x01(\x02:\x01\x32\x12\x16\n\x07uniform\x18\x02 \x01(\x08:\x05\x66\x61lse\x12H\n\x04mode\x18\x03 \x01(\x0e\x32\x32.deepmac_tf.protos.VarianceScalingInitializer.Mode:\x06\x46\x41N_IN\",\n\x04Mode\x12\n\n\x06\x46\x41N_IN\x10\x00\x12\x0b\n\x07\x46\x41N_OUT\x10\x01\x12\x0b\n\x07\x46\x41N_AVG\x10\x02\"=\n\x17RandomNormalInitializer\x12\x0f\n\x04mean\x18\x01 \x01(\x02:\x01\x30\x12\x11\n\x06stddev\x18\x02 \x01(\x02:\x01\x31\"z\n\tBatchNorm\x12\x14\n\x05\x64\x65\x63\x61y\x18\x01 \x01(\x02:\x05\x30.999\x12\x14\n\x06\x63\x65nter\x18\x02 \x01(\x08:\x04true\x12\x14\n\x05scale\x18\x03 \x01(\x08:\x05\x66\x61lse\x12\x16\n\x07\x65psilon\x18\x04 \x01(\x02:\x05\x30.001\x12\x13\n\x05train\x18\x05 \x01(\x08:\x04true\"~\n\rSyncBatchNorm\x12\x14\n\x05\x64\x65\x63\x61y\x18\x01 \x01(\x02:\x05\x30.999\x12\x14\n\x06\x63\x65nter\x18\x02 \x01(\x08:\x04true\x12\x14\n\x05scale\x18\x03 \x01(\x08:\x05\x66\x61lse\x12\x16\n\x07\x65psilon\x18\x04 \x01(\x02:\x05\x30.001\x12\x13\n\x05train\x18\x05 \x01(\x08:\x04true\"\x0b\n\tGroupNorm')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,19 +44,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_L2REGULARIZER']._serialized_start=829
   _globals['_L2REGULARIZER']._serialized_end=863
   _globals['_INITIALIZER']._serialized_start=866
-  _globals['_INITIALIZER']._serialized_end=1155
-  _globals['_TRUNCATEDNORMALINITIALIZER']._serialized_start=1157
-  _globals['_TRUNCATEDNORMALINITIALIZER']._serialized_end=1221
-  _globals['_VARIANCESCALINGINITIALIZER']._serialized_start=1224
-  _globals['_VARIANCESCALINGINITIALIZER']._serialized_end=1415
-  _globals['_VARIANCESCALINGINITIALIZER_MODE']._serialized_start=1371
-  _globals['_VARIANCESCALINGINITIALIZER_MODE']._serialized_end=1415
-  _globals['_RANDOMNORMALINITIALIZER']._serialized_start=1417
-  _globals['_RANDOMNORMALINITIALIZER']._serialized_end=1478
-  _globals['_BATCHNORM']._serialized_start=1480
-  _globals['_BATCHNORM']._serialized_end=1602
-  _globals['_SYNCBATCHNORM']._serialized_start=1604
-  _globals['_SYNCBATCHNORM']._serialized_end=1730
-  _globals['_GROUPNORM']._serialized_start=1732
-  _globals['_GROUPNORM']._serialized_end=1743
+  _globals['_INITIALIZER']._serialized_end=1192
+  _globals['_TRUNCATEDNORMALINITIALIZER']._serialized_start=1194
+  _globals['_TRUNCATEDNORMALINITIALIZER']._serialized_end=1258
+  _globals['_VARIANCESCALINGINITIALIZER']._serialized_start=1261
+  _globals['_VARIANCESCALINGINITIALIZER']._serialized_end=1452
+  _globals['_VARIANCESCALINGINITIALIZER_MODE']._serialized_start=1408
+  _globals['_VARIANCESCALINGINITIALIZER_MODE']._serialized_end=1452
+  _globals['_RANDOMNORMALINITIALIZER']._serialized_start=1454
+  _globals['_RANDOMNORMALINITIALIZER']._serialized_end=1515
+  _globals['_BATCHNORM']._serialized_start=1517
+  _globals['_BATCHNORM']._serialized_end=1639
+  _globals['_SYNCBATCHNORM']._serialized_start=1641
+  _globals['_SYNCBATCHNORM']._serialized_end=1767
+  _globals['_GROUPNORM']._serialized_start=1769
+  _globals['_GROUPNORM']._serialized_end=1780
 # @@protoc_insertion_point(module_scope)
