@@ -410,6 +410,8 @@ _FPN_FASTER_RCNN = '''
     (_nms('max_classes_per_detection: 2'),
      f'{_NMS}.max_classes_per_detection'),
     (f'{_PR} {{ logit_scale: 2 }}', f'{_PR}.logit_scale'),
+    (f'{_PR} {{ calibration_config {{ sigmoid_calibration {{ }} }} }}',
+     f'{_PR}.calibration_config'),
     ('second_stage_classification_loss { weighted_softmax { logit_scale: 2 '
      '} }', 'second_stage_classification_loss.weighted_softmax.logit_scale'),
     ('second_stage_classification_loss { weighted_logits_softmax { } }',

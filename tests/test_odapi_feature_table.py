@@ -191,10 +191,13 @@ def test_losses_post_processing_hyperparams_row_names_its_fields():
   loss, post-processing, hyperparams and anchor messages, and the OD API
   2.8 fields of those messages parse here with their numbers."""
   from deepmac_tf.builders import faster_rcnn_options  # pylint: disable=g-import-not-at-top
+  from deepmac_tf.protos import calibration_pb2  # pylint: disable=g-import-not-at-top
+  from deepmac_tf.protos import eval_pb2  # pylint: disable=g-import-not-at-top
   from deepmac_tf.protos import faster_rcnn_pb2  # pylint: disable=g-import-not-at-top
   from deepmac_tf.protos import hyperparams_pb2  # pylint: disable=g-import-not-at-top
   from deepmac_tf.protos import losses_pb2  # pylint: disable=g-import-not-at-top
   from deepmac_tf.protos import post_processing_pb2  # pylint: disable=g-import-not-at-top
+  from deepmac_tf.protos import train_pb2  # pylint: disable=g-import-not-at-top
   row = _names(_row(_section(), '| Losses, post-processing'))
   assert _handled(faster_rcnn_options, (
       'Hyperparams', 'Regularizer', 'PostProcessing', 'BatchNonMaxSuppression',
@@ -211,9 +214,17 @@ def test_losses_post_processing_hyperparams_row_names_its_fields():
               post_processing_pb2.BatchNonMaxSuppression),
              ('hyperparams.proto', 'Initializer', hyperparams_pb2.Initializer),
              ('losses.proto', 'HardExampleMiner', losses_pb2.HardExampleMiner),
-             ('faster_rcnn.proto', 'FasterRcnn', faster_rcnn_pb2.FasterRcnn)]
+             ('faster_rcnn.proto', 'FasterRcnn', faster_rcnn_pb2.FasterRcnn),
+             ('post_processing.proto', 'PostProcessing',
+              post_processing_pb2.PostProcessing),
+             ('eval.proto', 'EvalConfig', eval_pb2.EvalConfig),
+             ('train.proto', 'TrainConfig', train_pb2.TrainConfig)]
+  pool = calibration_pb2.DESCRIPTOR.pool
+  checked += [('calibration.proto', name,
+               pool.FindMessageTypeByName(f'deepmac_tf.protos.{name}'))
+              for name in odapi['calibration.proto']]
   for proto_file, message, ours in checked:
-    by_name = ours.DESCRIPTOR.fields_by_name
+    by_name = getattr(ours, 'DESCRIPTOR', ours).fields_by_name
     for name, (number, *_) in odapi[proto_file][message].items():
       if name == 'context_config':  # not parsed yet (README says so)
         continue

@@ -158,6 +158,14 @@ NO_EFFECT = {
                     'feature_consistency_warmup_start',
                     'feature_consistency_type',
                     'feature_consistency_comparison')},
+    'retain_original_image_additional_channels': (
+        'images have no additional channels here (num_additional_channels '
+        'must be 0)'),
+    'image_classes_field_map_empty_to_ones': (
+        'evaluation does not read image-level class labels'),
+    'run_fine_tune_checkpoint_dummy_computation': (
+        "the model's variables are built before any checkpoint is restored, "
+        'whatever the value'),
     # Hyperparams / anchors / post-processing / losses
     'regularize_depthwise': 'these layers have no depthwise convolutions',
     'normalize_coordinates': 'anchors are matched in pixels inside the model '
@@ -219,6 +227,12 @@ ONLY_DEFAULT = {
     'skip_predictions_for_unlabeled_class': (
         False, 'every detection is evaluated (an Open Images evaluator '
         'option)'),
+    'force_no_resize': (False, 'evaluation images go through the '
+                        "model's image_resizer, as in training"),
+    'use_dummy_loss_in_eval': (False, "evaluation computes the model's "
+                               'losses'),
+    'all_metrics_per_category': (False, 'include_metrics_per_category gives '
+                                 'the per-category AP only'),
     # InputReader (data the models here do not read)
     'num_additional_channels': (0, 'the models take 3-channel images'),
     'num_keypoints': (0, 'keypoints are out of scope'),
@@ -289,6 +303,8 @@ REFUSED_BY = {
                                   'pointly_supervised_keypoint_loss_weight',
                                   'mask_num_subsamples')},
     'FasterRcnn': {'hard_example_miner': 'faster_rcnn_options.check_options'},
+    'PostProcessing': {'calibration_config':
+                       'mask_rcnn_builder._post_processing_kwargs'},
     'Hyperparams': {'group_norm': 'hyperparams_builder.from_proto'},
     'Regularizer': {'l1_regularizer': 'mask_rcnn_builder._l2_weight_decay'},
     'L1Regularizer': {'weight': 'mask_rcnn_builder._l2_weight_decay'},
@@ -431,7 +447,8 @@ FIELD_HANDLING = {
             'load_all_detection_checkpoint_vars', 'batch_queue_capacity',
             'num_batch_queue_threads', 'prefetch_queue_capacity',
             'unpad_groundtruth_tensors', 'retain_original_images',
-            'summarize_gradients')},
+            'summarize_gradients',
+            'run_fine_tune_checkpoint_dummy_computation')},
         **{name: 'only default' for name in (
             'fine_tune_checkpoint_version', 'bias_grad_multiplier',
             'merge_multiple_label_boxes', 'use_multiclass_scores')}},
@@ -451,10 +468,13 @@ FIELD_HANDLING = {
             'visualize_groundtruth_boxes',
             'groundtruth_box_visualization_color',
             'keep_image_id_for_visualization_export',
-            'retain_original_images')},
+            'retain_original_images',
+            'retain_original_image_additional_channels',
+            'image_classes_field_map_empty_to_ones')},
         **{name: 'only default' for name in (
             'recall_lower_bound', 'recall_upper_bound',
-            'skip_predictions_for_unlabeled_class')},
+            'skip_predictions_for_unlabeled_class', 'force_no_resize',
+            'use_dummy_loss_in_eval', 'all_metrics_per_category')},
         **{name: 'refused' for name in REFUSED_BY['EvalConfig']}},
     # data.image_resizer.build reads every field of the three resizers it
     # builds (per_channel_pad_value: the padding of pad_to_max_dimension).
@@ -612,7 +632,8 @@ FIELD_HANDLING = {
     # the others are refused there).
     'PostProcessing': {'batch_non_max_suppression': HONOURED,
                        'score_converter': HONOURED,
-                       'logit_scale': 'only default'},
+                       'logit_scale': 'only default',
+                       **_refused('PostProcessing')},
     'BatchNonMaxSuppression': {
         **{name: HONOURED for name in (
             'score_threshold', 'iou_threshold', 'max_total_detections')},

@@ -134,6 +134,10 @@ def _post_processing_kwargs(config):
     raise ConfigError(f'{_F}.second_stage_post_processing.score_converter: '
                       'Deep-MARC scores with SOFTMAX; set it.')
   field = f'{_F}.second_stage_post_processing'
+  if post.HasField('calibration_config'):
+    raise ConfigError(f'{field}.calibration_config: supported by the OD API, '
+                      'not by deepmac_tf (scores are not calibrated); remove '
+                      'it.')
   nms = post.batch_non_max_suppression
   # logit_scale, the NMS variants and options: faster_rcnn_options.
   faster_rcnn_options.check_fields(post, field)
