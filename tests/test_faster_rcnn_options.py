@@ -495,3 +495,25 @@ def test_deepmac_sigmoid_anchorwise_output_is_logged(caplog):
       'model.center_net.deepmac_mask_estimation.classification_loss.'
       'weighted_sigmoid.anchorwise_output: accepted, no effect here because')
              for r in caplog.records)
+
+
+def test_unused_single_level_conv_hyperparams_add_no_weight_decay(caplog):
+  """faster_rcnn_resnet*_keras without override: conv_hyperparams (and its
+  regularizer) configure nothing, as in the OD API, and the log says so."""
+  from deepmac_tf.builders import mask_rcnn_builder  # pylint: disable=g-import-not-at-top
+  config = text_format.Parse('''
+      num_classes: 3
+      feature_extractor { type: "faster_rcnn_resnet50_keras"
+        conv_hyperparams { regularizer { l2_regularizer { weight: 0.01 } } } }
+      first_stage_box_predictor_conv_hyperparams {
+        regularizer { l2_regularizer { weight: 0.02 } } }''',
+                             faster_rcnn_pb2.FasterRcnn())
+  with caplog.at_level('INFO', logger='absl'):
+    params = mask_rcnn_builder.params_from_proto(config)
+  assert dict(params.l2_weight_decay) == {'rpn': pytest.approx(0.02)}
+  assert any(r.getMessage().startswith(
+      'model.faster_rcnn.feature_extractor.conv_hyperparams: accepted, no '
+      'effect here because') for r in caplog.records)
+  config.feature_extractor.override_base_feature_extractor_hyperparams = True
+  assert dict(mask_rcnn_builder.params_from_proto(config).l2_weight_decay) == {
+      'backbone': pytest.approx(0.01), 'rpn': pytest.approx(0.02)}

@@ -173,9 +173,18 @@ def _l2_weight_decay(config):
   ``l2_regularizer { weight: w }`` adds w * sum(kernel^2) / 2 of that part's
   convolution / dense kernels (the OD API's Keras convention, = Model
   Garden's ``l2_weight_decay``); L1 raises a ConfigError naming the field.
+  A single-level backbone's ``conv_hyperparams`` without
+  ``override_base_feature_extractor_hyperparams`` configures nothing (as in
+  the OD API; ``faster_rcnn_options.hyperparams_kwargs`` logs it), so its
+  regularizer does not apply either.
   """
+  fe = config.feature_extractor
+  unused = (deepmarc_backbones.is_single_level(fe.type) and
+            not fe.override_base_feature_extractor_hyperparams)
   decay = {}
   for dotted, part in _REGULARIZED_PARTS:
+    if unused and dotted == 'feature_extractor.conv_hyperparams':
+      continue
     hyperparams = _field(config, dotted)
     if hyperparams is None or not hyperparams.HasField('regularizer'):
       continue
