@@ -10,7 +10,7 @@ ConfigError naming it. ``FIELD_HANDLING`` lists every field of
 ``TeacherStudent``), the layer ``Hyperparams`` (regularizers,
 initializers, normalizers), anchor generators, FPN, ``PostProcessing``
 (``BatchNonMaxSuppression``), the classification / localization losses,
-and the pipeline / model roots: every message reachable from
+the ``PreprocessingStep`` catalogue, and the pipeline / model roots: every message reachable from
 ``TrainEvalPipelineConfig`` through fields that are not refused as a whole
 (a test walks them, keeps the table complete and checks the refusals), so
 no parsed field is silently ignored. ``check_fields(message, path)`` applies
