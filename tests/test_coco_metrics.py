@@ -118,6 +118,7 @@ def evaluated(coco_gt_json):
   detections = _perturbed_detections(dataset)
   evaluator = coco_metrics.CocoEvaluator(
       categories, include_metrics_per_category=True,
+      all_metrics_per_category=True,
       super_categories={'voc': 'circle, ellipse,square',
                         'rest': 'star,cross'},
       seen_class_ids=[1, 2, 3, 4, 5])
@@ -193,6 +194,15 @@ def test_per_category_and_super_category(coco_gt_json, evaluated):
                              'segm', [category['id']])
     key = f'DetectionMasks_PerformanceByCategory/mAP/{category["name"]}'
     assert metrics[key] == pytest.approx(single.stats[0], abs=1e-12)
+    # all_metrics_per_category: the OD API's 12 names, COCOeval's numbers.
+    for i, name in enumerate((
+        'Precision mAP', 'Precision mAP@.50IOU', 'Precision mAP@.75IOU',
+        'Precision mAP (small)', 'Precision mAP (medium)',
+        'Precision mAP (large)', 'Recall AR@1', 'Recall AR@10',
+        'Recall AR@100', 'Recall AR@100 (small)', 'Recall AR@100 (medium)',
+        'Recall AR@100 (large)')):
+      assert metrics[f'DetectionMasks_{name} ByCategory/{category["name"]}'
+                     ] == pytest.approx(single.stats[i], abs=1e-12), name
     per_category.append(single.stats[0])
   assert metrics['DetectionMasks_PerformanceBySuperCategory/voc'] == (
       pytest.approx(np.mean(per_category), abs=1e-12))

@@ -231,8 +231,6 @@ ONLY_DEFAULT = {
                         "model's image_resizer, as in training"),
     'use_dummy_loss_in_eval': (False, "evaluation computes the model's "
                                'losses'),
-    'all_metrics_per_category': (False, 'include_metrics_per_category gives '
-                                 'the per-category AP only'),
     # InputReader (data the models here do not read)
     'num_additional_channels': (0, 'the models take 3-channel images'),
     'num_keypoints': (0, 'keypoints are out of scope'),
@@ -459,7 +457,8 @@ FIELD_HANDLING = {
             'batch_size', 'num_visualizations', 'metrics_set',
             'use_moving_averages', 'eval_instance_masks',
             'min_score_threshold', 'max_num_boxes_to_visualize',
-            'include_metrics_per_category', 'super_categories',
+            'include_metrics_per_category', 'all_metrics_per_category',
+            'super_categories',
             'include_overlap_analysis')},
         **{name: 'no effect' for name in (
             'num_examples', 'eval_interval_secs', 'max_evals', 'save_graph',
@@ -474,7 +473,7 @@ FIELD_HANDLING = {
         **{name: 'only default' for name in (
             'recall_lower_bound', 'recall_upper_bound',
             'skip_predictions_for_unlabeled_class', 'force_no_resize',
-            'use_dummy_loss_in_eval', 'all_metrics_per_category')},
+            'use_dummy_loss_in_eval')},
         **{name: 'refused' for name in REFUSED_BY['EvalConfig']}},
     # data.image_resizer.build reads every field of the three resizers it
     # builds (per_channel_pad_value: the padding of pad_to_max_dimension).

@@ -9,7 +9,10 @@ below is read from its accumulated ``precision`` [T, R, K, A, M] and
   ``/mAP (medium)``, ``/mAP (large)``, ``<P>_Recall/AR@1``, ``/AR@10``,
   ``/AR@100``, ``/AR@100 (small)``, ``/AR@100 (medium)``, ``/AR@100 (large)``
   (= ``COCOeval.stats``).
-* ``<P>_PerformanceByCategory/mAP/<name>`` (``include_metrics_per_category``).
+* ``<P>_PerformanceByCategory/mAP/<name>`` (``include_metrics_per_category``);
+  with ``all_metrics_per_category`` too, the 12 numbers of each category as
+  ``<P>_Precision mAP ByCategory/<name>`` ... ``<P>_Recall AR@100 (large)
+  ByCategory/<name>`` (the OD API's names).
 * ``<P>_PerformanceBySuperCategory/<key>`` for ``super_categories``
   ``{key: 'name1,name2,...'}``: the mean AP of the listed categories.
 * Masks only, partially supervised split: ``DetectionMasks_SeenClasses/mAP``
@@ -199,7 +202,8 @@ def category_ap(evaluator, cat_id):
 
 def compute_metrics(groundtruth_dataset, detection_results, prefix,
                     include_metrics_per_category=False, super_categories=None,
-                    seen_class_ids=None, verbose=False):
+                    seen_class_ids=None, verbose=False,
+                    all_metrics_per_category=False):
   """All metrics of one IoU type, keyed by their OD API names.
 
   Args:
@@ -211,6 +215,9 @@ def compute_metrics(groundtruth_dataset, detection_results, prefix,
       non-empty proper subset of the categories (and prefix is ``MASKS``),
       the seen / unseen split is added.
     verbose: let pycocotools print.
+    all_metrics_per_category: with include_metrics_per_category, add every
+      ``STAT_NAMES`` number of each category (``<P>_Precision mAP
+      ByCategory/<n>``, ...), as the OD API's COCO evaluators do.
 
   Returns:
     dict of Python floats.
@@ -224,6 +231,11 @@ def compute_metrics(groundtruth_dataset, detection_results, prefix,
     for category in categories:
       metrics[f'{prefix}_PerformanceByCategory/mAP/{category["name"]}'] = (
           category_ap(evaluator, category['id']))
+      if all_metrics_per_category:
+        stats = summarize(evaluator, [category['id']])
+        for name, value in zip(STAT_NAMES, stats):
+          metrics[f'{prefix}_{name.replace("/", " ", 1)} ByCategory/'
+                  f'{category["name"]}'] = float(value)
   for key, ids in (super_categories or {}).items():
     metrics[f'{prefix}_PerformanceBySuperCategory/{key}'] = float(
         summarize(evaluator, ids)[0])
@@ -266,7 +278,8 @@ class CocoEvaluator:
 
   def __init__(self, categories, metrics_set=METRICS_SETS,
                include_metrics_per_category=False, super_categories=None,
-               seen_class_ids=(), verbose=False):
+               seen_class_ids=(), verbose=False,
+               all_metrics_per_category=False):
     """Args:
       categories: list of ``{'id': 1-based int, 'name': str}``.
       metrics_set: subset of ``METRICS_SETS``; mask metrics are computed
@@ -276,6 +289,8 @@ class CocoEvaluator:
       seen_class_ids: 1-based ids allowed masks in training; empty = no
         seen / unseen split.
       verbose: let pycocotools print its tables.
+      all_metrics_per_category: with include_metrics_per_category, every
+        COCO number of each category (``compute_metrics``).
 
     Raises:
       ConfigError: unknown metrics set or super-category names.
@@ -284,6 +299,7 @@ class CocoEvaluator:
     self._accumulator = coco_accumulator.CocoAccumulator(categories)
     self._metrics_set = check_metrics_set(metrics_set)
     self._per_category = include_metrics_per_category
+    self._all_per_category = all_metrics_per_category
     self._super_categories = parse_super_categories(super_categories or {},
                                                     categories)
     self._seen = tuple(int(i) for i in seen_class_ids)
@@ -315,6 +331,7 @@ class CocoEvaluator:
     detections = acc.detection_results()
     metrics = {}
     options = dict(include_metrics_per_category=self._per_category,
+                   all_metrics_per_category=self._all_per_category,
                    super_categories=self._super_categories,
                    verbose=self._verbose)
     if DETECTION_METRICS in self._metrics_set:

@@ -366,7 +366,8 @@ def evaluate(model, configs, *, global_step=None, output_dir=None,
     sets = eval_setup.metrics_sets(configs)
     scorer = coco_metrics.CocoEvaluator(
         categories, sets, per_category, eval_setup.super_categories(configs),
-        seen)
+        seen, all_metrics_per_category=bool(
+            eval_config and eval_config.all_metrics_per_category))
     run_batch = _cached(model, 'detect', _detection_fn)
     with_masks = coco_metrics.MASK_METRICS in sets
     if not with_masks:
