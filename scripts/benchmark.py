@@ -253,6 +253,7 @@ def _inference(tf, pipeline, model_dir, export_dir, image):
     (in-memory figure, SavedModel figure, the timed call, the model).
   """
   # pylint: disable=g-import-not-at-top
+  from deepmac_tf import graph_functions
   from deepmac_tf.benchmarks import timing
   from deepmac_tf.export import exporter
   # pylint: enable=g-import-not-at-top
@@ -263,7 +264,7 @@ def _inference(tf, pipeline, model_dir, export_dir, image):
   logging.info('benchmark: inference weights from %s', checkpoint_path)
   shapes = tf.constant([[image.shape[1], image.shape[2], 3]], tf.int32)
 
-  @tf.function
+  @graph_functions.function
   def detect(images):
     predictions = model.predict(model.normalize_images(images), training=False)
     return model.postprocess(predictions, shapes)

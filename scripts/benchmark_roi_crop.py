@@ -61,6 +61,7 @@ def main(_):
   import numpy as np  # pylint: disable=g-import-not-at-top,redefined-outer-name
   import tensorflow as tf  # pylint: disable=g-import-not-at-top,redefined-outer-name
   from deepmac_tf.ops import roi_crop  # pylint: disable=g-import-not-at-top,redefined-outer-name
+  from deepmac_tf import graph_functions  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(0)
   results = {'shape': [FLAGS.batch, FLAGS.boxes, FLAGS.crop, FLAGS.crop,
                        FLAGS.channels], 'ms': {}}
@@ -80,9 +81,9 @@ def main(_):
       for jit in ((False, True) if jit_ok else (False,)):
         key = f'map{size}/{name}/{"xla" if jit else "graph"}'
         results['ms'][key + '/forward'] = _time(
-            tf.function(forward, jit_compile=jit), features, boxes)
+            graph_functions.function(forward, jit_compile=jit), features, boxes)
         results['ms'][key + '/forward_backward'] = _time(
-            tf.function(train, jit_compile=jit), features, boxes)
+            graph_functions.function(train, jit_compile=jit), features, boxes)
   print(json.dumps(results, indent=1))
 
 

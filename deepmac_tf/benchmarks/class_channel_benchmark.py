@@ -10,6 +10,7 @@ tensor of 128 instances alone is 128 * 1203 * 28 * 28 * 4 bytes = 483 MB
 
 import tensorflow as tf
 
+from deepmac_tf import graph_functions
 from deepmac_tf.benchmarks import timing
 from deepmac_tf.ops import class_channel
 
@@ -57,7 +58,7 @@ def class_specific_mask_figures(num_classes, mask_size, num_features,
   for name, logits_fn in (
       ('class_channel', class_channel.class_channel_logits),
       ('all_channels_then_pick', _all_channels_then_pick)):
-    step = tf.function(lambda f=logits_fn: _with_gradient(
+    step = graph_functions.function(lambda f=logits_fn: _with_gradient(
         f, features, weights, biases, classes))
     fns[name] = step
   figures = timing.time_interleaved(fns, warmup_steps, steps)

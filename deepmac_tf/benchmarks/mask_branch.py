@@ -27,6 +27,7 @@ import copy
 import numpy as np
 import tensorflow as tf
 
+from deepmac_tf import graph_functions
 from deepmac_tf.benchmarks import timing
 from deepmac_tf.config import model_spec
 from deepmac_tf.export import exporter
@@ -87,7 +88,7 @@ def _inference_fn(model_config, checkpoint_path, image):
   exporter.restore_model(model, checkpoint_path)
   shapes = tf.constant([[image.shape[1], image.shape[2], 3]], tf.int32)
 
-  @tf.function
+  @graph_functions.function
   def detect(images):
     predictions = model.predict(model.normalize_images(images), training=False)
     return model.postprocess(predictions, shapes)

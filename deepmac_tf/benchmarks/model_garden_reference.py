@@ -17,6 +17,7 @@ import tensorflow as tf
 import tf_keras
 from official.vision.ops import anchor
 
+from deepmac_tf import graph_functions
 from deepmac_tf.data.fields import InputFields
 from deepmac_tf.errors import ConfigError
 from deepmac_tf.meta_architectures import mask_rcnn_params as params_lib
@@ -183,8 +184,8 @@ class ReferenceModel:
         unmatched_threshold=params.rpn_unmatched_threshold,
         rpn_batch_size_per_im=params.rpn_batch_size_per_im,
         rpn_fg_fraction=params.rpn_fg_fraction)
-    self.infer = tf.function(self._infer)
-    self.train_step = tf.function(self._train_step)
+    self.infer = graph_functions.function(self._infer)
+    self.train_step = graph_functions.function(self._train_step)
 
   def share_detection_weights(self, ours):
     """Copies our backbone, FPN, RPN and box-head weights into Model

@@ -28,6 +28,7 @@ input or the config is wrong, not a record.
 from absl import logging
 import tensorflow as tf
 
+from deepmac_tf import graph_functions
 from deepmac_tf.builders import hyperparams_builder
 from deepmac_tf.config import config_util
 from deepmac_tf.config import model_spec
@@ -78,8 +79,8 @@ def _record_source(filename, index):
 def _read_file(filename):
   records = tf.data.TFRecordDataset(filename,
                                     buffer_size=_TFRECORD_BUFFER_BYTES)
-  return records.enumerate().map(
-      lambda index, record: (_record_source(filename, index), record))
+  return records.enumerate().map(graph_functions.dataset_function(
+      lambda index, record: (_record_source(filename, index), record)))
 
 
 def _read_file_frames(filename, num_frames):
@@ -100,9 +101,11 @@ def _read_file_frames(filename, num_frames):
     return index + 1, (_record_source(filename, index), record, readable,
                        count)
 
-  frames = read.map(lambda r: (r, tf.constant(True))).concatenate(end).scan(
-      tf.constant(0, tf.int64), step)
-  return frames.filter(lambda source, record, readable, count: count > 0)
+  frames = read.map(graph_functions.dataset_function(
+      lambda r: (r, tf.constant(True)))).concatenate(end).scan(
+          tf.constant(0, tf.int64), graph_functions.dataset_function(step))
+  return frames.filter(graph_functions.dataset_function(
+      lambda source, record, readable, count: count > 0))
 
 
 def _placeholder(spec, source, reason, count):
@@ -133,7 +136,7 @@ def _process_or_skip(process):
         spec, s, tf.where(ok, _UNDECODABLE, _UNREADABLE), n))
     return good.concatenate(bad).take(1)
 
-  return one_record
+  return graph_functions.dataset_function(one_record)
 
 
 def _check_first_record(decoder, filenames, skip_bad_records=False):
@@ -338,10 +341,13 @@ def _report_clipping_and_drops(dataset, max_instances, source_key):
             consecutive), tensors
 
   zero = tf.constant(0, tf.int64)
-  dataset = dataset.scan((tf.constant(False), zero, zero, zero), step)
+  dataset = dataset.scan((tf.constant(False), zero, zero, zero),
+                         graph_functions.dataset_function(step))
   if counts_skips:
-    dataset = dataset.filter(lambda t: t[_BAD] == 0).map(
-        lambda t: {k: v for k, v in t.items() if k not in (_BAD, _BAD_COUNT)})
+    dataset = dataset.filter(graph_functions.dataset_function(
+        lambda t: t[_BAD] == 0)).map(graph_functions.dataset_function(
+            lambda t: {k: v for k, v in t.items()
+                       if k not in (_BAD, _BAD_COUNT)}))
   return dataset
 
 
@@ -365,7 +371,8 @@ def _batch(dataset, batch_size, drop_remainder, static_size):
     tensors[InputFields.BOXES] = tensors[InputFields.BOXES] * scale
     return tensors
 
-  return dataset.map(renormalize_boxes, num_parallel_calls=tf.data.AUTOTUNE)
+  return dataset.map(graph_functions.dataset_function(renormalize_boxes),
+                     num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def _per_replica_batch_size(batch_size, input_context, batch_field):
@@ -477,7 +484,7 @@ def build(input_reader_config,
     parallel = {'num_parallel_calls': tf.data.AUTOTUNE,
                 'deterministic': not config.shuffle}
   records = files.interleave(
-      read_file, cycle_length=cycle_length,
+      graph_functions.dataset_function(read_file), cycle_length=cycle_length,
       block_length=max(config.read_block_length, 1), **parallel)
   if shard_records:
     records = records.shard(input_context.num_input_pipelines,
@@ -507,7 +514,8 @@ def build(input_reader_config,
         _process_or_skip(process), num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=not config.shuffle)
   else:
-    dataset = records.map(process, num_parallel_calls=tf.data.AUTOTUNE,
+    dataset = records.map(graph_functions.dataset_function(process),
+                          num_parallel_calls=tf.data.AUTOTUNE,
                           deterministic=not config.shuffle)
   dataset = _report_clipping_and_drops(dataset, max_number_of_boxes, _SOURCE)
   dataset = _batch(dataset, per_replica_batch, drop_remainder=is_training,

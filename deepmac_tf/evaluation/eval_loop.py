@@ -37,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from deepmac_tf import graph_functions
 from deepmac_tf.builders import dataset_builder
 from deepmac_tf.config import model_spec
 from deepmac_tf.data.fields import InputFields as F
@@ -128,7 +129,7 @@ def _detection_fn(model_ref):
   """tf.function: (images [B,H,W,3], true shapes [B,3], groundtruth
   dict) -> detections and ``LOSSES``."""
 
-  @tf.function(reduce_retracing=True)
+  @graph_functions.function(reduce_retracing=True)
   def detect(images, true_image_shapes, groundtruth):
     model = model_ref()
     preprocessed = model.normalize_images(images)
@@ -147,7 +148,7 @@ def _detection_and_box_masks_fn(model_ref):
   ``LOSSES`` and ``box_prompted_masks`` [B,N,S,S], from one backbone
   pass."""
 
-  @tf.function(reduce_retracing=True)
+  @graph_functions.function(reduce_retracing=True)
   def detect_and_prompt(images, true_image_shapes, boxes, classes,
                         groundtruth):
     model = model_ref()
@@ -177,7 +178,7 @@ def _box_masks_fn(model_ref):
   true image, classes [B, N] 1-based) -> [B, N, S, S] box-relative mask
   probabilities."""
 
-  @tf.function(reduce_retracing=True)
+  @graph_functions.function(reduce_retracing=True)
   def masks_at_boxes(images, true_image_shapes, boxes, classes):
     model = model_ref()
     preprocessed = model.normalize_images(images)

@@ -29,6 +29,7 @@ deepmac_tf or tf_keras.
 
 import tensorflow as tf
 
+from deepmac_tf import graph_functions
 from deepmac_tf.errors import ConfigError
 from deepmac_tf.export import serving_inputs as inputs_lib
 from deepmac_tf.meta_architectures.capabilities import has_masks
@@ -130,10 +131,10 @@ class DeepMacServingModule(tf.Module):
       specs = inputs_lib.input_specs(input_type,
                                      needs_box_classes(self._model))
       if input_type == inputs_lib.IMAGE_AND_BOXES_TENSOR:
-        fn = tf.function(self.serve_boxes, input_signature=list(
+        fn = graph_functions.function(self.serve_boxes, input_signature=list(
             specs.values()))
       else:
-        fn = tf.function(
+        fn = graph_functions.function(
             lambda input_tensor, t=input_type: self.serve_detection(
                 input_tensor, t),
             input_signature=[specs[inputs_lib.INPUT_TENSOR]])

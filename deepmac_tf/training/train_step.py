@@ -12,6 +12,7 @@ import re
 
 import tensorflow as tf
 
+from deepmac_tf import graph_functions
 from deepmac_tf.data.fields import InputFields
 from deepmac_tf.errors import ConfigError
 from deepmac_tf.meta_architectures import detection_model
@@ -78,7 +79,7 @@ class DistributedTrainStep:
     self._step = step_variable
     self._variables = trainable_variables
     self._add_regularization_loss = add_regularization_loss
-    self._function = tf.function(self._distributed_step,
+    self._function = graph_functions.function(self._distributed_step,
                                  jit_compile=jit_compile or None)
 
   @property
