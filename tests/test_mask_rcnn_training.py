@@ -16,9 +16,17 @@ from tests import pipeline_fixtures
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(REPO, 'configs', 'deepmarc_synthetic_cpu.config')
+# 64 px and narrow FPN / heads / mask head (the synthetic config's structure
+# at a fraction of its cost: a smoke test of training, not of capacity).
 _OVERRIDE = '''
-model { faster_rcnn { image_resizer { keep_aspect_ratio_resizer {
-  min_dimension: 64 max_dimension: 64 pad_to_max_dimension: true } } } }
+model { faster_rcnn {
+  image_resizer { keep_aspect_ratio_resizer {
+    min_dimension: 64 max_dimension: 64 pad_to_max_dimension: true } }
+  feature_extractor { fpn { additional_layer_depth: 32 } }
+  first_stage_box_predictor_depth: 32
+  box_head_num_filters: 32 box_head_fc_dims: 64
+  deepmarc_mask_head { network_type: "mask_rcnn_fcn" num_init_channels: 16 }
+} }
 train_config { batch_size: 4 }
 '''
 
