@@ -44,6 +44,18 @@ HONOURED = 'honoured'
 
 # Implementation choices of the OD API for TPUs / static shapes, which this
 # model makes in its own way whatever the value, and TF1-only options.
+
+# DeepMACMaskEstimation's augmented self-supervision settings (the loss is
+# not trained here: they have no effect; its weight > 0 is refused).
+_AUGMENTED_SELF_SUPERVISION_FIELDS = (
+    'augmented_self_supervision_max_translation',
+    'augmented_self_supervision_flip_probability',
+    'augmented_self_supervision_warmup_start',
+    'augmented_self_supervision_warmup_steps',
+    'augmented_self_supervision_loss',
+    'augmented_self_supervision_scale_min',
+    'augmented_self_supervision_scale_max')
+
 NO_EFFECT = {
     'inplace_batchnorm_update': 'Keras batch norm updates its statistics in '
                                 'the training call (TF2; the OD API TF2 also '
@@ -184,13 +196,7 @@ NO_EFFECT = {
     **{name: 'it sets the augmented self-supervision loss, which is not '
              'trained here (augmented_self_supervision_loss_weight > 0 is '
              'refused)'
-       for name in ('augmented_self_supervision_max_translation',
-                    'augmented_self_supervision_flip_probability',
-                    'augmented_self_supervision_warmup_start',
-                    'augmented_self_supervision_warmup_steps',
-                    'augmented_self_supervision_loss',
-                    'augmented_self_supervision_scale_min',
-                    'augmented_self_supervision_scale_max')},
+       for name in _AUGMENTED_SELF_SUPERVISION_FIELDS},
 }
 # Fields that must keep a value (name -> (allowed value, why)).
 ONLY_DEFAULT = {
@@ -561,13 +567,7 @@ FIELD_HANDLING = {
             'feature_consistency_warmup_steps',
             'feature_consistency_warmup_start', 'feature_consistency_type',
             'feature_consistency_comparison',
-            'augmented_self_supervision_max_translation',
-            'augmented_self_supervision_flip_probability',
-            'augmented_self_supervision_warmup_start',
-            'augmented_self_supervision_warmup_steps',
-            'augmented_self_supervision_loss',
-            'augmented_self_supervision_scale_min',
-            'augmented_self_supervision_scale_max')},
+            *_AUGMENTED_SELF_SUPERVISION_FIELDS)},
         **{name: 'refused' for name in REFUSED_BY['DeepMACMaskEstimation']}},
     # builders.mask_rcnn_builder (+ maskx_builder, teacher_student_builder).
     'DeepMarcMaskHead': {name: HONOURED for name in (
