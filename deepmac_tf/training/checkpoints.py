@@ -59,8 +59,8 @@ def complete_checkpoints(directory):
   for index in tf.io.gfile.glob(
       os.path.join(directory, f'{CHECKPOINT_NAME}-*.index')):
     prefix = index[:-len('.index')]
-    step_text = prefix.rsplit('-', 1)[-1]
-    if not step_text.isdigit():
+    step = _checkpoint_step(prefix)
+    if step is None:
       continue
     shards = tf.io.gfile.glob(prefix + '.data-*-of-*')
     if not shards:
@@ -68,8 +68,14 @@ def complete_checkpoints(directory):
     expected = int(shards[0].rsplit('-of-', 1)[-1])
     if len(shards) != expected:
       continue
-    found.append((int(step_text), prefix))
+    found.append((step, prefix))
   return sorted(found)
+
+
+def _checkpoint_step(prefix):
+  """N of a ``.../ckpt-N`` prefix; None for another name."""
+  tail = os.path.basename(prefix).rsplit('-', 1)[-1]
+  return int(tail) if tail.isdigit() else None
 
 
 def record_unlisted_checkpoints(directory):
@@ -82,11 +88,8 @@ def record_unlisted_checkpoints(directory):
   listed = list(state.all_model_checkpoint_paths) if state else []
   latest = state.model_checkpoint_path if state else ''
 
-  def _step(prefix):
-    tail = os.path.basename(prefix).rsplit('-', 1)[-1]
-    return int(tail) if tail.isdigit() else -1
-
-  latest_step = _step(latest) if latest else -1
+  latest_step = (_checkpoint_step(latest) if latest else None)
+  latest_step = -1 if latest_step is None else latest_step
   added = [prefix for step, prefix in complete_checkpoints(directory)
            if step > latest_step]
   if not added:
