@@ -57,3 +57,37 @@ def test_settings_name_the_stage_one_variant():
                if v.name == 'deepmac_hg20')
   assert 'pseudo_labels_from' not in runner.run_settings(
       experiments.METHODS, plain, 0, 10, experiments.METHODS.data, None, '')
+
+
+def test_mask_rcnn_stage_two_is_the_partially_supervised_baseline_on_pseudo_masks(
+    tmp_path):
+  """The paper's recipe (appendix B.2): stage 2 is Mask R-CNN with the
+  class-agnostic FCN head on proposals, i.e. the ``mask_rcnn`` baseline of
+  the same table, differing only in its training data (the pseudo-labelled
+  records) and in training masks of every class."""
+  def pipeline(name):
+    variant = next(v for v in experiments.METHODS.variants if v.name == name)
+    return variant, run_config.build_pipeline(
+        variant.template_path(), str(tmp_path), [variant.override], steps=10)
+  variant, stage_two = pipeline('two_stage_mask_rcnn')
+  _, baseline = pipeline('mask_rcnn')
+  assert variant.pseudo_labels_from == 'deepmac_hg20'
+  train, evaluation = two_stage.stage_two_pipelines(stage_two, '/p/x.record')
+  assert train.model.WhichOneof('model') == 'faster_rcnn'
+  head = run_config.mask_block(train)
+  assert head.network_type == 'mask_rcnn_fcn'
+  assert head.class_agnostic
+  assert head.box_source == type(head).PROPOSALS
+  assert not head.allowed_masked_classes_ids
+  # Same model as the baseline but for the classes allowed masks.
+  expected = type(baseline)()
+  expected.CopyFrom(baseline)
+  del run_config.mask_block(expected).allowed_masked_classes_ids[:]
+  assert train.model == expected.model
+  assert train.train_config == baseline.train_config
+  assert evaluation.model == baseline.model
+  assert evaluation.eval_config == baseline.eval_config
+  assert list(train.train_input_reader.tf_record_input_reader.input_path) == [
+      '/p/x.record']
+  assert list(baseline.train_input_reader.tf_record_input_reader.input_path
+             ) != ['/p/x.record']
