@@ -424,6 +424,7 @@ def _mask_branch(tf, pipeline, configs, batch, model_dir, image, step_fn,
         else None)
     figures['mask_branch_overhead'] = figures['mask_branch_inference'][
         'mask_branch_overhead']
+    _log_figure('mask_branch_inference', figures['mask_branch_inference'])
   logging.info('benchmark: timing the train step, mask head on weighted '
                'instances vs on every slot')
   valid_only, all_slots = mask_branch.train_steps_by_slots(
@@ -434,7 +435,15 @@ def _mask_branch(tf, pipeline, configs, batch, model_dir, image, step_fn,
       all_slots=all_slots)
   figures['train_step_valid_only_over_all_slots'] = figures[
       'mask_branch_train_step']['train_step_valid_only_over_all_slots']
+  _log_figure('mask_branch_train_step', figures['mask_branch_train_step'])
   return figures
+
+
+def _log_figure(name, figure):
+  """Logs one finished figure as JSON, so a long run stopped before its
+  end still leaves the figures it timed in its log."""
+  logging.info('benchmark figure %s: %s', name,
+               json.dumps(figure, sort_keys=True))
 
 
 def _ratio(ours, theirs):
@@ -498,11 +507,13 @@ def main(argv):
     logging.info('benchmark: timing the train step')
     result['train_step'], step_fn, make_step = _train_step(
         tf, configs, batch, model_dir)
+    _log_figure('train_step', result['train_step'])
     result.update(_class_specific_masks(configs))
     logging.info('benchmark: timing inference')
     ours, saved, detect_fn, model = _inference(
         tf, pipeline, _CHECKPOINT_DIR.value or model_dir,
         os.path.join(tmp, 'export'), image)
+    _log_figure('inference_checkpoint', ours)
     if _REFERENCE.value is None:
       model = None  # Memory for the next models.
       result.update(_mask_branch(tf, pipeline, configs, batch,
