@@ -441,18 +441,21 @@ def test_no_effect_faster_rcnn_parts_log_one_line_each(caplog):
       first_stage_anchor_generator {{ multiscale_anchor_generator {{
         normalize_coordinates: false }} }}
       {_nms('use_static_shapes: true max_detections_per_class: 10 '
-            'use_partitioned_nms: true use_hard_nms: true use_cpu_nms: true')}
+            'max_total_detections: 30 use_partitioned_nms: true '
+            'use_hard_nms: true use_cpu_nms: true')}
       second_stage_classification_loss {{ weighted_softmax {{
         anchorwise_output: true }} }}
       feature_extractor {{ conv_hyperparams {{ regularize_depthwise: true
         batch_norm {{ scale: true }} }} }}''', config)
   with caplog.at_level('INFO', logger='absl'):
     params = mask_rcnn_builder.params_from_proto(config)
-  assert params.max_num_detections == 10
+  assert (params.max_num_detections, params.max_detections_per_class) == (
+      30, 10)
   lines = [r.getMessage() for r in caplog.records]
+  # Honoured (ops.multiclass_nms), so not logged.
+  assert not any(f'{_NMS}.max_detections_per_class' in l for l in lines)
   for field in ('first_stage_anchor_generator.multiscale_anchor_generator.'
                 'normalize_coordinates', f'{_NMS}.use_static_shapes',
-                f'{_NMS}.max_detections_per_class',
                 f'{_NMS}.use_partitioned_nms', f'{_NMS}.use_hard_nms',
                 f'{_NMS}.use_cpu_nms',
                 'second_stage_classification_loss.weighted_softmax.'

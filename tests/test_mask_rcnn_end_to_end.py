@@ -28,7 +28,7 @@ model { faster_rcnn {
   first_stage_max_proposals: 16 first_stage_max_proposals_eval: 16
   second_stage_batch_size: 16 box_head_num_filters: 16 box_head_fc_dims: 32
   second_stage_post_processing { batch_non_max_suppression {
-    max_detections_per_class: 6 max_total_detections: 6 } }
+    max_detections_per_class: 2 max_total_detections: 6 } }
   deepmarc_mask_head { network_type: "mask_rcnn_fcn" num_init_channels: 8
     crop_size: 8 mask_size: 16 }
 } }
@@ -45,7 +45,12 @@ for name, fn in loaded.signatures.items():
   kwargs = {'input_tensor': image}
   if 'boxes' in fn.structured_input_signature[1]:
     kwargs['boxes'] = tf.constant([[[0.1, 0.1, 0.6, 0.7], [0.2, 0.3, 1, 1]]])
-  out[name] = {k: v.shape.as_list() for k, v in fn(**kwargs).items()}
+  result = fn(**kwargs)
+  out[name] = {k: v.shape.as_list() for k, v in result.items()}
+  if name == 'serving_default':
+    n = int(result['num_detections'][0])
+    classes = result['detection_classes'][0, :n].numpy().astype(int)
+    print('MOST_PER_CLASS', np.bincount(classes).max() if n else 0, n)
 print('SHAPES', __import__('json').dumps(out))
 '''
 
@@ -121,6 +126,10 @@ def test_export_and_reload_in_a_fresh_process(trained):
   assert detect['detection_boxes'] == [1, 6, 4]
   assert detect['detection_masks'] == [1, 6, 16, 16]
   assert detect['detection_multiclass_scores'] == [1, 6, 11]
+  # max_detections_per_class: 2 holds in the exported graph.
+  line = [l for l in reloaded.splitlines() if l.startswith('MOST_PER_CLASS')]
+  most, num = map(int, line[0].split()[1:])
+  assert most <= 2 and num <= 6
   boxes = shapes['image_and_boxes_tensor']
   assert boxes['detection_masks'] == [1, 2, 16, 16]
   assert boxes['detection_boxes'] == [1, 2, 4]

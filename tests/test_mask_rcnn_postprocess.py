@@ -38,25 +38,87 @@ def test_multiclass_scores_belong_to_the_kept_detections(model_and_outputs):
     assert (scores[b, n:] == 0).all()
 
 
-def test_combined_nms_keeps_the_detections_of_model_gardens_nms(
+def _postprocess_with(model, predictions, **changes):
+  """``model.postprocess`` with some params changed for the call."""
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  params = model.params
+  model._params = dataclasses.replace(params, **changes)  # pylint: disable=protected-access
+  try:
+    return model.postprocess(predictions)
+  finally:
+    model._params = params  # pylint: disable=protected-access
+
+
+def test_combined_nms_keeps_the_detections_of_the_padded_nms(
     model_and_outputs):
-  from official.vision.modeling.layers import detection_generator  # pylint: disable=g-import-not-at-top
   model, predictions, out = model_and_outputs
   assert mask_rcnn.use_combined_nms(model.params)  # CPU, all proposals.
-  fused = model._detection_generator  # pylint: disable=protected-access
-  assert fused.get_config()['nms_version'] == 'batched'
-  config = dict(fused.get_config(), nms_version='v2')
-  model._detection_generator = (  # pylint: disable=protected-access
-      detection_generator.DetectionGenerator(**config))
-  try:
-    padded = model.postprocess(predictions)
-  finally:
-    model._detection_generator = fused  # pylint: disable=protected-access
+  padded = _postprocess_with(model, predictions, use_combined_nms=False)
   np.testing.assert_array_equal(padded['num_detections'],
                                 out['num_detections'])
   for key in ('detection_boxes', 'detection_scores', 'detection_classes',
               'detection_multiclass_scores', 'detection_masks'):
     np.testing.assert_allclose(padded[key], out[key], atol=1e-6, err_msg=key)
+
+
+@pytest.mark.parametrize('version', ['batched', 'v2'])
+def test_uncapped_detections_equal_model_gardens_generator(model_and_outputs,
+                                                           version):
+  """max_detections_per_class unset (= the total): the detections of Model
+  Garden's DetectionGenerator with its own NMS, in either form."""
+  from official.vision.modeling.layers import detection_generator  # pylint: disable=g-import-not-at-top
+  from deepmac_tf.meta_architectures import mask_rcnn_postprocess  # pylint: disable=g-import-not-at-top
+  model, predictions, out = model_and_outputs
+  assert model.params.max_detections_per_class is None
+  if version == 'v2':
+    out = _postprocess_with(model, predictions, use_combined_nms=False)
+  config = dict(model._detection_generator.get_config(),  # pylint: disable=protected-access
+                apply_nms=True, nms_version=version)
+  rois = predictions['proposals']
+  class_outputs, box_outputs = model._box_head(  # pylint: disable=protected-access
+      predictions['features'], rois, False)
+  class_outputs = mask_rcnn_postprocess.without_padded_proposals(
+      class_outputs, rois)
+  size = tf.constant([[base.SIZE, base.SIZE]] * 2, tf.float32)
+  reference = detection_generator.DetectionGenerator(**config)(
+      box_outputs, class_outputs, rois, size,
+      list(model.params.box_regression_weights), bbox_per_class=True)
+  np.testing.assert_array_equal(out['num_detections'],
+                                reference['num_detections'])
+  for b, n in enumerate(out['num_detections'].numpy()):
+    np.testing.assert_allclose(out['detection_boxes'][b, :n] * base.SIZE,
+                               reference['detection_boxes'][b, :n],
+                               atol=1e-4)
+    np.testing.assert_allclose(out['detection_scores'][b, :n],
+                               reference['detection_scores'][b, :n],
+                               atol=1e-6)
+    np.testing.assert_array_equal(out['detection_classes'][b, :n] + 1,
+                                  reference['detection_classes'][b, :n])
+
+
+@pytest.mark.parametrize('fused', [True, False])
+def test_max_detections_per_class_caps_each_class(model_and_outputs, fused):
+  """The OD API's max_detections_per_class: at most 1 box per class (3
+  classes) of the 5 kept; static shapes and masks follow."""
+  model, predictions, out = model_and_outputs
+  assert (out['num_detections'].numpy() > base.NUM_CLASSES).any()
+  capped = _postprocess_with(model, predictions, max_detections_per_class=1,
+                             use_combined_nms=fused)
+  assert capped['detection_boxes'].shape == out['detection_boxes'].shape
+  assert capped['detection_masks'].shape == out['detection_masks'].shape
+  for b, n in enumerate(capped['num_detections'].numpy()):
+    classes = capped['detection_classes'][b, :n].numpy()
+    assert 0 < n <= base.NUM_CLASSES and len(set(classes)) == n
+    # Each class keeps its best box: the uncapped top box of that class.
+    full = out['detection_classes'][b, :out['num_detections'][b]].numpy()
+    for i, c in enumerate(classes):
+      if c not in full:  # Crowded out of the uncapped top 5.
+        continue
+      first = int(np.argmax(full == c))
+      np.testing.assert_allclose(capped['detection_scores'][b, i],
+                                 out['detection_scores'][b, first],
+                                 atol=1e-6)
+    assert (capped['detection_masks'][b, n:].numpy() == 0).all()
 
 
 def test_padded_proposals_never_become_detections():

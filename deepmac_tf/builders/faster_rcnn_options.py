@@ -183,8 +183,6 @@ NO_EFFECT = {
     'normalize_coordinates': 'anchors are matched in pixels inside the model '
                              'and proposals / detections come out '
                              'normalized either way',
-    'max_detections_per_class': "Model Garden's per-class NMS keeps up to "
-                                'max_total_detections boxes per class',
     'use_partitioned_nms': "the detection NMS is Model Garden's padded NMS "
                            'on every device',
     'use_hard_nms': 'NMS is hard always (soft_nms_sigma must be 0)',
@@ -635,9 +633,10 @@ FIELD_HANDLING = {
                        **_refused('PostProcessing')},
     'BatchNonMaxSuppression': {
         **{name: HONOURED for name in (
-            'score_threshold', 'iou_threshold', 'max_total_detections')},
+            'score_threshold', 'iou_threshold', 'max_total_detections',
+            'max_detections_per_class')},
         **{name: 'no effect' for name in (
-            'max_detections_per_class', 'use_static_shapes',
+            'use_static_shapes',
             'use_partitioned_nms', 'use_hard_nms', 'use_cpu_nms')},
         **{name: 'only default' for name in (
             'use_class_agnostic_nms', 'max_classes_per_detection',

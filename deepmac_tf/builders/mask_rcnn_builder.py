@@ -142,9 +142,16 @@ def _post_processing_kwargs(config):
   # logit_scale, the NMS variants and options: faster_rcnn_options.
   faster_rcnn_options.check_fields(post, field)
   faster_rcnn_options.check_fields(nms, f'{field}.batch_non_max_suppression')
+  for name in ('max_detections_per_class', 'max_total_detections'):
+    if getattr(nms, name) < 1:
+      raise ConfigError(f'{field}.batch_non_max_suppression.{name}: must be '
+                        f'>= 1, got {getattr(nms, name)}.')
+  # Unset max_detections_per_class = its proto default (100), as in the OD
+  # API: a class keeps at most that many of the max_total_detections.
   return {'detection_score_threshold': nms.score_threshold,
           'detection_nms_iou_threshold': nms.iou_threshold,
-          'max_num_detections': nms.max_total_detections}
+          'max_num_detections': nms.max_total_detections,
+          'max_detections_per_class': nms.max_detections_per_class}
 
 
 # Hyperparams fields whose regularizer maps to a part of the model.

@@ -49,6 +49,7 @@ from deepmac_tf.meta_architectures import mask_rcnn_postprocess as postprocess_l
 from deepmac_tf.meta_architectures import mask_rcnn_targets as targets
 from deepmac_tf.meta_architectures import mask_rcnn_teacher_student as teacher_student
 from deepmac_tf.ops import mask_targets
+from deepmac_tf.ops import multiclass_nms
 from deepmac_tf.ops import mask_weights
 
 PREPROCESSED_INPUTS = 'preprocessed_inputs'
@@ -76,12 +77,13 @@ DETECTION_MULTICLASS_SCORES = 'detection_multiclass_scores'
 def use_combined_nms(params):
   """Whether the detection NMS is ``tf.image.combined_non_max_suppression``.
 
-  Model Garden's ``DetectionGenerator`` defaults to its padded sorted NMS
-  (``nms_version='v2'``), written for TPUs. When every proposal enters the
-  per-class NMS (``detection_pre_nms_top_k >= rpn_test_num_proposals``, as
-  in all our configs) the fused kernel (``'batched'``) keeps exactly the same
-  detections, in 7 ms instead of 450 ms for 1000 proposals x 90 classes on
-  2 CPU cores. It has no TPU kernel, so TPUs keep the padded NMS.
+  ``ops.multiclass_nms`` has Model Garden's padded sorted NMS (its
+  ``nms_version='v2'``, written for TPUs) and the fused kernel. When every
+  proposal enters the per-class NMS (``detection_pre_nms_top_k >=
+  rpn_test_num_proposals``, as in all our configs) the fused kernel keeps
+  exactly the same detections, in 7 ms instead of 450 ms for 1000 proposals
+  x 90 classes on 2 CPU cores (measured with Model Garden's generator). It
+  has no TPU kernel, so TPUs keep the padded NMS.
   ``params.use_combined_nms`` overrides the choice by device.
 
   (The RPN keeps Model Garden's NMS: its combined-NMS path skips the
@@ -162,8 +164,10 @@ class MaskRCNNMetaArch(detection_model.DetectionModelLifecycle,
               p.box_head_hyperparams, p.use_sync_batch_norm,
               p.norm_momentum, p.norm_epsilon),
           name='detection_head'), p.box_head_hyperparams)
+    # Decodes and clips the per-class boxes, softmax scores; the NMS is
+    # ops.multiclass_nms (Model Garden's caps every class at the total).
     self._detection_generator = detection_generator.DetectionGenerator(
-        pre_nms_top_k=p.detection_pre_nms_top_k,
+        apply_nms=False, pre_nms_top_k=p.detection_pre_nms_top_k,
         pre_nms_score_threshold=p.detection_score_threshold,
         nms_iou_threshold=p.detection_nms_iou_threshold,
         max_num_detections=p.max_num_detections,
@@ -467,18 +471,25 @@ class MaskRCNNMetaArch(detection_model.DetectionModelLifecycle,
     class_outputs, box_outputs = self._box_head(features, rois, False)
     class_outputs = postprocess_lib.without_padded_proposals(class_outputs,
                                                              rois)
-    detections = self._detection_generator(
+    decoded = self._detection_generator(
         box_outputs, class_outputs, rois, image_shape,
         list(self._params.box_regression_weights), bbox_per_class=True)
-    boxes = detections['detection_boxes']
-    classes = tf.cast(detections['detection_classes'], tf.int32)
+    p = self._params
+    boxes, scores, classes, num_detections = multiclass_nms.multiclass_nms(
+        decoded['decoded_boxes'], decoded['decoded_box_scores'],
+        max_detections_per_class=p.max_detections_per_class or
+        p.max_num_detections,
+        max_total_detections=p.max_num_detections,
+        iou_threshold=p.detection_nms_iou_threshold,
+        score_threshold=p.detection_score_threshold,
+        pre_nms_top_k=p.detection_pre_nms_top_k, fused=use_combined_nms(p))
+    classes = classes + 1  # 1-based (0 = background), as the box head's.
     scale = tf.concat([image_shape, image_shape], axis=-1)[:, None, :]
     out = {
         'detection_boxes': tf.clip_by_value(boxes / scale, 0.0, 1.0),
-        'detection_scores': tf.cast(detections['detection_scores'],
-                                    tf.float32),
+        'detection_scores': tf.cast(scores, tf.float32),
         'detection_classes': tf.maximum(classes - 1, 0),
-        'num_detections': tf.cast(detections['num_detections'], tf.int32),
+        'num_detections': num_detections,
     }
     out[DETECTION_MULTICLASS_SCORES] = postprocess_lib.multiclass_scores(
         class_outputs, box_outputs, rois, image_shape, boxes, classes,

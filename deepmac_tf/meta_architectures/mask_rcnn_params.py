@@ -208,6 +208,9 @@ class MaskRCNNParams:
   detection_score_threshold: float = 0.05
   detection_nms_iou_threshold: float = 0.5
   max_num_detections: int = 100
+  # At most this many detections per class (the OD API's
+  # max_detections_per_class); None = max_num_detections.
+  max_detections_per_class: int | None = None
   # Detection NMS: True = the fused tf.image.combined_non_max_suppression
   # kernel (CPU / GPU), False = Model Garden's padded sorted NMS (the one
   # with a TPU kernel), None = pick (see mask_rcnn.use_combined_nms).
