@@ -9,4 +9,5 @@ Modules:
   mask_targets: groundtruth masks cropped at boxes, filled box masks.
   mask_pasting: box-relative masks pasted into image space.
   instances: [B, N, ...] <-> [B * N, ...] reshapes, logit resizing.
+  multiclass_nms: per-class NMS with the OD API's per-class and total caps.
 """
