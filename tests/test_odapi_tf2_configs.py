@@ -127,6 +127,11 @@ def test_faster_rcnn_config_maps_every_field(name):
   model = _configs(name)['model'].faster_rcnn
   params = mask_rcnn_builder.params_from_proto(model)
   assert params.backbone == model.feature_extractor.type
+  # Honoured by ops.multiclass_nms (100 per class of 300 in the 640 / 1024
+  # configs).
+  nms = model.second_stage_post_processing.batch_non_max_suppression
+  assert (params.max_detections_per_class, params.max_num_detections) == (
+      nms.max_detections_per_class, nms.max_total_detections)
   if '_fpn_' in name:
     assert (params.min_level, params.max_level) == (2, 6)
     assert params.decoder_hyperparams.activation == 'relu6'
@@ -156,8 +161,10 @@ def test_faster_rcnn_config_maps_every_field(name):
 
 # The OD API TF2 zoo also has Faster R-CNN ResNet-101 / 152 FPN and
 # Inception-ResNet-v2 (boxes only) models; their sample config files were
-# not in the stored copy of the OD API's configs/tf2, so they are not
-# fixtures. Here the stored configs with those backbone types map every
+# not in the stored copy of the OD API's configs/tf2, nor in the OD API's
+# PyPI sdists (tf-models-research-object-detection 2.5.0.post2 ships 40
+# configs/tf2 files, none of these; 2.5.0, 2.5.0.post1, 2.8.0, 2.8.0.post1
+# ship none), so they are not fixtures. Here the stored configs with those backbone types map every
 # field (variants made here, not the OD API's files).
 @pytest.mark.parametrize('type_name', ['faster_rcnn_resnet101_fpn_keras',
                                        'faster_rcnn_resnet152_fpn_keras'])
