@@ -18,7 +18,11 @@ Figures (median milliseconds after --warmup_steps calls, over --steps calls):
     ``mask_branch_overhead_all_slots`` with every slot masked) and
     ``train_step_valid_only_over_all_slots`` (the train step with the mask
     head on the weighted instances over the same step on every groundtruth
-    slot), each pair timed in turn (``benchmarks/mask_branch.py``);
+    slot), each pair timed in turn (``benchmarks/mask_branch.py``); and
+    ``mask_branch_flops``: the inference pair in FLOPs (traced, exact,
+    machine-independent: detection-only, the mask branch's fixed part, the
+    mask head per instance, ``mask_branch_overhead_flops`` at
+    --masks_per_image), the bound any FLOP-limited machine's timing follows;
   * ``class_specific_masks`` (class-specific Mask R-CNN / MaskX configs):
     the logits of each instance's class channel, as the model computes them,
     vs projecting to every class then picking, gradient included, timed in
@@ -425,6 +429,12 @@ def _mask_branch(tf, pipeline, configs, batch, model_dir, image, step_fn,
     figures['mask_branch_overhead'] = figures['mask_branch_inference'][
         'mask_branch_overhead']
     _log_figure('mask_branch_inference', figures['mask_branch_inference'])
+    logging.info('benchmark: counting the mask branch FLOPs at inference')
+    figures['mask_branch_flops'] = mask_branch.inference_flops(
+        pipeline.model, tuple(image.shape[1:3]), _MASKS_PER_IMAGE.value)
+    figures['mask_branch_overhead_flops'] = figures['mask_branch_flops'][
+        'mask_branch_overhead_flops']
+    _log_figure('mask_branch_flops', figures['mask_branch_flops'])
   logging.info('benchmark: timing the train step, mask head on weighted '
                'instances vs on every slot')
   valid_only, all_slots = mask_branch.train_steps_by_slots(

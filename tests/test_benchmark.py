@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pipeline_fixtures
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, 'scripts', 'benchmark.py')
@@ -96,6 +97,18 @@ def test_tiny_deepmac_prints_every_figure(tmp_path):
     _positive(inference['timing'][name])
   assert result['mask_branch_overhead'] == inference['mask_branch_overhead']
   assert inference['mask_branch_overhead_all_slots'] > -1
+  counted = result['mask_branch_flops']
+  assert counted['detection_slots'] == 10 and counted['masks_per_image'] == 2
+  assert counted['mask_head_gflops_per_instance'] > 0
+  assert counted['detection_only_gflops'] > counted['mask_branch_fixed_gflops']
+  assert result['mask_branch_overhead_flops'] == pytest.approx(
+      (counted['mask_branch_fixed_gflops'] +
+       2 * counted['mask_head_gflops_per_instance']) /
+      counted['detection_only_gflops'], abs=2e-3)
+  assert counted['mask_branch_overhead_all_slots_flops'] == pytest.approx(
+      (counted['mask_branch_fixed_gflops'] +
+       10 * counted['mask_head_gflops_per_instance']) /
+      counted['detection_only_gflops'], abs=2e-3)
   train = result['mask_branch_train_step']
   _positive(train['timing']['valid_only'])
   _positive(train['timing']['all_slots'])

@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from deepmac_tf import graph_functions
+from deepmac_tf.benchmarks import flops
 from deepmac_tf.benchmarks import timing
 from deepmac_tf.config import model_spec
 from deepmac_tf.export import exporter
@@ -150,6 +151,67 @@ def inference_overhead(model_config, checkpoint_path, image,
       'detections_passing_threshold': passing,
       'detection_slots': int(len(scores)),
       'timing': figures,
+  }
+
+
+def inference_flops(model_config, image_size, masks_per_image):
+  """Deep-MAC inference vs its detection-only build, in FLOPs (batch 1).
+
+  Traced, never run (weights do not matter). Three counts, all with static
+  shapes: the detection-only inference; Deep-MAC inference with every slot
+  masked (threshold 0); Deep-MAC box-prompted masks at 2 boxes minus at 1
+  box (one instance's mask head, with its crop). The mask branch's fixed
+  part (embedding heads, crops) is the rest.
+
+  Args:
+    model_config: a Deep-MAC (detecting) ``DetectionModel`` message.
+    image_size: (height, width) of the model input.
+    masks_per_image: detections that get a mask (the thresholded figure).
+
+  Returns:
+    dict: ``detection_only_gflops``, ``mask_branch_fixed_gflops``,
+    ``mask_head_gflops_per_instance``, ``masks_per_image``,
+    ``mask_branch_overhead_flops`` ((fixed + masks_per_image x head) /
+    detection-only), ``mask_branch_overhead_all_slots_flops`` and
+    ``detection_slots``.
+  """
+  height, width = image_size
+  spec = tf.TensorSpec([1, height, width, 3], tf.float32)
+  shapes = tf.constant([[height, width, 3]], tf.int32)
+
+  def detection_flops(config):
+    model, resizer = exporter.build_model_and_resizer(config)
+    exporter.create_variables(model, resizer)
+    detect = lambda images: model.postprocess(model.predict(
+        model.normalize_images(images), training=False), shapes)
+    return model, flops.function_flops(detect, spec)
+
+  _, detection_only = detection_flops(detection_only_config(model_config))
+  model, every_slot = detection_flops(
+      with_mask_settings(model_config, score_threshold=0.0))
+
+  def box_prompted(num_boxes):
+    boxes = tf.constant([[[0.1, 0.1, 0.6, 0.6]] * num_boxes], tf.float32)
+    classes = tf.zeros([1, num_boxes], tf.int32)
+    return flops.function_flops(
+        lambda images: model.predict_masks_from_boxes(
+            model.predict(model.normalize_images(images), training=False),
+            boxes, classes=classes)['detection_masks'], spec)
+
+  per_instance = box_prompted(2) - box_prompted(1)
+  slots = model_config.center_net.object_center_params.max_box_predictions
+  fixed = every_slot - detection_only - slots * per_instance
+  giga = lambda value: round(value / 1e9, 4)
+  return {
+      'detection_only_gflops': giga(detection_only),
+      'mask_branch_fixed_gflops': giga(fixed),
+      'mask_head_gflops_per_instance': giga(per_instance),
+      'masks_per_image': int(masks_per_image),
+      'detection_slots': int(slots),
+      'mask_branch_overhead_flops': round(
+          (fixed + masks_per_image * per_instance) / detection_only, 4),
+      'mask_branch_overhead_all_slots_flops': round(
+          (every_slot - detection_only) / detection_only, 4),
   }
 
 
