@@ -9,8 +9,8 @@ Two forms, same result (up to ties):
 - ``fused=True``: ``tf.image.combined_non_max_suppression`` (CPU / GPU
   kernel; it has ``max_output_size_per_class``).
 - ``fused=False``: Model Garden's padded sorted NMS (the form with a TPU
-  kernel), run on every (image, class) row at once, after a per-class
-  top-k of ``pre_nms_top_k`` candidates.
+  kernel), once per class, after a per-class top-k of ``pre_nms_top_k``
+  candidates.
 
 With ``max_detections_per_class >= max_total_detections`` both equal Model
 Garden's ``DetectionGenerator`` ('batched' / 'v2'), which caps every class
@@ -73,25 +73,27 @@ def _padded_multiclass_nms(boxes, scores, per_class, total, iou_threshold,
   if num_classes is None or num_boxes is None:
     raise ValueError('multiclass_nms (padded form) needs static box and '
                      f'class counts, got scores of shape {scores.shape}.')
-  batch = tf.shape(scores)[0]
-  rows = batch * num_classes
   k = min(num_boxes, int(pre_nms_top_k))
-  # [B, N, C] -> one row per (image, class): the class's top-k candidates.
-  row_scores, index = tf.nn.top_k(
-      tf.reshape(tf.transpose(scores, [0, 2, 1]), [rows, num_boxes]), k=k)
-  boxes = tf.broadcast_to(boxes, tf.stack([batch, num_boxes, num_classes,
-                                           4]))
-  row_boxes = tf.gather(
-      tf.reshape(tf.transpose(boxes, [0, 2, 1, 3]), [rows, num_boxes, 4]),
-      index, batch_dims=1)
-  row_boxes, row_scores = box_ops.filter_boxes_by_scores(
-      row_boxes, row_scores, min_score_threshold=score_threshold)
-  kept_scores, kept_boxes = padded_nms.sorted_non_max_suppression_padded(
-      tf.cast(row_scores, tf.float32), tf.cast(row_boxes, tf.float32),
-      per_class, iou_threshold=iou_threshold)
-  # [B * C, per_class] -> [B, C * per_class], class-major; the best `total`.
-  kept_scores = tf.reshape(kept_scores, [batch, num_classes * per_class])
-  kept_boxes = tf.reshape(kept_boxes, [batch, num_classes * per_class, 4])
+  # [B, N, C] -> [B, C, k]: each class's top-k candidates.
+  top_scores, index = tf.nn.top_k(tf.transpose(scores, [0, 2, 1]), k=k)
+  kept_scores, kept_boxes = [], []
+  # One padded NMS per class, as Model Garden's 'v2' runs it: the NMS's
+  # while loops stop per class. (All classes as one batch of rows iterate
+  # until the slowest row is done: 3.8 s vs 1.0 s for 1000 boxes x 90
+  # classes on 2 loaded CPU cores.)
+  for c in range(num_classes):
+    class_boxes = tf.gather(boxes[:, :, min(c, boxes.shape[2] - 1), :],
+                            index[:, c], batch_dims=1)
+    class_boxes, class_scores = box_ops.filter_boxes_by_scores(
+        class_boxes, top_scores[:, c], min_score_threshold=score_threshold)
+    nms_scores, nms_boxes = padded_nms.sorted_non_max_suppression_padded(
+        tf.cast(class_scores, tf.float32), tf.cast(class_boxes, tf.float32),
+        per_class, iou_threshold=iou_threshold)
+    kept_scores.append(nms_scores)
+    kept_boxes.append(nms_boxes)
+  # [B, C * per_class], class-major; the best `total` of them.
+  kept_scores = tf.concat(kept_scores, axis=1)
+  kept_boxes = tf.concat(kept_boxes, axis=1)
   kept_classes = tf.repeat(tf.range(num_classes, dtype=tf.int32), per_class)
   out = min(total, num_classes * per_class)
   top_scores, top = tf.nn.top_k(kept_scores, k=out)
