@@ -150,3 +150,16 @@ def _config(nms_text):
       min_level: 3 max_level: 7 anchor_scale: 4.0 }} }}
     second_stage_post_processing {{ score_converter: SOFTMAX
       batch_non_max_suppression {{ {nms_text} }} }}'''
+
+
+def test_model_garden_reference_refuses_a_per_class_cap():
+  """The benchmark's Model Garden reference has no per-class cap: one
+  ConfigError line, not detections that silently differ."""
+  from deepmac_tf.benchmarks import model_garden_reference  # pylint: disable=g-import-not-at-top
+  from deepmac_tf.errors import ConfigError  # pylint: disable=g-import-not-at-top
+  from deepmac_tf.meta_architectures import mask_rcnn_params  # pylint: disable=g-import-not-at-top
+  params = mask_rcnn_params.MaskRCNNParams(
+      num_classes=3, backbone='resnet10_fpn', max_num_detections=6,
+      max_detections_per_class=2)
+  with pytest.raises(ConfigError, match=r'max_detections_per_class: 2 < '):
+    model_garden_reference.reference_config(params, (64, 64))

@@ -122,6 +122,15 @@ def reference_config(params, image_size):
   det.pre_nms_score_threshold = params.detection_score_threshold
   det.nms_iou_threshold = params.detection_nms_iou_threshold
   det.max_num_detections = params.max_num_detections
+  per_class = params.max_detections_per_class
+  if per_class is not None and per_class < params.max_num_detections:
+    raise ConfigError(
+        'model.faster_rcnn.second_stage_post_processing.'
+        f'batch_non_max_suppression.max_detections_per_class: {per_class} < '
+        f'max_total_detections {params.max_num_detections}; Model Garden\'s '
+        'DetectionGenerator has no per-class cap, so --reference='
+        'model_garden needs max_detections_per_class >= '
+        'max_total_detections.')
   if mask is not None:
     config.mask_head.convnet_variant = convnet_variant(mask.network_type)
     config.mask_head.num_filters = mask.num_init_channels
