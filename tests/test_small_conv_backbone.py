@@ -13,6 +13,7 @@ from deepmac_tf.protos import center_net_pb2
 
 
 @pytest.mark.parametrize('type_name,stride', [('small_conv_stride1', 1),
+                                              ('small_conv_stride1_b1', 1),
                                               ('small_conv_stride2', 2)])
 def test_output_shape_and_stride(type_name, stride):
   assert type_name in registry.feature_extractor_names()

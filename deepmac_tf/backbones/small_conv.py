@@ -7,16 +7,22 @@ the strong mask generalization effect showed with a stride-1 feature map and
 did not with Deep-MAC's stride-4 Hourglass-10 at 64 px) and thousands of
 cheap steps.
 
-| type                | stem                    | then                         | stride |
-|---------------------|-------------------------|------------------------------|--------|
-| small_conv_stride1  | 3x3 conv (16)           | 3 residual blocks (16, 3x3)  | 1      |
-| small_conv_stride2  | 3x3 conv, stride 2 (16) | 3 residual blocks (16, 3x3)  | 2      |
+| type                  | stem                    | then                        | stride |
+|-----------------------|-------------------------|-----------------------------|--------|
+| small_conv_stride1    | 3x3 conv (16)           | 3 residual blocks (16, 3x3) | 1      |
+| small_conv_stride1_b1 | 3x3 conv (16)           | 1 residual block (16, 3x3)  | 1      |
+| small_conv_stride2    | 3x3 conv, stride 2 (16) | 3 residual blocks (16, 3x3) | 2      |
 
 A residual block is conv-BN-ReLU-conv-BN + identity, ReLU; the receptive field
-is 15 input pixels at stride 1 and 27 at stride 2. One [batch, H / s, W / s,
-16] output; input sides must be multiples of the stride. CenterNet's heads
-(object center, box, the Deep-MAC embeddings) work on it as on any extractor,
-the meta-architecture reads ``out_stride``.
+is 15 input pixels at stride 1 (7 with one block) and 27 at stride 2.
+One [batch, H / s, W / s, 16] output; input sides must be multiples of the
+stride. CenterNet's heads (object center, box, the Deep-MAC embeddings) work
+on it as on any extractor, the meta-architecture reads ``out_stride``.
+
+``small_conv_stride1_b1`` is the ``mask_heads`` experiment's backbone: the
+full-resolution map with 3 convs instead of 7, and a shallow shared backbone
+leaves the segmentation to the mask head, whose architecture the experiment
+compares (WORKSPACE_NOTES.md, issue 12).
 """
 
 import tf_keras
@@ -28,6 +34,7 @@ from deepmac_tf.backbones import registry
 # type -> (stem stride, channels, residual blocks)
 SMALL_CONV_TYPES = {
     'small_conv_stride1': (1, 16, 3),
+    'small_conv_stride1_b1': (1, 16, 1),
     'small_conv_stride2': (2, 16, 3),
 }
 
@@ -128,5 +135,7 @@ def _register(type_name, stride, channels, num_blocks):
 
 small_conv_stride1 = _register('small_conv_stride1',
                                *SMALL_CONV_TYPES['small_conv_stride1'])
+small_conv_stride1_b1 = _register(
+    'small_conv_stride1_b1', *SMALL_CONV_TYPES['small_conv_stride1_b1'])
 small_conv_stride2 = _register('small_conv_stride2',
                                *SMALL_CONV_TYPES['small_conv_stride2'])
