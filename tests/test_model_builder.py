@@ -3,6 +3,7 @@ with the field named."""
 
 import glob
 import os
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -11,6 +12,8 @@ import tensorflow as tf
 from deepmac_tf import config
 from deepmac_tf.builders import model_builder
 from deepmac_tf.errors import ConfigError
+from deepmac_tf.meta_architectures import center_net
+from deepmac_tf.meta_architectures import mask_rcnn
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(glob.glob(os.path.join(REPO, 'configs', '*.config')))
@@ -50,9 +53,71 @@ def _is_center_net(path):
   return _model_config(path).WhichOneof('model') == 'center_net'
 
 
+# 128 px is the smallest input Hourglass-104 takes (5 halvings after its
+# stride-4 stem) and SpineNet takes (levels up to 7). One fixed image for
+# every config, so a backbone's outputs serve every config that has it.
+_IMAGES = tf.constant(np.random.RandomState(0).uniform(
+    0, 255, [1, 128, 128, 3]).astype(np.float32))
+_TRUE_SHAPES = tf.constant([[128, 128, 3]])
+
+
+@pytest.fixture(scope='module')
+def backbone_outputs():
+  """{backbone key: (normalized inputs, backbone outputs)} of the backbones
+  that already ran in this test process."""
+  return {}
+
+
+def _backbone_key(model_config):
+  """Configs with the same ``feature_extractor`` message build the same
+  backbone (CenterNet's feature extractor; Faster R-CNN's backbone + FPN,
+  whose levels, widths and hyperparameters are all in that message)."""
+  arch = model_config.WhichOneof('model')
+  extractor = getattr(model_config, arch).feature_extractor
+  return arch, extractor.SerializeToString(deterministic=True)
+
+
+class _RecordedBackbone:
+  """Stands in for a model's backbone: gives the outputs the same backbone
+  gave for the same inputs in an earlier test."""
+
+  def __init__(self, inputs, outputs):
+    self._inputs = inputs
+    self._outputs = outputs
+
+  def __call__(self, inputs, training=None):
+    del training
+    np.testing.assert_array_equal(inputs.numpy(), self._inputs.numpy())
+    return self._outputs
+
+
+def _predict(model, model_config, backbone_outputs):  # pylint: disable=redefined-outer-name
+  """``model.predict`` on ``_IMAGES``, the backbone run once per backbone.
+
+  The first config of a backbone runs the whole forward pass; a later one
+  (e.g. the 512 px ablations, which share Hourglass-104 and differ in the
+  mask head) runs its own heads on the recorded backbone outputs: its
+  backbone is built (``model_builder.build``) but not run again.
+  """
+  inputs = model.normalize_images(_IMAGES)
+  key = _backbone_key(model_config)
+  if model_config.WhichOneof('model') == 'center_net':
+    attribute, outputs_key = '_feature_extractor', center_net.EXTRACTED_FEATURES
+  else:
+    attribute, outputs_key = '_features', mask_rcnn.FEATURES
+  if key not in backbone_outputs:
+    predictions = model.predict(inputs, training=False)
+    backbone_outputs[key] = (inputs, predictions[outputs_key])
+    return predictions
+  with mock.patch.object(model, attribute,
+                         _RecordedBackbone(*backbone_outputs[key])):
+    return model.predict(inputs, training=False)
+
+
 @pytest.mark.parametrize('path', CONFIGS,
                          ids=[os.path.basename(p) for p in CONFIGS])
-def test_every_config_builds_and_runs_a_small_forward_pass(path):
+def test_every_config_builds_and_runs_a_small_forward_pass(
+    path, backbone_outputs):  # pylint: disable=redefined-outer-name
   model_config = _model_config(path)
   representative = _FIRST_PER_ARCHITECTURE[_architecture_key(path)]
   if representative != path:
@@ -61,15 +126,13 @@ def test_every_config_builds_and_runs_a_small_forward_pass(path):
     assert model_builder.build(model_config, is_training=True) is not None
     return
   if model_config.WhichOneof('model') == 'faster_rcnn':
-    _check_deepmarc_config_runs(model_config)
+    _check_deepmarc_config_runs(model_config, backbone_outputs)
     return
   # Few detections keep the mask-head part of the forward pass cheap; the
-  # model is otherwise exactly the config's. 128 px is the smallest input
-  # Hourglass-104 takes (5 halvings after its stride-4 stem).
+  # model is otherwise exactly the config's.
   model_config.center_net.object_center_params.max_box_predictions = 4
   model = model_builder.build(model_config, is_training=True)
-  images = tf.random.uniform([1, 128, 128, 3], 0, 255)
-  predictions = model.predict(model.normalize_images(images), training=False)
+  predictions = _predict(model, model_config, backbone_outputs)
   stages = model.feature_extractor.num_feature_outputs
   if not model_config.center_net.deepmac_mask_estimation.detector_free:
     assert len(predictions['object_center']) == stages
@@ -86,11 +149,11 @@ def test_every_config_builds_and_runs_a_small_forward_pass(path):
     assert 'object_center' not in model._prediction_head_dict  # pylint: disable=protected-access
     masks = model.predict_masks_from_boxes(
         predictions, tf.constant([[[0.1, 0.2, 0.6, 0.7]]]),
-        tf.constant([[128, 128, 3]]))['detection_masks']
+        _TRUE_SHAPES)['detection_masks']
     assert masks.shape == (1, 1, deepmac_config.mask_size,
                            deepmac_config.mask_size)
     return
-  detections = model.postprocess(predictions, tf.constant([[128, 128, 3]]))
+  detections = model.postprocess(predictions, _TRUE_SHAPES)
   assert detections['detection_boxes'].shape == (1, 4, 4)
   assert np.isfinite(detections['detection_scores'].numpy()).all()
   if model_config.center_net.HasField('deepmac_mask_estimation'):
@@ -99,16 +162,14 @@ def test_every_config_builds_and_runs_a_small_forward_pass(path):
                                                    mask_size)
 
 
-def _check_deepmarc_config_runs(model_config):
-  # Few proposals / detections keep the second stage cheap; 128 px is the
-  # smallest input SpineNet takes (levels up to 7).
+def _check_deepmarc_config_runs(model_config, backbone_outputs):  # pylint: disable=redefined-outer-name
+  # Few proposals / detections keep the second stage cheap.
   frcnn = model_config.faster_rcnn
   frcnn.first_stage_max_proposals_eval = 16
   frcnn.second_stage_post_processing.batch_non_max_suppression.max_total_detections = 4
   model = model_builder.build(model_config, is_training=True)
-  images = tf.random.uniform([1, 128, 128, 3], 0, 255)
-  predictions = model.predict(model.normalize_images(images), training=False)
-  detections = model.postprocess(predictions, tf.constant([[128, 128, 3]]))
+  predictions = _predict(model, model_config, backbone_outputs)
+  detections = model.postprocess(predictions, _TRUE_SHAPES)
   assert detections['detection_boxes'].shape == (1, 4, 4)
   assert np.isfinite(detections['detection_scores'].numpy()).all()
   mask_size = frcnn.deepmarc_mask_head.mask_size

@@ -126,15 +126,17 @@ def test_evaluator_restores_model_only_checkpoint(trained):
 def test_resume_equals_uninterrupted_run(tmp_path):
   configs = _deterministic_configs(tmp_path)
   straight = str(tmp_path / 'straight')
-  tf_keras.utils.set_random_seed(7)  # same initial weights in both runs
-  train_loop.train_loop(configs, straight, num_train_steps=6,
-                        checkpoint_every_n=100, record_summaries=False)
-  resumed = str(tmp_path / 'resumed')
   tf_keras.utils.set_random_seed(7)
-  first = train_loop.train_loop(configs, resumed, num_train_steps=4,
-                                checkpoint_every_n=100,
-                                record_summaries=False)
-  assert first.step == 4  # the "killed" run left ckpt-4 behind
+  train_loop.train_loop(configs, straight, num_train_steps=6,
+                        checkpoint_every_n=4, record_summaries=False)
+  # The "killed" run: a model_dir holding the uninterrupted run's ckpt-4
+  # (what a run stopped after step 4 leaves), recorded as its latest.
+  resumed = str(tmp_path / 'resumed')
+  os.makedirs(resumed)
+  for path in glob.glob(os.path.join(straight, 'ckpt-4.*')):
+    tf.io.gfile.copy(path, os.path.join(resumed, os.path.basename(path)))
+  tf.compat.v1.train.update_checkpoint_state(resumed, 'ckpt-4')
+  assert checkpoints.read_step(os.path.join(resumed, 'ckpt-4')) == 4
   second = train_loop.train_loop(configs, resumed, num_train_steps=6,
                                  checkpoint_every_n=100,
                                  record_summaries=False)
