@@ -1,5 +1,6 @@
-"""model_builder.build: every config in configs/ builds, bad settings fail
-with the field named."""
+"""model_builder.build: every config in configs/ builds and runs its heads
+(each backbone runs once per test process: see ``_predict``), bad settings
+fail with the field named."""
 
 import glob
 import os
@@ -102,7 +103,8 @@ def _predict(model, model_config, backbone_outputs):  # pylint: disable=redefine
   inputs = model.normalize_images(_IMAGES)
   key = _backbone_key(model_config)
   if model_config.WhichOneof('model') == 'center_net':
-    attribute, outputs_key = '_feature_extractor', center_net.EXTRACTED_FEATURES
+    attribute = '_feature_extractor'
+    outputs_key = center_net.EXTRACTED_FEATURES
   else:
     attribute, outputs_key = '_features', mask_rcnn.FEATURES
   if key not in backbone_outputs:
