@@ -31,8 +31,8 @@ def check_writable_dir(path, flag, create=True):
   try:
     if create:
       os.makedirs(path, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=probe_dir, prefix='.write_test-'):
-      pass
+    # Created and deleted at once: proof that the folder takes a file.
+    tempfile.NamedTemporaryFile(dir=probe_dir, prefix='.write_test-').close()
   except OSError as e:
     raise ConfigError(f'{flag}: cannot write to {path} '
                       f'({e.strerror or e}).') from None
