@@ -2,6 +2,7 @@
 scripts/multi_worker_kill_restart.py): checkpoint checks, resume checks,
 the two-worker TF_CONFIG, the ERROR-line reading."""
 
+import glob
 import json
 import os
 import sys
@@ -98,3 +99,45 @@ def test_lost_worker_is_one_line():
       "every worker with the same command to resume from the chief's "
       'latest checkpoint in /runs/m.')
   assert not strategy_lib.is_multi_worker(tf.distribute.get_strategy())
+
+
+def _fake_export(output, weight=1.0, step=3):
+  """An export folder laid out as exporter.py writes it (tiny module)."""
+  module = tf.Module()
+  module.w = tf.Variable([weight, 2.0])
+  tf.saved_model.save(module, os.path.join(output, 'saved_model'))
+  extra = os.path.join(output, 'saved_model', 'assets.extra')
+  os.makedirs(extra)
+  with open(os.path.join(extra, 'export_metadata.json'), 'w') as f:
+    json.dump({'checkpoint_step': step}, f)
+  os.makedirs(os.path.join(output, 'checkpoint'))
+  for name in ('pipeline.config', 'checkpoint/checkpoint'):
+    with open(os.path.join(output, name), 'w') as f:
+      f.write('x')
+
+
+def test_verify_export_and_digest(tmp_path):
+  good = str(tmp_path / 'good')
+  _fake_export(good)
+  assert script_runs.verify_export(good) == 3
+  digest = script_runs.export_digest(good)
+  assert script_runs.export_digest(good) == digest
+  with open(os.path.join(good, 'pipeline.config'), 'a') as f:
+    f.write('y')
+  assert script_runs.export_digest(good) != digest
+  os.remove(os.path.join(good, 'checkpoint', 'checkpoint'))
+  with pytest.raises(AssertionError, match='checkpoint/checkpoint is '
+                     'missing'):
+    script_runs.verify_export(good)
+  bad = str(tmp_path / 'nan')
+  _fake_export(bad, weight=np.nan)
+  with pytest.raises(AssertionError, match='is not finite'):
+    script_runs.verify_export(bad)
+  torn = str(tmp_path / 'torn')
+  _fake_export(torn)
+  data = glob.glob(os.path.join(torn, 'saved_model', 'variables',
+                                'variables.data-*'))[0]
+  with open(data, 'r+b') as f:
+    f.truncate(3)
+  with pytest.raises(AssertionError, match='unreadable|not finite'):
+    script_runs.verify_export(torn)

@@ -9,10 +9,14 @@ the pieces shared by ``scripts/soak_resume.py`` (kill-and-resume soak) and
   latest is the last listed, no partial checkpoint files;
 * ``resume_check(text, latest)``: the run logged its resume from step
   ``latest`` and its first progress line is step ``latest + 1``;
+* ``verify_export(output)`` / ``export_digest(output)``: an export folder
+  is whole (every part present, the SavedModel's variables readable and
+  finite, the metadata names its checkpoint step) / what its files hold;
 * ``free_ports`` / ``tf_config``: a two-worker cluster on 127.0.0.1.
 """
 
 import glob
+import hashlib
 import json
 import os
 import re
@@ -130,6 +134,55 @@ def resume_check(text, latest):
                          f'line is step {match.group(1)}')
   return f'resumed at step {latest}' + (
       f', continued at step {latest + 1}' if match else '')
+
+
+# What an export folder must hold (export/exporter.py writes them).
+EXPORT_PARTS = ('saved_model/saved_model.pb', 'saved_model/variables/'
+                'variables.index', 'saved_model/assets.extra/'
+                'export_metadata.json', 'pipeline.config',
+                'checkpoint/checkpoint')
+
+
+def verify_export(output):
+  """Verifies that the export folder ``output`` is whole.
+
+  Returns:
+    The checkpoint step recorded in the export's metadata.
+
+  Raises:
+    AssertionError: naming the missing or unreadable part.
+  """
+  # pylint: disable=g-import-not-at-top
+  import numpy as np
+  import tensorflow as tf
+  # pylint: enable=g-import-not-at-top
+  for part in EXPORT_PARTS:
+    if not os.path.isfile(os.path.join(output, part)):
+      raise AssertionError(f'{output}: {part} is missing')
+  variables = os.path.join(output, 'saved_model', 'variables', 'variables')
+  try:
+    reader = tf.train.load_checkpoint(variables)
+    for key, dtype in reader.get_variable_to_dtype_map().items():
+      if dtype.is_floating and not np.all(np.isfinite(reader.get_tensor(key))):
+        raise AssertionError(f'{variables}: {key} is not finite')
+  except (tf.errors.OpError, IndexError, ValueError) as e:
+    # A torn data file: IndexError "Read less bytes than requested".
+    raise AssertionError(f'{variables}: unreadable ({e})') from e
+  with open(os.path.join(output, EXPORT_PARTS[2]), encoding='utf-8') as f:
+    return json.load(f)['checkpoint_step']
+
+
+def export_digest(output):
+  """sha256 of every file under ``output`` (relative path and bytes)."""
+  digest = hashlib.sha256()
+  for root, dirs, files in os.walk(output):
+    dirs.sort()
+    for name in sorted(files):
+      path = os.path.join(root, name)
+      digest.update(os.path.relpath(path, output).encode() + b'\0')
+      with open(path, 'rb') as f:
+        digest.update(f.read())
+  return digest.hexdigest()
 
 
 def free_ports(count):
