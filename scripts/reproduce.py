@@ -209,7 +209,7 @@ def _run_experiment(experiment, variants, unavailable, steps, output_dir):
     record = runner.load_finished(path, settings)
     if record is None:
       remaining = [v.name for v, _ in plan[index - 1:]]
-      print(f'{tag}: training {steps} steps (ETA for the rest '
+      print(f'{tag}: training {settings["steps"]} steps (ETA for the rest '
             f'{_eta(executed_seconds, remaining)})', flush=True)
       logging.set_verbosity(logging.INFO)
       record = runner.execute(experiment, variant, settings, data_dir, path,

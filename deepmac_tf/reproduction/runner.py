@@ -50,14 +50,15 @@ def run_settings(experiment, variant, seed, steps, data, input_size,
   """What defines a run; a finished run is reused only if these match."""
   seen = (run_config.random_seen_split(variant.num_seen_classes, seed)
           if variant.num_seen_classes else None)
-  extra = ({'pseudo_labels_from': variant.pseudo_labels_from}
-           if variant.pseudo_labels_from else {})
+  extra = {key: getattr(variant, key)
+           for key in ('pseudo_labels_from', 'detector_from')
+           if getattr(variant, key)}
   return extra | {
       'experiment': experiment.name,
       'variant': variant.name,
       'label': variant.label,
       'seed': int(seed),
-      'steps': int(steps),
+      'steps': variant.train_steps(steps),
       'template': os.path.basename(variant.template_path() or ''),
       'overrides': [o for o in (experiment.override, variant.override,
                                 user_override) if o],
@@ -156,6 +157,9 @@ def execute(experiment, variant, settings, data_dir, path, examples,
     eval_configs = config_lib.get_configs_from_pipeline_file(
         config_lib.save_pipeline_config(
             eval_pipeline, os.path.join(path, 'eval_config')))
+  if variant.detector_from:
+    _restore_detector(pipeline, os.path.dirname(os.path.dirname(
+        os.path.dirname(path))), variant.detector_from, settings['seed'])
   config_path = config_lib.save_pipeline_config(pipeline, path)
   configs = config_lib.get_configs_from_pipeline_file(config_path)
   model_dir = os.path.join(path, 'model_dir')
@@ -164,7 +168,7 @@ def execute(experiment, variant, settings, data_dir, path, examples,
   result = _train(configs, model_dir, settings['steps'], log_every)
   train_seconds = time.time() - start
   checkpoint, metrics = _evaluate(eval_configs or configs, model_dir)
-  if examples:
+  if examples and _predicts_masks(pipeline):
     np.savez_compressed(
         os.path.join(path, EXAMPLES_FILE),
         masks=examples_lib.predict_example_masks(configs, checkpoint,
@@ -198,6 +202,36 @@ def execute(experiment, variant, settings, data_dir, path, examples,
     json.dump(record, f, indent=1)
   os.replace(tmp, os.path.join(path, RUN_FILE))
   return record
+
+
+def _restore_detector(pipeline, output_dir, detector_variant, seed):
+  """Stage-wise training: ``pipeline`` restores the detector of the finished
+  ``detector_variant`` run of ``seed`` (its evaluated checkpoint).
+
+  Raises:
+    ConfigError: that run has not finished (run its variant first).
+  """
+  detector_path = run_dir(output_dir, detector_variant, seed)
+  record_path = os.path.join(detector_path, RUN_FILE)
+  if not os.path.exists(record_path):
+    raise ConfigError(
+        f'{record_path}: missing; this variant trains its mask branch on the '
+        f'frozen detector of the {detector_variant!r} run (seed {seed}): '
+        f'run --heads {detector_variant} first (or together, before it).')
+  with open(record_path, encoding='utf-8') as f:
+    record = json.load(f)
+  train_config = pipeline.train_config
+  train_config.fine_tune_checkpoint = os.path.join(detector_path,
+                                                   record['checkpoint'])
+  train_config.fine_tune_checkpoint_type = 'detection'
+
+
+def _predicts_masks(pipeline):
+  try:
+    run_config.mask_block(pipeline)
+  except ConfigError:
+    return False
+  return True
 
 
 def _cpu_seconds():
