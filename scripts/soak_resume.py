@@ -291,10 +291,13 @@ def main(argv):
       raise AssertionError(f'latest step went back: {latest} -> {step}')
     if mode == 'export':
       export = _export_report(output, export, latest, moment)
+      exported = export[2]
+    else:
+      exported = 'none' if export is None else f'unchanged (step {export[0]})'
     latest = step
     print(f'kill {round_index}/{_KILLS.value} [{mode}] {seen}; {resumed}; '
-          f'latest checkpoint step {latest} ({checks}); export: '
-          f'{"none" if export is None else export[2]}', flush=True)
+          f'latest checkpoint step {latest} ({checks}); export: {exported}',
+          flush=True)
   run = run_script(_train_args(model_dir, _STEPS.value))
   code = run.wait(timeout=_ROUND_TIMEOUT.value)
   if code != 0:
