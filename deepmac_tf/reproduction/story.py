@@ -4,17 +4,21 @@
 the evaluation writes them) and the no-training references of ``priors``
 (0-100) into a few lines a newcomer can read: masks at the groundtruth
 boxes (the mask head alone), the same from the box alone, masks of the
-detected objects (mask AP, bounded by the detector) and box AP. The
+detected objects (mask AP, bounded by the detector) and box AP (all
+classes, and per kind of class when the class names are given). The
 sentences under the table are chosen from the numbers, never fixed.
 """
 
 _BOX_PROMPTED = 'BoxPromptedMasks/mIoU'
 _MASK_AP = 'DetectionMasks_{}Classes/mAP'
 _BOX_AP = 'DetectionBoxes_Precision/mAP'
+_BOX_AP_OF_CLASS = 'DetectionBoxes_PerformanceByCategory/mAP/{}'
 # Points above the box-alone reference that count as "segments".
 _MARGIN = 2.0
 # Below this box AP, mask AP mostly measures the detector.
 _WEAK_DETECTOR_AP = 30.0
+# Seen and unseen box AP this close: the detector finds both kinds alike.
+_SAME_BOX_AP = 10.0
 
 
 def _pct(metrics, key):
@@ -24,6 +28,30 @@ def _pct(metrics, key):
 
 def _cell(value):
   return '     -' if value is None else f'{value:6.1f}'
+
+
+def _mean_class_box_ap(metrics, names):
+  values = [_pct(metrics, _BOX_AP_OF_CLASS.format(name)) for name in names]
+  values = [v for v in values if v is not None]
+  return sum(values) / len(values) if values else None
+
+
+def _detected_masks_line(box_ap, box_ap_by_kind, mask_ap):
+  """The reading of mask AP once the detector is good enough."""
+  seen, unseen = mask_ap['seen'], mask_ap['unseen']
+  if box_ap is None or box_ap < _WEAK_DETECTOR_AP or None in (seen, unseen):
+    return None
+  box_seen, box_unseen = box_ap_by_kind['seen'], box_ap_by_kind['unseen']
+  line = (f'Masks of detected objects: mask AP {seen:.1f} seen vs '
+          f'{unseen:.1f} unseen ({unseen - seen:+.1f})')
+  if None in (box_seen, box_unseen):
+    return line + f', with a detector at box AP {box_ap:.1f}.'
+  if abs(box_seen - box_unseen) <= _SAME_BOX_AP:
+    return line + (f', while the detector finds both kinds about as well '
+                   f'(box AP {box_seen:.1f} vs {box_unseen:.1f}): the gap is '
+                   'the mask head\'s, which never saw an unseen mask.')
+  return line + (f'; the detector differs too (box AP {box_seen:.1f} vs '
+                 f'{box_unseen:.1f}), so part of the gap is the detector\'s.')
 
 
 def _verdict(name, head, prior):
@@ -38,7 +66,7 @@ def _verdict(name, head, prior):
           '(--num_train_steps).')
 
 
-def story_lines(metrics, priors, overlay_path=None):
+def story_lines(metrics, priors, overlay_path=None, class_names=None):
   """The closing table and its reading.
 
   Args:
@@ -47,6 +75,9 @@ def story_lines(metrics, priors, overlay_path=None):
       mAP``, ``DetectionBoxes_Precision/mAP`` (missing ones print '-').
     priors: ``priors.box_priors`` of the same validation split, or {}.
     overlay_path: a picture to look at, or None.
+    class_names: ``{'seen': [names], 'unseen': [names]}`` (the eval
+      config's super-categories) for a box AP row per kind of class, read
+      from ``DetectionBoxes_PerformanceByCategory/mAP/<name>``; or None.
 
   Returns:
     A list of lines (no trailing newlines).
@@ -58,6 +89,8 @@ def story_lines(metrics, priors, overlay_path=None):
   ellipse = priors.get('ellipse') or {}
   reference = {k: ellipse.get(k) for k in ('seen', 'unseen')}
   box_ap = _pct(metrics, _BOX_AP)
+  box_ap_by_kind = {k: _mean_class_box_ap(metrics, (class_names or {}).get(
+      k, ())) for k in ('seen', 'unseen')}
   lines = [
       'What the demo shows (validation split; only the seen classes had '
       'masks in training):',
@@ -69,8 +102,15 @@ def story_lines(metrics, priors, overlay_path=None):
       f'  {"masks of detected objects (mask AP)":44s}'
       f'{_cell(mask_ap["seen"])}{_cell(mask_ap["unseen"])}',
       f'  {"box AP of the detector, all classes":44s}{_cell(box_ap)}',
-      'What it means:',
   ]
+  if None not in box_ap_by_kind.values():
+    lines.append(f'  {"box AP of the detector, mean over classes":44s}'
+                 f'{_cell(box_ap_by_kind["seen"])}'
+                 f'{_cell(box_ap_by_kind["unseen"])}')
+  lines.append('What it means:')
+  detected = _detected_masks_line(box_ap, box_ap_by_kind, mask_ap)
+  if detected:
+    lines.append(f'  - {detected}')
   for name, key in (('Seen classes', 'seen'),
                     ('Unseen classes (never a mask in training)', 'unseen')):
     verdict = _verdict(name, prompted[key], reference[key])
