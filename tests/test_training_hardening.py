@@ -138,3 +138,53 @@ def test_sigterm_saves_the_step_and_exits_143(tmp_path):
   assert f'Interrupted (SIGTERM) at step {step}: saved {saved}.' in err
   assert glob.glob(os.path.join(model_dir, 'ckpt-*.index')) == [
       saved + '.index']
+
+
+def test_divergence_advice_names_a_diverged_last_checkpoint(tmp_path):
+  """The NaN / Inf error advises a rerun from the last good checkpoint,
+  unless that checkpoint is far off itself (e.g. Adam at lr 1e6: ckpt-1
+  is finite, its weights about 1e6, its loss 5e22): then a new model_dir."""
+  step = tf.Variable(0, dtype=tf.int64)
+  checkpoint = tf.train.Checkpoint(step=step, w=tf.Variable([1.0]))
+
+  def saver_for(directory, last_saved=None):
+    manager = tf.train.CheckpointManager(checkpoint, str(directory), 3,
+                                         checkpoint_name='ckpt')
+    return checkpoints.GuardedSaver(checkpoint, manager, step, last_saved)
+
+  fresh = saver_for(tmp_path / 'a')
+  assert fresh.rerun_advice(1).endswith('rerun (it starts from the '
+                                        'beginning).')
+  # Step 1 (loss 12.7) saved; step 2's loss on those weights is 5e22.
+  step.assign(1)
+  fresh.note_loss(1, 12.7)
+  first, _ = fresh.save()
+  step.assign(2)
+  fresh.note_loss(2, 5e22)
+  assert fresh.rerun_advice(2) == (
+      'Lower the learning rate or set train_config.gradient_clipping_by_norm,'
+      ' then train in a new --model_dir: that checkpoint has likely diverged '
+      'too (the loss on its weights was 5e+22 (step 2) against 12.7 earlier '
+      'in this run), so a rerun from it fails again.')
+  # A rerun resumed from ckpt-1 that diverges at its first step.
+  resumed = saver_for(tmp_path / 'a', first)
+  resumed.note_loss(2, 4.3e22)
+  assert ('this run resumed from it and diverged at its first step (loss on '
+          'its weights 4.3e+22)') in resumed.rerun_advice(2)
+  # A NaN loss on the saved weights themselves.
+  step.assign(1)
+  nan = saver_for(tmp_path / 'b')
+  nan.note_loss(1, 3.0)
+  nan.save()
+  nan.note_loss(2, float('nan'))
+  assert 'the loss on its weights was already nan (step 2)' in (
+      nan.rerun_advice(2))
+  # Healthy history: rerun from the checkpoint.
+  step.assign(2)
+  healthy = saver_for(tmp_path / 'c')
+  for n, total in ((1, 9.0), (2, 8.0)):
+    healthy.note_loss(n, total)
+  healthy.save()
+  healthy.note_loss(3, 7.5)
+  assert healthy.rerun_advice(4).endswith('then rerun (it resumes from that '
+                                          'checkpoint).')

@@ -218,12 +218,22 @@ class GuardedSaver:
   N holds step N.
   """
 
+  # A total loss this many times the lowest of the run, computed on the
+  # last saved weights, means that checkpoint has diverged too (only used
+  # to word the advice of a divergence error; saves check finiteness).
+  DIVERGED_FACTOR = 1e3
+
   def __init__(self, checkpoint, manager, step_variable, last_saved=None):
     self._checkpoint = checkpoint
     self._manager = manager
     self._step = step_variable
     self.last_saved = last_saved
     self.saved_step = read_step(last_saved) if last_saved else None
+    self._resumed_step = self.saved_step
+    # (step, total loss) of the first step after the last save: the loss
+    # of the saved weights; and the lowest finite total loss of this run.
+    self._loss_on_saved = None
+    self._lowest = None
 
   @property
   def step(self):
@@ -250,10 +260,46 @@ class GuardedSaver:
     self.saved_step = step
     return self.last_saved, []
 
+  def note_loss(self, step, total):
+    """Records step ``step``'s total loss (computed on the weights of step
+    ``step - 1``)."""
+    if self.saved_step is not None and step == self.saved_step + 1:
+      self._loss_on_saved = (step, total)
+    if math.isfinite(total) and (self._lowest is None or total < self._lowest):
+      self._lowest = total
+
   def describe_last(self):
     if self.last_saved:
       return f'the last good checkpoint is {self.last_saved}'
     return 'no checkpoint was saved'
+
+  def rerun_advice(self, failed_step):
+    """What to do after a divergence at ``failed_step``: rerun from the last
+    checkpoint, or, when that checkpoint is itself far off (its loss is
+    non-finite or DIVERGED_FACTOR times the run's lowest, or this run
+    resumed from it and failed at its first step), a new model_dir."""
+    fix = ('Lower the learning rate or set '
+           'train_config.gradient_clipping_by_norm, then')
+    if not self.last_saved:
+      return f'{fix} rerun (it starts from the beginning).'
+    why = None
+    step, total = self._loss_on_saved or (None, None)
+    if total is not None and not math.isfinite(total):
+      why = f'the loss on its weights was already {total} (step {step})'
+    elif (total is not None and self._lowest is not None and
+          total > self.DIVERGED_FACTOR * self._lowest):
+      why = (f'the loss on its weights was {total:.4g} (step {step}) against '
+             f'{self._lowest:.4g} earlier in this run')
+    elif (self._resumed_step is not None and
+          self.saved_step == self._resumed_step and
+          failed_step == self._resumed_step + 1):
+      why = ('this run resumed from it and diverged at its first step'
+             + (f' (loss on its weights {total:.4g})' if total is not None
+                else ''))
+    if why is None:
+      return f'{fix} rerun (it resumes from that checkpoint).'
+    return (f'{fix} train in a new --model_dir: that checkpoint has likely '
+            f'diverged too ({why}), so a rerun from it fails again.')
 
 
 def read_step(checkpoint_path):

@@ -174,9 +174,8 @@ def _raise_non_finite(step, losses, saver):
   values = ', '.join(f'{name}={float(losses[name])}' for name in bad)
   raise NonFiniteLossError(
       f'Non-finite loss at step {step}: {values}. Training stopped and this '
-      f'state was not saved; {saver.describe_last()}. Lower the learning '
-      'rate or set train_config.gradient_clipping_by_norm, then rerun (it '
-      'resumes from that checkpoint).')
+      f'state was not saved; {saver.describe_last()}. '
+      f'{saver.rerun_advice(step)}')
 
 
 def _save_or_raise(saver):
@@ -186,9 +185,7 @@ def _save_or_raise(saver):
     raise NonFiniteLossError(
         f'Non-finite weights after step {saver.step} ({len(bad)} variable(s), '
         f'e.g. {bad[0]}): the update diverged. This state was not saved; '
-        f'{saver.describe_last()}. Lower the learning rate or set '
-        'train_config.gradient_clipping_by_norm, then rerun (it resumes '
-        'from that checkpoint).')
+        f'{saver.describe_last()}. {saver.rerun_advice(saver.step)}')
 
 
 def _save_on_interrupt(saver, error):
@@ -336,6 +333,7 @@ def train_loop(configs, model_dir, *, num_train_steps=None, strategy=None,
         losses = {name: float(value)
                   for name, value in run_step(batch).items()}
         current = saver.step
+        saver.note_loss(current, losses.get('Loss/total_loss', 0.0))
         if non_finite_terms(losses):
           _raise_non_finite(current, losses, saver)
         if first_call:
