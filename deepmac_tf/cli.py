@@ -4,12 +4,14 @@ Import this module before TensorFlow (scripts import TF lazily, after flag
 parsing, so ``--help`` answers at once).
 
 * Quiet by default: TF's C++ log lines (INFO / WARNING; on a machine with no
-  NVIDIA device also the E-level "failed call to cuInit" line) and TF's
-  Python warnings are hidden. ``--verbose`` (or a ``TF_CPP_MIN_LOG_LEVEL``
-  set by the user) keeps them.
-* ``--help`` (and ``-?``, ``--helpshort``, ``--helpfull``) exit with status 0;
-  absl's own help flags exit with status 1, which breaks shell pipelines and
-  tests that treat non-zero as failure.
+  NVIDIA device also the E-level "failed call to cuInit" line), TF's
+  Python warnings and the INFO lines other libraries send through absl
+  logging (TF's "Sharding callback duration", "Writing fingerprint", ...)
+  are hidden; this project's own INFO lines stay. ``--verbose`` (or a
+  ``TF_CPP_MIN_LOG_LEVEL`` set by the user) keeps them all.
+* ``--help`` (and ``-h``, ``-?``, ``--helpshort``, ``--helpfull``) exit with
+  status 0; absl's own help flags exit with status 1, which breaks shell
+  pipelines and tests that treat non-zero as failure.
 * A ``DeepMacError`` (bad config, label map, data) ends the program with one
   ``ERROR: <message>`` line on stderr and status 1, never a traceback; so do
   environment failures (permission denied, disk full, out of memory).
@@ -20,11 +22,14 @@ parsing, so ``--help`` answers at once).
 import errno
 import logging as std_logging
 import os
+import re
 import sys
 
 from absl import app
 from absl import flags
+from absl import logging as absl_logging
 
+from deepmac_tf import file_checks
 from deepmac_tf.errors import DeepMacError
 
 _HELP_FLAGS = ('help', '?', 'helpshort', 'helpfull', 'helpxml')
@@ -66,12 +71,51 @@ flags.DEFINE_bool(_VERBOSE_FLAG, False,
 
 def parse_flags(argv):
   """absl flag parsing in which asking for help exits with status 0."""
+  # absl knows no -h; Python users type it first.
+  argv = [argv[0]] + ['--help' if arg == '-h' else arg for arg in argv[1:]]
   try:
     return app.parse_flags_with_usage(argv)
   except SystemExit as e:
     if e.code == 1 and _asks_for_help(argv):
       sys.exit(0)
     raise
+
+
+def _own_code_dirs():
+  """Folders whose INFO log lines are shown: this package and the script."""
+  package = os.path.dirname(os.path.abspath(__file__))
+  script = os.path.dirname(os.path.abspath(sys.argv[0] or '.'))
+  return tuple(os.path.join(d, '') for d in (package, script))
+
+
+class _OwnInfoOnly(std_logging.Filter):
+  """Drops INFO (and lower) records logged by code outside ``dirs``."""
+
+  def __init__(self, dirs):
+    super().__init__()
+    self._dirs = dirs
+
+  def filter(self, record):
+    return (record.levelno >= std_logging.WARNING or
+            os.path.abspath(record.pathname).startswith(self._dirs))
+
+
+def quiet_library_info_logs():
+  """Hides other libraries' INFO lines sent through absl logging (TF's
+  checkpoint and SavedModel writers log several per save)."""
+  handler = absl_logging.get_absl_handler()
+  if not any(isinstance(f, _OwnInfoOnly) for f in handler.filters):
+    handler.addFilter(_OwnInfoOnly(_own_code_dirs()))
+
+
+# TF wraps an op's error as '{{function_node __wrapped__SaveV2_...}} <what
+# happened> [Op:SaveV2]'; the user needs only the middle.
+_TF_MESSAGE_NOISE = re.compile(r'\{\{function_node [^}]*\}\}\s*|\s*\[Op:\w+\]')
+
+
+def _tf_message(error):
+  message = getattr(error, 'message', '') or str(error)
+  return _TF_MESSAGE_NOISE.sub('', message).strip().split('\n')[0]
 
 
 def _environment_message(error):
@@ -88,11 +132,13 @@ def _environment_message(error):
   tf = sys.modules.get('tensorflow')
   if tf is None:
     return None
-  message = getattr(error, 'message', '').strip().split('\n')[0]
-  if isinstance(error, tf.errors.PermissionDeniedError):
+  message = _tf_message(error)
+  code = file_checks.environment_errno(error)
+  if code == errno.EACCES:
     return f'permission denied: {message}'
-  if 'No space left on device' in getattr(error, 'message', ''):
-    return f'no space left on device: {message}'
+  if code == errno.ENOSPC:
+    where = message.replace('; No space left on device', '').strip()
+    return f'no space left on device: {where}'
   if isinstance(error, tf.errors.ResourceExhaustedError):
     return (f'out of memory: {message[:200]} (lower train_config.batch_size '
             'or the image size).')
@@ -105,6 +151,7 @@ def run(main):
   def _main(argv):
     if not flags.FLAGS[_VERBOSE_FLAG].value:
       std_logging.getLogger('tensorflow').setLevel(std_logging.ERROR)
+      quiet_library_info_logs()
     try:
       return main(argv)
     except DeepMacError as e:

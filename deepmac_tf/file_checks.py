@@ -1,6 +1,10 @@
-"""Checks on output locations, made before any slow work (no TensorFlow)."""
+"""Checks on output locations, made before any slow work (no TensorFlow),
+and what a failed write says."""
 
+import contextlib
+import errno
 import os
+import sys
 import tempfile
 
 from deepmac_tf.errors import ConfigError
@@ -36,3 +40,39 @@ def check_writable_dir(path, flag, create=True):
   except OSError as e:
     raise ConfigError(f'{flag}: cannot write to {path} '
                       f'({e.strerror or e}).') from None
+
+
+_ENVIRONMENT_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC,
+                       errno.EDQUOT)
+
+
+def environment_errno(error):
+  """The errno of a permission / disk-full failure (OS or TF), else None."""
+  if isinstance(error, OSError):
+    return error.errno if error.errno in _ENVIRONMENT_ERRNOS else None
+  tf = sys.modules.get('tensorflow')
+  if tf is None or not isinstance(error, tf.errors.OpError):
+    return None
+  if isinstance(error, tf.errors.PermissionDeniedError):
+    return errno.EACCES
+  if 'No space left on device' in (error.message or ''):
+    return errno.ENOSPC
+  return None
+
+
+@contextlib.contextmanager
+def writing_to(path):
+  """Names ``path`` in a permission / disk-full failure raised inside.
+
+  For writes that go through files the user never named (a hidden staging
+  folder, TF's ``*_temp`` shards): the failure is re-raised as
+  ``OSError(errno, strerror, path)``, which the command-line scripts print as
+  one line. Other errors pass unchanged.
+  """
+  try:
+    yield
+  except Exception as e:  # pylint: disable=broad-except
+    code = environment_errno(e)
+    if code is None:
+      raise
+    raise OSError(code, os.strerror(code), os.fspath(path)) from e

@@ -26,6 +26,7 @@ from absl import app
 from absl import flags
 
 from deepmac_tf import cli
+from deepmac_tf import file_checks
 from deepmac_tf.data import label_map_util
 from deepmac_tf.errors import DataError
 from deepmac_tf.errors import DeepMacError
@@ -87,6 +88,12 @@ def _requested_splits():
     raise DataError('No split to convert: give at least one of '
                     '--train_annotations_file, --val_annotations_file or '
                     '--testdev_annotations_file, with its image directory.')
+  # Before TensorFlow loads and before any split is converted.
+  file_checks.check_writable_dir(FLAGS.output_dir, '--output_dir')
+  if FLAGS.label_map_output:
+    file_checks.check_writable_dir(
+        os.path.dirname(os.path.abspath(FLAGS.label_map_output)),
+        '--label_map_output')
   return splits
 
 

@@ -22,12 +22,15 @@ box. A Deep-MAC export also carries the other kind of signature
 (``image_and_boxes_tensor`` or ``image_tensor``).
 """
 
+import os
+
 from absl import flags
 
 from deepmac_tf import cli
 from deepmac_tf import config as config_lib
 from deepmac_tf import odapi_flags
 from deepmac_tf.export import INPUT_TYPES
+from deepmac_tf.export import atomic_dir
 
 flags.DEFINE_enum('input_type', 'image_tensor', list(INPUT_TYPES),
                   'Type of input node of serving_default.')
@@ -56,10 +59,18 @@ def main(argv):
     if not getattr(FLAGS, name):
       raise ConfigError(f'--{name}: required.')
   odapi_flags.check_side_input_flags(FLAGS)
-  # TensorFlow is imported after flag parsing, so --help stays fast.
-  from deepmac_tf.export import exporter  # pylint: disable=g-import-not-at-top
+  # Before TensorFlow loads (seconds): the config, the output folder, and
+  # that the checkpoint folder exists.
   pipeline_config = config_lib.get_pipeline_config_from_file(
       FLAGS.pipeline_config_path, config_override=FLAGS.config_override or None)
+  atomic_dir.prepare(FLAGS.output_directory)
+  checkpoints = FLAGS.trained_checkpoint_dir
+  if '://' not in checkpoints and not (
+      os.path.exists(checkpoints) or os.path.exists(checkpoints + '.index')):
+    raise ConfigError(f'--trained_checkpoint_dir: {checkpoints} does not '
+                      'exist.')
+  # TensorFlow is imported after flag parsing, so --help stays fast.
+  from deepmac_tf.export import exporter  # pylint: disable=g-import-not-at-top
   result = exporter.export_inference_graph(
       FLAGS.input_type, pipeline_config, FLAGS.trained_checkpoint_dir,
       FLAGS.output_directory, add_reframed_masks=FLAGS.add_reframed_masks)

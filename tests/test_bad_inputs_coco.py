@@ -52,6 +52,9 @@ def _coco(tmp_path, images=None, annotations=None, categories=None):
      '"categories": []}', 'image id 1 is used twice'),
     ('{"images": [{"id": [1], "file_name": "a", "height": 2, "width": 2}], '
      '"categories": []}', '"id" must be an integer or a string'),
+    ('{"images": [{"id": 1, "file_name": 7, "height": 2, "width": 2}], '
+     '"categories": []}', r'images\[0\]: "file_name" must be a non-empty '
+     'string; got 7'),
 ])
 def test_malformed_json(tmp_path, content, message):
   path = tmp_path / 'broken.json'
@@ -72,8 +75,39 @@ def test_wrong_image_folder_writes_nothing_and_fails(tmp_path):
                           str(tmp_path / 'out' / 'train.record'),
                           num_shards=3, show_progress=False)
   assert str(raised.value) == (
-      f'{elsewhere}: all 1 images of {annotations} are missing or unreadable '
-      f'(e.g. {elsewhere}/a.png); is it the right image folder? Nothing was '
+      f'{elsewhere}: all 1 images of {annotations} are missing (e.g. '
+      f'{elsewhere}/a.png); is it the right image folder? Nothing was '
+      'written.')
+  assert not os.path.exists(tmp_path / 'out')  # failed before any shard
+
+
+def test_wrong_image_folder_fails_before_reading_every_image(tmp_path):
+  """A large split in the wrong folder: one error from the first 20 images,
+  not one warning per image."""
+  images = [{'id': i, 'file_name': f'{i}.png', 'height': 8, 'width': 10}
+            for i in range(1, 31)]
+  annotations, image_dir = _coco(tmp_path, images=images, annotations=[])
+  with pytest.raises(DataError) as raised:
+    cc.convert_coco_split(annotations, image_dir,
+                          str(tmp_path / 'out' / 'train.record'),
+                          show_progress=False)
+  assert str(raised.value) == (
+      f'{image_dir}: the first 20 images of {annotations} are missing (e.g. '
+      f'{image_dir}/1.png); is it the right image folder? Nothing was '
+      'written.')
+
+
+def test_unreadable_images_all_skipped_fail_naming_one(tmp_path):
+  annotations, image_dir = _coco(tmp_path)
+  with open(os.path.join(image_dir, 'a.png'), 'wb') as f:
+    f.write(b'not a png')
+  with pytest.raises(DataError) as raised:
+    cc.convert_coco_split(annotations, image_dir,
+                          str(tmp_path / 'out' / 'train.record'),
+                          num_shards=2, show_progress=False)
+  assert str(raised.value) == (
+      f'{image_dir}: all 1 images of {annotations} are missing or unreadable '
+      f'(e.g. {image_dir}/a.png); is it the right image folder? Nothing was '
       'written.')
   assert not os.listdir(tmp_path / 'out')
 

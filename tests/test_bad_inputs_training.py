@@ -99,11 +99,14 @@ def test_placeholder_left_in_input_path(tmp_path, data_root):
 
 def test_input_pattern_matching_nothing(tmp_path, data_root):
   configs = _configs(tmp_path, data_root)
-  _point_train_input_at(configs, str(tmp_path / 'nope-*.record'))
-  with pytest.raises(ConfigError, match=r'train_input_reader.tf_record_input_'
-                     r"reader.input_path: pattern '.*nope-\*.record' matches "
-                     'no file'):
+  pattern = str(tmp_path / 'nope-*.record')
+  _point_train_input_at(configs, pattern)
+  with pytest.raises(ConfigError) as raised:
     preflight.check_training_inputs(configs, str(tmp_path / 'model'))
+  # The field once, and no "checked the first 0 record(s)" hint.
+  assert str(raised.value) == (
+      'train_input_reader.tf_record_input_reader.input_path: pattern '
+      f"'{pattern}' matches no file.")
 
 
 def test_eval_reader_missing_with_in_training_eval(tmp_path, data_root):
@@ -319,6 +322,63 @@ def test_cli_quiets_tensorflow_unless_verbose(monkeypatch):
   assert os.environ['TF_CPP_MIN_LOG_LEVEL'] in ('2', '3')
 
 
+def test_cli_hides_other_libraries_info_lines_only():
+  """TF's checkpoint writer logs 'Sharding callback duration' through absl
+  at INFO on every save; this project's own INFO lines stay."""
+  import logging  # pylint: disable=g-import-not-at-top
+  from deepmac_tf import cli  # pylint: disable=g-import-not-at-top
+  own = cli._own_code_dirs()  # pylint: disable=protected-access
+  keep = cli._OwnInfoOnly(own)  # pylint: disable=protected-access
+  tf_file = os.path.join(os.path.dirname(tf.__file__), 'python',
+                         'checkpoint', 'functional_saver.py')
+  def record(path, level):
+    return logging.LogRecord('absl', level, path, 1, 'm', (), None)
+  assert not keep.filter(record(tf_file, logging.INFO))
+  assert keep.filter(record(tf_file, logging.WARNING))
+  assert keep.filter(record(preflight.__file__, logging.INFO))
+
+
+def test_cli_tf_environment_errors_are_one_clean_line():
+  from deepmac_tf import cli  # pylint: disable=g-import-not-at-top
+  full = tf.errors.ResourceExhaustedError(
+      None, None, '{{function_node __wrapped__SaveV2_dtypes_9_device_/job:'
+      'localhost/replica:0/task:0/device:CPU:0}} /runs/a/ckpt-2_temp/part-0; '
+      'No space left on device [Op:SaveV2]')
+  assert cli._environment_message(full) == (  # pylint: disable=protected-access
+      'no space left on device: /runs/a/ckpt-2_temp/part-0')
+  denied = tf.errors.PermissionDeniedError(None, None, '/runs/b; Permission '
+                                           'denied')
+  assert cli._environment_message(denied) == (  # pylint: disable=protected-access
+      'permission denied: /runs/b; Permission denied')
+
+
+def test_writes_through_a_staging_folder_name_their_target(tmp_path):
+  import errno  # pylint: disable=g-import-not-at-top
+  from deepmac_tf import file_checks  # pylint: disable=g-import-not-at-top
+  target = str(tmp_path / 'export')
+  with pytest.raises(OSError) as raised:
+    with file_checks.writing_to(target):
+      raise OSError(errno.ENOSPC, 'No space left on device',
+                    str(tmp_path / '.export.staging-x1' / 'saved_model.pb'))
+  assert (raised.value.errno, raised.value.filename) == (errno.ENOSPC, target)
+  with pytest.raises(OSError) as raised:
+    with file_checks.writing_to(target):
+      raise tf.errors.PermissionDeniedError(None, None, 'staging: denied')
+  assert (raised.value.errno, raised.value.filename) == (errno.EACCES, target)
+  with pytest.raises(ValueError, match='a bug'):
+    with file_checks.writing_to(target):
+      raise ValueError('a bug')
+
+
+def test_dash_h_prints_help_with_status_0():
+  result = subprocess.run(
+      [sys.executable, os.path.join(REPO, 'scripts', 'segment.py'), '-h'],
+      capture_output=True, text=True, timeout=60, cwd=REPO,
+      env=dict(os.environ, PYTHONPATH=REPO))
+  assert result.returncode == 0, result.stderr
+  assert '--saved_model_dir' in result.stdout
+
+
 def test_tf_free_input_types_match_serving_inputs():
   assert input_types.INPUT_TYPES == serving_inputs.INPUT_TYPES
 
@@ -335,6 +395,22 @@ def test_eval_inputs_checked_before_the_eval_model(tmp_path, data_root):
     preflight.check_eval_inputs(configs, 2)
   with pytest.raises(ConfigError, match='--model_dir: cannot write to /proc'):
     preflight.check_eval_inputs(configs, 0, '/proc/deepmac/eval')
+
+
+def test_eval_without_label_map_names_the_missing_field(tmp_path, data_root):
+  """super_categories name classes; without a label map the classes are
+  numbers: the error names label_map_path, not unknown super-category
+  names."""
+  configs = _configs(tmp_path, data_root)
+  configs['eval_input_configs'][0].ClearField('label_map_path')
+  with pytest.raises(ConfigError, match=r"eval_input_reader.label_map_path: "
+                     r"not set, but eval_config.super_categories names "
+                     r"classes \('seen': circle,ellipse"):
+    preflight.check_eval_inputs(configs)
+  configs['eval_config'].ClearField('super_categories')
+  preflight.check_eval_inputs(configs)  # numbered classes are fine
+  from deepmac_tf.evaluation import eval_setup  # pylint: disable=g-import-not-at-top
+  assert eval_setup.categories(configs)[9] == {'id': 10, 'name': '10'}
 
 
 def test_eval_progress_lines_and_record_count(tmp_path):

@@ -1,7 +1,7 @@
 """Bad-input corpus, part 2: values that cannot be right are rejected or
 counted, never silently used: float images in 0..1 (and other pixel
-ranges) given to the inference API, inverted boxes dropped by the training
-input, a mask model configured without masks."""
+ranges) given to the inference API, boxes with no area dropped (and
+counted) by the training input, a mask model configured without masks."""
 
 import numpy as np
 from PIL import Image
@@ -42,9 +42,32 @@ def test_float_0_255_and_black_float_images_are_accepted():
 def test_float_tiff_in_0_1_is_rejected_naming_the_file(tmp_path):
   path = str(tmp_path / 'float.tiff')
   Image.fromarray(np.full([8, 8], 0.25, np.float32), mode='F').save(path)
-  with pytest.raises(DataError, match=r'--image \(.*float.tiff\): a float '
-                     r'image with values in 0..0.25'):
+  with pytest.raises(DataError) as raised:
     image_io.load_image(path, name='--image')
+  assert str(raised.value) == (
+      f'--image ({path}): a float image with values in 0..0.25; the model '
+      'expects 0..255 (multiply by 255, or pass uint8).')
+
+
+def test_16_bit_png_is_scaled_not_clipped_to_white(tmp_path):
+  path = str(tmp_path / 'deep.png')
+  gray = np.array([[0, 256 * 100, 65535]], np.uint16)
+  Image.fromarray(gray).save(path)
+  assert Image.open(path).mode.startswith('I;16')
+  image = image_io.load_image(path)
+  assert image.dtype == np.uint8 and image.shape == (1, 3, 3)
+  assert image[0, :, 0].tolist() == [0, 100, 255]
+
+
+@pytest.mark.parametrize('image,message', [
+    (Image.fromarray(np.full([4, 4], 0.5, np.float32), mode='F'),
+     'a float image with values in 0..0.5'),
+    (Image.fromarray(np.full([4, 4], 4000, np.int32), mode='I'),
+     'pixel values range over 4000..4000; expected 0..255'),
+])
+def test_pil_images_get_the_same_pixel_checks(image, message):
+  with pytest.raises(DataError, match=message):
+    image_io.load_image(image, name='photo')
 
 
 def _reader(path, **fields):
@@ -57,30 +80,36 @@ def _reader(path, **fields):
   return reader
 
 
-def test_inverted_boxes_are_dropped_counted_and_reported(tmp_path, capfd):
-  examples = []
-  for seed in range(3):
-    example = record_helpers.simple_example(seed=seed)
-    if seed != 1:
-      proto = record_helpers.tf.train.Example.FromString(example)
-      feature = proto.features.feature
-      ymin = feature['image/object/bbox/ymin'].float_list.value
-      ymax = feature['image/object/bbox/ymax'].float_list.value
-      ymin[0], ymax[0] = ymax[0], ymin[0]  # instance 0 upside down
-      example = proto.SerializeToString()
-    examples.append(example)
-  path = record_helpers.write_tfrecord(tmp_path / 'inverted.record', examples)
+def _with_box(example, index, box):
+  proto = record_helpers.tf.train.Example.FromString(example)
+  feature = proto.features.feature
+  for key, value in zip(('ymin', 'xmin', 'ymax', 'xmax'), box):
+    feature[f'image/object/bbox/{key}'].float_list.value[index] = value
+  return proto.SerializeToString()
+
+
+def test_degenerate_boxes_are_dropped_counted_and_reported(tmp_path, capfd):
+  """Inverted (record 0), flat (record 2) and outside-the-image (record 3:
+  no area once clipped) boxes; record 1 is good. Each simple_example has 2
+  instances."""
+  examples = [record_helpers.simple_example(seed=seed) for seed in range(4)]
+  examples[0] = _with_box(examples[0], 0, (0.6, 0.1, 0.2, 0.5))
+  examples[2] = _with_box(examples[2], 1, (0.2, 0.3, 0.5, 0.3))
+  examples[3] = _with_box(examples[3], 0, (1.02, 0.1, 1.08, 0.5))
+  path = record_helpers.write_tfrecord(tmp_path / 'degenerate.record',
+                                       examples)
   resizer = image_resizer_pb2.ImageResizer()
   resizer.fixed_shape_resizer.height = 32
   resizer.fixed_shape_resizer.width = 48
   dataset = dataset_builder.build(_reader(path), 1, resizer,
                                   max_number_of_boxes=4, is_training=True)
   counts = [int(batch['num_groundtruth_boxes'][0]) for batch in dataset]
-  assert counts == [1, 2, 1]
+  assert counts == [1, 2, 1, 1]
   err = capfd.readouterr().err
-  assert (f'WARNING: record 0 of file {path}: dropped 1 box(es) with ymax < '
-          'ymin or xmax < xmin; 1 dropped so far') in err
-  # The second drop (record 2) is counted but not printed (next report: 10).
+  assert (f'WARNING: record 0 of file {path}: dropped 1 box(es) with no area '
+          '(ymax <= ymin or xmax <= xmin after clipping to the image); 1 '
+          'dropped so far') in err
+  # Later drops are counted but not printed (next report: at 10).
   assert f'record 2 of file {path}: dropped' not in err
 
 

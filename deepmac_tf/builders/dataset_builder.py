@@ -4,9 +4,10 @@ Pipeline (per input pipeline / replica group):
   glob ``tf_record_input_reader.input_path`` -> shard (``input_context``) ->
   shuffle files -> repeat (``num_epochs``, 0 = forever) -> interleave records
   of ``num_readers`` files -> ``sample_1_of_n_examples`` -> shuffle records ->
-  decode -> drop crowd instances and augment (training only) -> resize -> partial-supervision mask
-  weights -> pad / clip instances to ``max_number_of_boxes`` -> batch ->
-  prefetch.
+  decode -> drop crowd instances (training) -> clip boxes to the image and
+  drop (counting, reporting) those with no area -> augment (training) ->
+  resize -> partial-supervision mask weights -> pad / clip instances to
+  ``max_number_of_boxes`` -> batch -> prefetch.
 
 Each element is a dict keyed by ``fields.InputFields`` (see there for shapes);
 ``groundtruth_instance_masks`` is present only with ``load_instance_masks``.
@@ -204,25 +205,35 @@ def _drop_crowd_instances(tensors):
                                     tf.reshape(tf.where(not_crowd), [-1]))
 
 
-def _clip_boxes_and_drop_inverted(tensors):
-  """Clips boxes to [0, 1]; drops instances with ymax < ymin or xmax < xmin.
-
-  (The decoder accepts coordinates up to 0.1 outside [0, 1]; models get
-  boxes inside the image.)
-  """
-  boxes = tensors[InputFields.BOXES]
-  valid = tf.logical_and(boxes[:, 2] >= boxes[:, 0], boxes[:, 3] >= boxes[:, 1])
+def _clip_boxes(tensors):
+  """Clips boxes to [0, 1] (the decoder accepts coordinates up to 0.1
+  outside; models get boxes inside the image)."""
   tensors = dict(tensors)
-  tensors[InputFields.BOXES] = tf.clip_by_value(boxes, 0.0, 1.0)
+  tensors[InputFields.BOXES] = tf.clip_by_value(tensors[InputFields.BOXES],
+                                                0.0, 1.0)
+  return tensors
+
+
+def _clip_boxes_and_drop_degenerate(tensors):
+  """Clips the records' boxes to [0, 1] and drops those with no area left
+  (ymax <= ymin or xmax <= xmin: inverted, flat, or outside the image).
+
+  Runs before augmentation, so what it counts are the data's own boxes
+  (crops drop the boxes they cut away themselves).
+  """
+  tensors = _clip_boxes(tensors)
+  boxes = tensors[InputFields.BOXES]
+  valid = tf.logical_and(boxes[:, 2] > boxes[:, 0], boxes[:, 3] > boxes[:, 1])
   kept = instances.gather_instances(tensors, tf.reshape(tf.where(valid), [-1]))
   # Counted and reported by _report_clipping_and_drops.
-  kept[_NUM_INVERTED] = tf.reduce_sum(tf.cast(tf.logical_not(valid), tf.int64))
+  kept[_NUM_DEGENERATE] = tf.reduce_sum(
+      tf.cast(tf.logical_not(valid), tf.int64))
   return kept
 
 
 _PADDED_KEYS = instances.PER_INSTANCE_KEYS
 _NUM_BEFORE_CLIP = '_num_instances_before_clip'
-_NUM_INVERTED = '_num_inverted_boxes'
+_NUM_DEGENERATE = '_num_degenerate_boxes'
 
 
 def _pad_instances(tensors, max_instances):
@@ -291,7 +302,7 @@ def _report_clipping_and_drops(dataset, max_instances, source_key):
   """Logs what the pipeline drops, without a Python callback or variable.
 
   * once per iterator: an image had more than ``max_instances`` instances;
-  * inverted boxes (ymax < ymin or xmax < xmin) dropped: counted, and
+  * boxes with no area (ymax <= ymin or xmax <= xmin) dropped: counted, and
     reported with the record when the count reaches 1, 10, 100, ...
   * with ``--skip_bad_records``, each skipped record (``_report_skip``);
     every element then carries the running count as ``SKIPPED_RECORDS``
@@ -308,7 +319,7 @@ def _report_clipping_and_drops(dataset, max_instances, source_key):
       skipped, consecutive = _report_skip(tensors, skipped, consecutive)
       tensors[SKIPPED_RECORDS] = skipped
     num = tensors.pop(_NUM_BEFORE_CLIP)
-    inverted = tensors.pop(_NUM_INVERTED)
+    degenerate = tensors.pop(_NUM_DEGENERATE)
     source = tensors.pop(source_key)
     clipped = num > max_instances
     should_warn = tf.logical_and(clipped, tf.logical_not(warned))
@@ -324,9 +335,10 @@ def _report_clipping_and_drops(dataset, max_instances, source_key):
 
     def report_drops():
       message = tf.strings.join([
-          'WARNING: ', source, ': dropped ', tf.strings.as_string(inverted),
-          ' box(es) with ymax < ymin or xmax < xmin; ',
-          tf.strings.as_string(dropped + inverted), ' dropped so far '
+          'WARNING: ', source, ': dropped ', tf.strings.as_string(degenerate),
+          ' box(es) with no area (ymax <= ymin or xmax <= xmin after '
+          'clipping to the image); ',
+          tf.strings.as_string(dropped + degenerate), ' dropped so far '
           '(reported at 1, 10, 100, ...; scripts/inspect_dataset.py lists '
           'them).'])
       with tf.control_dependencies([tf.print(message)]):
@@ -334,9 +346,9 @@ def _report_clipping_and_drops(dataset, max_instances, source_key):
 
     printed = tf.cond(should_warn, warn, lambda: tf.constant(False))
     with tf.control_dependencies([tf.cond(
-        _is_new_decade(dropped, dropped + inverted), report_drops,
+        _is_new_decade(dropped, dropped + degenerate), report_drops,
         lambda: tf.constant(False))]):
-      dropped = tf.identity(dropped + inverted)
+      dropped = tf.identity(dropped + degenerate)
     return (tf.logical_or(warned, printed), dropped, skipped,
             consecutive), tensors
 
@@ -500,9 +512,9 @@ def build(input_reader_config,
                                          tf.float32)
     if is_training:
       tensors = _drop_crowd_instances(tensors)
+    tensors = _clip_boxes_and_drop_degenerate(tensors)
     if augment is not None:
-      tensors = augment(tensors)
-    tensors = _clip_boxes_and_drop_inverted(tensors)
+      tensors = _clip_boxes(augment(tensors))
     tensors = image_resizer.resize_input_tensors(tensors, resizer)
     tensors = _allowed_mask_weights(tensors, allowed_masked_class_ids)
     tensors = _pad_instances(tensors, max_number_of_boxes)

@@ -44,6 +44,17 @@ SKIP_IMAGE_NOT_WRITTEN = 'image_not_written'
 
 BOX_CLIP_TOLERANCE_PIXELS = 1.0
 _MAX_EXAMPLE_IDS = 5
+# Per-image skip warnings printed (the summary counts them all).
+_MAX_SKIP_WARNINGS = 10
+# Images looked up before converting, to catch a wrong image folder.
+_FIRST_IMAGES_CHECKED = 20
+
+
+def _some(names):
+  """The first ``_MAX_EXAMPLE_IDS`` names, and how many more."""
+  shown = ', '.join(str(n) for n in names[:_MAX_EXAMPLE_IDS])
+  more = len(names) - _MAX_EXAMPLE_IDS
+  return f'{shown} and {more} more' if more > 0 else shown
 
 
 @dataclasses.dataclass
@@ -92,11 +103,11 @@ class ConversionStats:
              f'annotations written to {len(self.output_files)} shard(s).']
     if self.images_skipped_corrupt:
       lines.append(f'{len(self.images_skipped_corrupt)} unreadable image(s) '
-                   f'skipped: {", ".join(self.images_skipped_corrupt)}')
+                   f'skipped: {_some(self.images_skipped_corrupt)}')
     if self.images_skipped_size_mismatch:
       lines.append(f'{len(self.images_skipped_size_mismatch)} image(s) whose '
                    'size differs from the json skipped: '
-                   f'{", ".join(self.images_skipped_size_mismatch)}')
+                   f'{_some(self.images_skipped_size_mismatch)}')
     for reason, count in sorted(self.annotations_skipped.items()):
       ids = ', '.join(
           str(i) for i in self.skipped_annotation_examples.get(reason, []))
@@ -139,6 +150,9 @@ def load_coco_json(annotations_file):
     if not isinstance(image['id'], (int, str)):
       raise DataError(f'{where}: "id" must be an integer or a string; got '
                       f'{image["id"]!r}.')
+    if not isinstance(image['file_name'], str) or not image['file_name']:
+      raise DataError(f'{where}: "file_name" must be a non-empty string; got '
+                      f'{image["file_name"]!r}.')
     if not _is_positive_int(image['height']) or not _is_positive_int(
         image['width']):
       raise DataError(f'{where} (file {image["file_name"]}): height and width '
@@ -148,6 +162,23 @@ def load_coco_json(annotations_file):
       raise DataError(f'{where}: image id {image["id"]} is used twice.')
     seen.add(image['id'])
   return data
+
+
+def _check_image_folder(data, image_dir, annotations_file):
+  """Fails before anything is written when none of the json's first
+  ``_FIRST_IMAGES_CHECKED`` images is in ``image_dir``: a wrong folder
+  (otherwise every image of the split would be tried and skipped)."""
+  first = [image['file_name'] for image in
+           data['images'][:_FIRST_IMAGES_CHECKED]]
+  if not first or any(tf.io.gfile.exists(os.path.join(image_dir, name))
+                      for name in first):
+    return
+  count = (f'all {len(first)}' if len(first) == len(data['images']) else
+           f'the first {len(first)}')
+  raise DataError(
+      f'{image_dir}: {count} images of {annotations_file} are missing (e.g. '
+      f'{os.path.join(image_dir, first[0])}); is it the right image folder? '
+      'Nothing was written.')
 
 
 def _raise_nothing_written(stats, data, annotations_file, image_dir):
@@ -226,14 +257,18 @@ def _load_image(image, image_dir, annotations_file, stats):
     encoded, image_format, size = _read_image(path)
   except Exception as e:  # pylint: disable=broad-except
     # PIL raises OSError, SyntaxError, ValueError, ...; TF raises OpError.
-    logging.warning('Skipping image %s: cannot read or decode it (%s: %s).',
-                    path, type(e).__name__, e)
+    logging.log_first_n(
+        logging.WARNING, 'Skipping image %s: cannot read or decode it (%s: '
+        '%s); the summary counts all skipped images.', _MAX_SKIP_WARNINGS,
+        path, type(e).__name__, e)
     stats.images_skipped_corrupt.append(image['file_name'])
     return None
   if size != (image['width'], image['height']):
-    logging.warning('Skipping image %s: it is %dx%d (width x height) but %s '
-                    'says %dx%d.', path, size[0], size[1], annotations_file,
-                    image['width'], image['height'])
+    logging.log_first_n(
+        logging.WARNING, 'Skipping image %s: it is %dx%d (width x height) but '
+        '%s says %dx%d; the summary counts all skipped images.',
+        _MAX_SKIP_WARNINGS, path, size[0], size[1], annotations_file,
+        image['width'], image['height'])
     stats.images_skipped_size_mismatch.append(image['file_name'])
     return None
   return encoded, image_format
@@ -390,6 +425,7 @@ def convert_coco_split(annotations_file,
   if not tf.io.gfile.isdir(image_dir):
     raise DataError(f'Image folder {image_dir} (for {annotations_file}) does '
                     'not exist.')
+  _check_image_folder(data, image_dir, annotations_file)
   stats = ConversionStats(
       categories=_label_map_categories(data, annotations_file))
   names = {c['id']: c['name'] for c in stats.categories}

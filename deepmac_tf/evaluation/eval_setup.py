@@ -62,8 +62,8 @@ def categories(configs, eval_input_index=0):
   if eval_input_index < len(inputs):
     path = inputs[eval_input_index].label_map_path
   if not path:
-    return [{'id': i, 'name': str(i)}
-            for i in range(1, num_classes(configs) + 1)]
+    num_classes = model_spec.from_configs(configs).num_classes
+    return [{'id': i, 'name': str(i)} for i in range(1, num_classes + 1)]
   try:
     index = label_map_util.create_category_index(path)
   except (LabelMapError, OSError) as e:

@@ -27,6 +27,7 @@ from deepmac_tf.builders import checkpoint_layout
 from deepmac_tf.builders import model_builder
 from deepmac_tf.builders import model_variables
 from deepmac_tf import config as config_lib
+from deepmac_tf import file_checks
 from deepmac_tf.config.config_util import PIPELINE_CONFIG_NAME
 from deepmac_tf.data import image_resizer as image_resizer_lib
 from deepmac_tf.errors import ConfigError
@@ -196,7 +197,10 @@ def export_inference_graph(input_type, pipeline_config, trained_checkpoint_dir,
   signatures = module.signatures()
 
   output_directory = os.path.abspath(os.fspath(output_directory))
-  with atomic_dir.staged_directory(output_directory) as staging:
+  # A full disk or lost permission names the target, not the hidden staging
+  # folder the files go to first.
+  with file_checks.writing_to(output_directory), (
+      atomic_dir.staged_directory(output_directory)) as staging:
     manager = tf.train.CheckpointManager(
         tf.train.Checkpoint(model=model),
         os.path.join(staging, CHECKPOINT_DIR), max_to_keep=1)

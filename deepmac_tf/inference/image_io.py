@@ -21,6 +21,8 @@ def load_image(image, name='image'):
     image: a path, a PIL image, or an array [H, W], [H, W, 1], [H, W, 3] or
       [H, W, 4] (alpha dropped); float arrays must hold 0..255 values
       (a float image in 0..1 is rejected: it would be seen as black).
+      16-bit grayscale images (PNG, TIFF) are scaled to 8 bits, as TF's PNG
+      decoder does for training records.
     name: what to call the input in errors.
 
   Raises:
@@ -30,16 +32,16 @@ def load_image(image, name='image'):
     path = os.fspath(image)
     try:
       with Image.open(path) as opened:
-        if opened.mode == 'F':  # 32-bit float pixels: check their range.
-          return load_image(np.asarray(opened), name=f'{name} ({path})')
-        return np.asarray(opened.convert('RGB'))
+        return _from_pil(opened, f'{name} ({path})')
     except FileNotFoundError:
       raise DataError(f'{name}: {path} does not exist.') from None
+    except DataError:
+      raise
     except (OSError, ValueError) as e:
       raise DataError(f'{name}: cannot read {path} as an image ({e}).'
                       ) from None
   if isinstance(image, Image.Image):
-    return np.asarray(image.convert('RGB'))
+    return _from_pil(image, name)
   array = np.asarray(image)
   if array.ndim == 3 and array.shape[-1] == 1:
     array = array[..., 0]
@@ -57,6 +59,19 @@ def load_image(image, name='image'):
     check_pixel_range(array, name)
     array = np.round(array.astype(np.float64)).astype(np.uint8)
   return np.ascontiguousarray(array)
+
+
+def _from_pil(image, name):
+  """RGB uint8 from a PIL image whose pixels PIL's own RGB conversion would
+  misread: float ('F') and 32-bit integer ('I') pixels are range-checked,
+  16-bit grayscale ('I;16*') is scaled to 8 bits (PIL would clip it to
+  white)."""
+  if image.mode in ('F', 'I'):
+    return load_image(np.asarray(image), name=name)
+  if image.mode.startswith('I;16'):
+    wide = np.asarray(image).astype(np.uint32)
+    return load_image((wide >> 8).astype(np.uint8), name=name)
+  return np.asarray(image.convert('RGB'))
 
 
 def check_pixel_range(array, name='image'):

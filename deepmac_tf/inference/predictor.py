@@ -97,7 +97,15 @@ class DeepMacPredictor:
       raise DataError(f'--saved_model_dir: no saved_model.pb in {path} (pass '
                       'the exporter\'s output_directory/saved_model).')
     self.saved_model_dir = path
-    self._loaded = tf.saved_model.load(path)
+    try:
+      self._loaded = tf.saved_model.load(path)
+    except (OSError, IndexError, tf.errors.OpError) as e:
+      # A damaged or truncated export: an unparsable saved_model.pb is an
+      # OSError, a short variables file TF's reader's IndexError ("Read
+      # less bytes than requested"), other damage an OpError.
+      reason = (getattr(e, 'message', '') or str(e)).strip().split('\n')[0]
+      raise DataError(f'--saved_model_dir: cannot load {path} as a '
+                      f'SavedModel ({reason[:300]}).') from None
     self.metadata = self._read_metadata()
     self._detect_fn, self._detect_type = None, None
     self._boxes_fn, self._boxes_type = None, None

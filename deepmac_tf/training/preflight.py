@@ -93,6 +93,22 @@ def _skippable(issues, num_sampled):
   return located
 
 
+def _named(field, issue):
+  """``<field>: <issue>``, unless the issue already names a field of it."""
+  text = str(issue)
+  return text if text.startswith(f'{field}.') else f'{field}: {text}'
+
+
+def _sample_error_message(field, issue, num_sampled):
+  """``<field>: <issue>``; a record's issue adds how many were sampled (a
+  path or label-map issue already names its field and concerns no record)."""
+  message = _named(field, issue)
+  if issue.record_index is None:
+    return message
+  return (f'{message} (checked the first {num_sampled} record(s) before '
+          'training; scripts/inspect_dataset.py checks them all)')
+
+
 def _check_sample(reader, field, num_classes, allowed, predicts_masks,
                   skip_bad_records=False):
   from deepmac_tf.data import inspection  # pylint: disable=g-import-not-at-top
@@ -107,17 +123,16 @@ def _check_sample(reader, field, num_classes, allowed, predicts_masks,
   skipped = (_skippable(report.issues, report.num_records)
              if skip_bad_records else [])
   for issue in skipped:
-    logging.warning('%s: %s (will be skipped: --skip_bad_records)', field,
-                    issue)
+    logging.warning('%s (will be skipped: --skip_bad_records)',
+                    _named(field, issue))
   for issue in report.issues:
     error_class = _FATAL_KINDS.get(issue.kind)
     if error_class is not None and issue not in skipped:
-      hint = (f' (checked the first {report.num_records} record(s) before '
-              'training; scripts/inspect_dataset.py checks them all)')
-      raise error_class(f'{field}: {issue}{hint}')
+      raise error_class(_sample_error_message(field, issue,
+                                              report.num_records))
   for issue in report.issues:
     if issue not in skipped:
-      logging.warning('%s: %s', field, issue)
+      logging.warning('%s', _named(field, issue))
   return report.files
 
 
@@ -203,4 +218,21 @@ def check_eval_inputs(configs, eval_input_index=0, output_dir=None):
     file_checks.check_writable_dir(output_dir, '--model_dir')
   name = ('eval_input_reader' if len(evals) == 1 else
           f'eval_input_reader[{eval_input_index}]')
+  _check_super_categories_have_names(configs, evals[eval_input_index], name)
   return check_input_reader(evals[eval_input_index], name, configs, False)
+
+
+def _check_super_categories_have_names(configs, reader, field):
+  """``eval_config.super_categories`` lists class names: without a label
+  map the classes are only numbered, so say what is missing (rather than
+  that the names are unknown)."""
+  eval_config = configs.get('eval_config')
+  if reader.label_map_path or eval_config is None or (
+      not eval_config.super_categories):
+    return
+  key = sorted(eval_config.super_categories)[0]
+  raise ConfigError(
+      f'{field}.label_map_path: not set, but eval_config.super_categories '
+      f'names classes ({key!r}: {eval_config.super_categories[key]}); set '
+      'label_map_path to the label map that defines those names (without '
+      'one, classes are known by id only).')

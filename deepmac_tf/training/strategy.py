@@ -82,8 +82,13 @@ def select_strategy(use_tpu=False, tpu_name=None, num_workers=1,
       strategy = tf.distribute.MirroredStrategy(devices)
     else:
       strategy = tf.distribute.OneDeviceStrategy(devices[0])
-  logging.info('Distribution: %s with %d replica(s).',
-               type(strategy).__name__, strategy.num_replicas_in_sync)
+  # Worth a line only when it is not the plain one-device case (the train
+  # loop's first line gives the replica count; a failing pre-training check
+  # should be the only line of its run).
+  logging.log(logging.DEBUG if isinstance(
+      strategy, tf.distribute.OneDeviceStrategy) else logging.INFO,
+              'Distribution: %s with %d replica(s).',
+              type(strategy).__name__, strategy.num_replicas_in_sync)
   return strategy
 
 
