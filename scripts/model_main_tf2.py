@@ -31,6 +31,7 @@ from absl import flags
 from absl import logging
 
 from deepmac_tf import cli
+from deepmac_tf import file_checks
 from deepmac_tf import odapi_flags
 from deepmac_tf.errors import ConfigError
 
@@ -178,6 +179,8 @@ def main(argv):
   from deepmac_tf import config as config_lib  # pylint: disable=g-import-not-at-top
   configs = config_lib.get_configs_from_pipeline_file(
       pipeline_config_path, config_override=_CONFIG_OVERRIDE.value)
+  # In a second, before TensorFlow loads (the pre-training checks repeat it).
+  file_checks.check_writable_dir(model_dir, '--model_dir')
   if _CHECKPOINT_DIR.value:
     _evaluate(configs, model_dir)
   else:

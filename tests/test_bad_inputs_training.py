@@ -370,6 +370,25 @@ def test_writes_through_a_staging_folder_name_their_target(tmp_path):
       raise ValueError('a bug')
 
 
+def test_model_main_checks_model_dir_before_loading_tensorflow(tmp_path,
+                                                              data_root):
+  config = pipeline_fixtures.tiny_pipeline(tmp_path, data_root=data_root)
+  probe = ('import runpy, sys; sys.argv = sys.argv[1:]\n'
+           'try:\n  runpy.run_path(sys.argv[0], run_name="__main__")\n'
+           'finally:\n  print("tensorflow" in sys.modules)')
+  result = subprocess.run(
+      [sys.executable, '-c', probe,
+       os.path.join(REPO, 'scripts', 'model_main_tf2.py'),
+       f'--pipeline_config_path={config}', '--model_dir=/proc/deepmac_run'],
+      capture_output=True, text=True, timeout=60, cwd=REPO,
+      env=dict(os.environ, PYTHONPATH=REPO))
+  assert result.returncode == 1
+  assert result.stderr.strip() == (
+      'ERROR: --model_dir: cannot write to /proc/deepmac_run (No such file '
+      'or directory).')
+  assert result.stdout.split() == ['False']
+
+
 def test_dash_h_prints_help_with_status_0():
   result = subprocess.run(
       [sys.executable, os.path.join(REPO, 'scripts', 'segment.py'), '-h'],
