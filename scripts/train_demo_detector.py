@@ -100,6 +100,19 @@ def _git_commit():
     return None
 
 
+def _flags_without_note(args):
+  """The command-line flags less --provenance_note (kept on its own)."""
+  kept, skip = [], False
+  for arg in args:
+    if skip:
+      skip = False
+    elif arg in ('--provenance_note', '-provenance_note'):
+      skip = True
+    elif not arg.lstrip('-').startswith('provenance_note='):
+      kept.append(arg)
+  return kept
+
+
 def _final_metrics(configs, model_dir, step):
   """The evaluation of ``step``'s checkpoint (run now if none is written)."""
   from deepmac_tf.training import evaluation_driver  # pylint: disable=g-import-not-at-top
@@ -172,7 +185,7 @@ def main(argv):
   _step(4, f'Writing the detector to {_EXPORT_DIR.value}')
   provenance = {
       'command': ' '.join(['python', 'scripts/train_demo_detector.py'] +
-                          sys.argv[1:]),
+                          _flags_without_note(sys.argv[1:])),
       'pipeline_config': os.path.relpath(_TEMPLATE.value, _REPO),
       'config_override': _CONFIG_OVERRIDE.value,
       'train_steps': result.step,

@@ -5,14 +5,15 @@ the evaluation writes them) and the no-training references of ``priors``
 (0-100) into a few lines a newcomer can read: masks at the groundtruth
 boxes (the mask head alone), the same from the box alone, masks of the
 detected objects (mask AP, bounded by the detector) and box AP (all
-classes, and per kind of class when the class names are given). The
+classes, and seen vs unseen when the evaluation has those
+super-categories). The
 sentences under the table are chosen from the numbers, never fixed.
 """
 
 _BOX_PROMPTED = 'BoxPromptedMasks/mIoU'
 _MASK_AP = 'DetectionMasks_{}Classes/mAP'
 _BOX_AP = 'DetectionBoxes_Precision/mAP'
-_BOX_AP_OF_CLASS = 'DetectionBoxes_PerformanceByCategory/mAP/{}'
+_BOX_AP_OF_KIND = 'DetectionBoxes_PerformanceBySuperCategory/{}'
 # Points above the box-alone reference that count as "segments".
 _MARGIN = 2.0
 # Below this box AP, mask AP mostly measures the detector.
@@ -28,12 +29,6 @@ def _pct(metrics, key):
 
 def _cell(value):
   return '     -' if value is None else f'{value:6.1f}'
-
-
-def _mean_class_box_ap(metrics, names):
-  values = [_pct(metrics, _BOX_AP_OF_CLASS.format(name)) for name in names]
-  values = [v for v in values if v is not None]
-  return sum(values) / len(values) if values else None
 
 
 def _detected_masks_line(box_ap, box_ap_by_kind, mask_ap):
@@ -66,18 +61,17 @@ def _verdict(name, head, prior):
           '(--num_train_steps).')
 
 
-def story_lines(metrics, priors, overlay_path=None, class_names=None):
+def story_lines(metrics, priors, overlay_path=None):
   """The closing table and its reading.
 
   Args:
     metrics: evaluation metrics (fractions in [0, 1]; -1 = undefined):
       ``BoxPromptedMasks/mIoU_(un)seen``, ``DetectionMasks_(Un)seenClasses/
-      mAP``, ``DetectionBoxes_Precision/mAP`` (missing ones print '-').
+      mAP``, ``DetectionBoxes_Precision/mAP`` and, for a box AP row per
+      kind of class, ``DetectionBoxes_PerformanceBySuperCategory/(un)seen``
+      (the eval config's super-categories; missing ones print '-').
     priors: ``priors.box_priors`` of the same validation split, or {}.
     overlay_path: a picture to look at, or None.
-    class_names: ``{'seen': [names], 'unseen': [names]}`` (the eval
-      config's super-categories) for a box AP row per kind of class, read
-      from ``DetectionBoxes_PerformanceByCategory/mAP/<name>``; or None.
 
   Returns:
     A list of lines (no trailing newlines).
@@ -89,8 +83,8 @@ def story_lines(metrics, priors, overlay_path=None, class_names=None):
   ellipse = priors.get('ellipse') or {}
   reference = {k: ellipse.get(k) for k in ('seen', 'unseen')}
   box_ap = _pct(metrics, _BOX_AP)
-  box_ap_by_kind = {k: _mean_class_box_ap(metrics, (class_names or {}).get(
-      k, ())) for k in ('seen', 'unseen')}
+  box_ap_by_kind = {k: _pct(metrics, _BOX_AP_OF_KIND.format(k))
+                    for k in ('seen', 'unseen')}
   lines = [
       'What the demo shows (validation split; only the seen classes had '
       'masks in training):',
@@ -104,7 +98,7 @@ def story_lines(metrics, priors, overlay_path=None, class_names=None):
       f'  {"box AP of the detector, all classes":44s}{_cell(box_ap)}',
   ]
   if None not in box_ap_by_kind.values():
-    lines.append(f'  {"box AP of the detector, mean over classes":44s}'
+    lines.append(f'  {"box AP of the detector, per kind of class":44s}'
                  f'{_cell(box_ap_by_kind["seen"])}'
                  f'{_cell(box_ap_by_kind["unseen"])}')
   lines.append('What it means:')
