@@ -157,9 +157,13 @@ def _pop_skipped_count(strategy, batch):
 
 
 def _report_skipped(count):
-  logging.warning('--skip_bad_records: %d bad record read(s) skipped%s.',
-                  count, ' (named in the WARNING lines above; a record is '
-                  'counted each time it is read)' if count else '')
+  # The input pipeline reads ahead of training: its WARNING lines may count
+  # skips in batches that were never trained on (the run stopped first).
+  logging.warning('--skip_bad_records: %d bad record read(s) skipped in the '
+                  'batches trained on%s.', count, ' (named in the WARNING '
+                  'lines above, which may count a few more: the input reads '
+                  'ahead; a record is counted each time it is read)'
+                  if count else '')
 
 
 def _category_index(reader):
