@@ -61,7 +61,8 @@ def main(argv):
   for flag, path in (('--output', FLAGS.output), ('--output_json', json_path)):
     file_checks.check_writable_dir(os.path.dirname(os.path.abspath(path)),
                                    flag)
-  # TensorFlow is imported after flag parsing, so --help stays fast.
+  # The image and the boxes are checked before TensorFlow loads (with the
+  # predictor), so their mistakes answer in a second.
   from deepmac_tf import inference  # pylint: disable=g-import-not-at-top
   image = inference.load_image(FLAGS.image, name='--image')
   boxes = classes = None

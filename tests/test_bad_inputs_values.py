@@ -139,3 +139,27 @@ def test_segment_checks_its_outputs_before_loading_anything(tmp_path):
   assert result.stderr.strip() == (
       'ERROR: --output: cannot write to /proc/deepmac_out (No such file or '
       'directory).')
+
+
+def test_segment_checks_the_image_before_loading_tensorflow(tmp_path):
+  import os  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  image = str(tmp_path / 'float.tiff')
+  Image.fromarray(np.full([8, 8], 0.5, np.float32), mode='F').save(image)
+  probe = ('import runpy, sys; sys.argv = sys.argv[1:]\n'
+           'try:\n  runpy.run_path(sys.argv[0], run_name="__main__")\n'
+           'finally:\n  print("tensorflow" in sys.modules)')
+  result = subprocess.run(
+      [sys.executable, '-c', probe, os.path.join(repo, 'scripts',
+                                                 'segment.py'),
+       f'--saved_model_dir={tmp_path}/export', f'--image={image}',
+       f'--output={tmp_path}/overlay.png'],
+      capture_output=True, text=True, timeout=60, cwd=repo,
+      env=dict(os.environ, PYTHONPATH=repo))
+  assert result.returncode == 1
+  assert result.stderr.strip() == (
+      f'ERROR: --image ({image}): a float image with values in 0..0.5; the '
+      'model expects 0..255 (multiply by 255, or pass uint8).')
+  assert result.stdout.split() == ['False']
