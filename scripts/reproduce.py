@@ -26,7 +26,9 @@ an unfinished one continues from its latest checkpoint.
 Experiments (--list shows their heads / methods): mask_heads (Fig. 3,
 Table 4), hourglass_ablation (Tables 5-6), embeddings (Table 10),
 gt_vs_proposals (Tables 1-2), seen_classes (MaskX R-CNN Fig. 3),
-methods (Table 2).
+methods (Table 2), maskx (MaskX R-CNN Tables 1-2, end to end),
+maskx_stage_wise (MaskX R-CNN Table 1: one detector run, --detector_steps,
+then four mask branches trained on it frozen).
 """
 
 import dataclasses
@@ -49,6 +51,10 @@ _HEADS = flags.DEFINE_list(
 _SEEDS = flags.DEFINE_integer('seeds', 3, 'Seeds per variant (0, 1, ...).')
 _STEPS = flags.DEFINE_integer(
     'steps', None, 'Training steps per run (default: the experiment\'s).')
+_DETECTOR_STEPS = flags.DEFINE_integer(
+    'detector_steps', None, 'Stage-wise experiments (maskx_stage_wise): '
+    'training steps of the detector run that the mask variants restore '
+    '(default: the experiment\'s); --steps is the mask branches\'.')
 _OUTPUT_DIR = flags.DEFINE_string(
     'output_dir', None, 'Where results go (default: '
     'reproduce_output/<experiment>).')
@@ -106,12 +112,9 @@ def _prepare_data(output_dir, data):
   done = os.path.join(data_dir, 'DONE')
   if not os.path.exists(done):
     print(f'Rendering the synthetic dataset into {data_dir}', flush=True)
-    scene = synthetic.SceneConfig(
-        image_size=data.image_size, min_radius=data.min_radius,
-        max_radius=data.max_radius, max_objects=data.max_objects)
     synthetic.create_dataset(data_dir, data.num_train_images,
                              data.num_val_images, seed=data.seed,
-                             config=scene, show_progress=False)
+                             config=data.scene_config(), show_progress=False)
     open(done, 'w').close()
   return data_dir
 
@@ -158,8 +161,9 @@ def main(argv):
                       f'{", ".join(experiments_lib.EXPERIMENTS)}.')
   if _SEEDS.value < 1:
     raise ConfigError(f'--seeds: must be >= 1, got {_SEEDS.value}.')
-  if _STEPS.value is not None and _STEPS.value < 1:
-    raise ConfigError(f'--steps: must be >= 1, got {_STEPS.value}.')
+  for flag in (_STEPS, _DETECTOR_STEPS):
+    if flag.value is not None and flag.value < 1:
+      raise ConfigError(f'--{flag.name}: must be >= 1, got {flag.value}.')
   experiment = experiments_lib.get(_EXPERIMENT.value)
   selected = experiment.select(_HEADS.value)
   variants = [v for v in selected if v.template_path()]
@@ -196,12 +200,15 @@ def _run_experiment(experiment, variants, unavailable, steps, output_dir):
                           sys.argv[1:]),
       'steps': steps,
       'seeds': _SEEDS.value,
-      'data': dataclasses.asdict(data),
+      'data': data.settings(),
       'data_dir': data_dir,
       'priors': box_priors,
   }
   for index, (variant, seed) in enumerate(plan, start=1):
-    settings = runner.run_settings(experiment, variant, seed, steps, data,
+    settings = runner.run_settings(experiment, variant, seed,
+                                   experiment.run_steps(
+                                       variant, steps, _DETECTOR_STEPS.value),
+                                   data,
                                    _input_size(experiment),
                                    _CONFIG_OVERRIDE.value)
     path = runner.run_dir(output_dir, variant.name, seed)

@@ -19,7 +19,8 @@ _DATA = '/data_dir'
 def _pipeline(variant):
   return run_config.build_pipeline(
       variant.template_path(), _DATA, [_EXPERIMENT.override, variant.override],
-      variant.train_steps(_EXPERIMENT.steps), _EXPERIMENT.input_size)
+      _EXPERIMENT.run_steps(variant, _EXPERIMENT.steps),
+      _EXPERIMENT.input_size)
 
 
 def _by_name():
@@ -73,18 +74,23 @@ def test_every_mask_variant_has_the_detector_runs_detector():
     assert detector_part(variant) == reference, variant.name
 
 
-def test_detector_trains_longer_and_settings_name_its_source():
+def test_detector_trains_its_own_steps_and_settings_name_its_source():
   variants = _by_name()
-  settings = {name: runner.run_settings(_EXPERIMENT, v, 0, 100,
+  steps = {name: _EXPERIMENT.run_steps(v, 100)
+           for name, v in variants.items()}
+  assert steps['detector'] == _EXPERIMENT.detector_steps > 100
+  assert _EXPERIMENT.run_steps(variants['detector'], 100, 7) == 7
+  assert _EXPERIMENT.run_steps(variants['transfer'], 100, 7) == 100
+  settings = {name: runner.run_settings(_EXPERIMENT, v, 0, steps[name],
                                         _EXPERIMENT.data, 64, '')
               for name, v in variants.items()}
-  assert settings['detector']['steps'] == 100 * (
-      variants['detector'].steps_multiplier)
-  assert variants['detector'].steps_multiplier > 1
   assert 'detector_from' not in settings['detector']
   for name in ('class_agnostic', 'transfer_mlp'):
     assert settings[name]['steps'] == 100
     assert settings[name]['detector_from'] == 'detector'
+  # Other experiments have no detector runs: every variant trains --steps.
+  maskx = experiments.get('maskx')
+  assert {maskx.run_steps(v, 100, 7) for v in maskx.variants} == {100}
 
 
 def test_restore_detector_points_at_the_evaluated_checkpoint(tmp_path):

@@ -15,7 +15,6 @@ without it restarts from its latest checkpoint (the training loop resumes
 model, optimizer and step; the input pipeline starts over).
 """
 
-import dataclasses
 import json
 import os
 import resource
@@ -58,12 +57,12 @@ def run_settings(experiment, variant, seed, steps, data, input_size,
       'variant': variant.name,
       'label': variant.label,
       'seed': int(seed),
-      'steps': variant.train_steps(steps),
+      'steps': int(steps),
       'template': os.path.basename(variant.template_path() or ''),
       'overrides': [o for o in (experiment.override, variant.override,
                                 user_override) if o],
       'input_size': input_size,
-      'data': dataclasses.asdict(data),
+      'data': data.settings(),
       'random_seen_class_ids': seen,
   }
 
