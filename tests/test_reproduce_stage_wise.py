@@ -106,3 +106,19 @@ def test_restore_detector_points_at_the_evaluated_checkpoint(tmp_path):
   assert pipeline.train_config.fine_tune_checkpoint == os.path.join(
       detector_dir, 'model_dir', 'ckpt-7')
   assert pipeline.train_config.fine_tune_checkpoint_type == 'detection'
+
+
+def test_results_compare_mask_variants_to_each_other_not_to_the_detector():
+  from deepmac_tf.reproduction import summary  # pylint: disable=g-import-not-at-top
+  variants = _EXPERIMENT.variants[:3]
+  values = {'detector': (None, None), 'class_agnostic': (15.0, 3.0),
+            'class_agnostic_mlp': (16.0, 3.5)}
+  records = [{'name': name, 'seed': 0, 'seen': seen, 'unseen': unseen,
+              'seconds': 1.0, 'cpu_seconds': 1.0, 'box_ap': 17.0,
+              'per_class': {}} for name, (seen, unseen) in values.items()]
+  text = summary.markdown(summary.build_results(
+      _EXPERIMENT, variants, records, [], {'command': 'c', 'steps': 1,
+                                           'seeds': 1, 'priors': {}}))
+  assert 'Differences to class-agnostic (means' in text
+  assert '- class-agnostic+MLP: seen +1.0, unseen +0.5' in text
+  assert 'Differences to detector' not in text

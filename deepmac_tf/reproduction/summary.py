@@ -178,11 +178,15 @@ def markdown(results):
         return row[f'{key}_mean'] - ellipse[key]
       lines.append(f'- {labels[row["name"]]}: seen {_signed(above("seen"))}'
                    f', unseen {_signed(above("unseen"))}')
-  if len(rows) > 1:
-    first = rows[0]
+  # Rows without seen / unseen values (a detector that stage-wise mask
+  # variants restore) are no baseline.
+  compared = [r for r in rows
+              if r['seen_mean'] is not None or r['unseen_mean'] is not None]
+  if len(compared) > 1:
+    first = compared[0]
     lines += ['', f'Differences to {labels[first["name"]]} (means over '
               'seeds):', '']
-    for row in rows[1:]:
+    for row in compared[1:]:
       def diff(key):
         if row[key] is None or first[key] is None:
           return None
