@@ -94,6 +94,24 @@ def test_bad_record_mid_run_saves_then_names_it(tmp_path, monkeypatch):
     evaluation_driver.eval_continuously(
         configs, str(tmp_path / 'eval'), model_dir, eval_timeout=1)
 
+  # Rotation deletes the checkpoint right after its restore: it is still
+  # evaluated as its own step (the step is read before the restore).
+  real_restore = evaluation_driver._restore
+
+  def restore_then_rotate(checkpoint, path):
+    restored = real_restore(checkpoint, path)
+    for name in glob.glob(path + '.*'):
+      os.remove(name)
+    return restored
+
+  monkeypatch.setattr(evaluation_driver, '_restore', restore_then_rotate)
+  monkeypatch.setattr(evaluation_driver, '_checkpoint_paths',
+                      lambda *args: [saved])
+  calls.clear()
+  results = evaluation_driver.eval_continuously(
+      configs, str(tmp_path / 'eval'), model_dir, eval_timeout=1)
+  assert list(results) == [saved] and calls == [4]
+
 
 def _start(pipeline, model_dir, steps):
   env = dict(os.environ, PYTHONPATH=REPO)

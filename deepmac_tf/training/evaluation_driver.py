@@ -165,9 +165,11 @@ def eval_continuously(configs, model_dir, checkpoint_dir, eval_timeout=3600,
         raise
       _warn_vanished(path)
       continue
+    # The step first: a checkpoint that rotation deletes right after its
+    # restore must not be evaluated as step None.
+    step = checkpoints.read_step(path)
     if not _restore(checkpoint, path):
       continue
-    step = checkpoints.read_step(path)
     logging.info('Evaluating %s (step %s).', path, step)
     with moving_average.averaged_weights(
         objects.get('optimizer'), model.trainable_variables,
