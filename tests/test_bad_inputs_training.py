@@ -213,13 +213,46 @@ def test_truncated_file_is_located_by_record(tmp_path):
                                'truncated')
 
 
-def _decode_error(serialized, load_masks=True):
+def _decode_error(serialized, load_masks=True, **decoder_args):
   decoder = decoder_lib.TfExampleDecoder(
-      load_instance_masks=load_masks, mask_type=input_reader_pb2.PNG_MASKS)
+      load_instance_masks=load_masks, mask_type=input_reader_pb2.PNG_MASKS,
+      **decoder_args)
   with pytest.raises(tf.errors.OpError) as raised:
     decoder.decode(tf.constant(serialized),
                    tf.constant('record 17 of file /data/x.record'))
   return record_errors.input_error(raised.value, [])
+
+
+def test_class_id_above_num_classes_past_the_sample_names_the_record():
+  """The pre-training check samples the first records; the decoder checks
+  every record the run reads (a larger id would train as background)."""
+  error = _decode_error(record_helpers.simple_example(classes=(2, 9)),
+                        num_classes=5)
+  assert str(error) == ('record 17 of file /data/x.record: holds class id 9 '
+                        'but the model has num_classes 5 (raise num_classes '
+                        'or fix the records)')
+
+
+def test_class_id_missing_from_the_label_map_names_the_record(tmp_path):
+  labels = record_helpers.write_label_map(tmp_path / 'labels.pbtxt',
+                                          ['a', 'b', 'c'])
+  error = _decode_error(record_helpers.simple_example(classes=(3, 7)),
+                        label_map_path=labels, num_classes=10)
+  assert str(error) == (f'record 17 of file /data/x.record: holds class id 7 '
+                        f'(image/object/class/label), which the label map '
+                        f'{labels} lacks (add it to the label map or fix the '
+                        'records)')
+
+
+def test_known_class_ids_decode(tmp_path):
+  labels = record_helpers.write_label_map(tmp_path / 'labels.pbtxt',
+                                          ['a', 'b', 'c'])
+  decoder = decoder_lib.TfExampleDecoder(
+      load_instance_masks=True, mask_type=input_reader_pb2.PNG_MASKS,
+      label_map_path=labels, num_classes=3)
+  tensors = decoder.decode(tf.constant(record_helpers.simple_example(
+      classes=(3, 1))))
+  assert tensors['groundtruth_classes'].numpy().tolist() == [3, 1]
 
 
 def test_non_image_bytes_name_file_and_record():

@@ -411,7 +411,8 @@ def build(input_reader_config,
           reader_name='input_reader',
           batch_field='batch_size',
           check_first_record=True,
-          skip_bad_records=False):
+          skip_bad_records=False,
+          num_classes=None):
   """Builds a batched, prefetched dataset of InputFields dicts.
 
   Args:
@@ -432,6 +433,9 @@ def build(input_reader_config,
       mismatch raises ``DataError`` before training starts.
     skip_bad_records: skip and count records that cannot be read or decoded
       (see the module doc) instead of failing.
+    num_classes: the model's class count: a record with a larger class id,
+      or an id the reader's label map lacks, fails naming the record
+      (``TfExampleDecoder``).
 
   Returns:
     A ``tf.data.Dataset`` of dicts keyed by ``InputFields``: image [B, H, W, 3]
@@ -459,7 +463,7 @@ def build(input_reader_config,
                                               batch_field)
   try:
     decoder = decoder_lib.TfExampleDecoder.from_input_reader_config(
-        input_reader_config)
+        input_reader_config, num_classes=num_classes)
   except LabelMapError as e:
     raise LabelMapError(f'{reader_name}.label_map_path: {e}') from None
   resizer = image_resizer.build(image_resizer_config)
@@ -593,7 +597,7 @@ def build_from_pipeline(configs, split='train', input_context=None,
         input_context=input_context, reader_name='train_input_reader',
         batch_field='train_config.batch_size',
         check_first_record=check_first_record,
-        skip_bad_records=skip_bad_records)
+        skip_bad_records=skip_bad_records, num_classes=spec.num_classes)
   eval_inputs = configs.get('eval_input_configs') or []
   if eval_input_index >= len(eval_inputs):
     raise ConfigError(f'eval_input_reader: the config has {len(eval_inputs)} '
@@ -613,4 +617,5 @@ def build_from_pipeline(configs, split='train', input_context=None,
       input_context=input_context,
       reader_name=f'eval_input_reader[{eval_input_index}]',
       batch_field='eval_config.batch_size',
-      check_first_record=check_first_record)
+      check_first_record=check_first_record,
+      num_classes=model_spec.from_configs(configs).num_classes)

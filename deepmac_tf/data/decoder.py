@@ -55,7 +55,8 @@ class TfExampleDecoder:
                load_instance_masks=False,
                mask_type=input_reader_pb2.NUMERICAL_MASKS,
                label_map_path=None,
-               use_display_name=False):
+               use_display_name=False,
+               num_classes=None):
     """Creates the decoder.
 
     Args:
@@ -67,6 +68,10 @@ class TfExampleDecoder:
       label_map_path: optional label map used to map
         ``image/object/class/text`` to ids when records carry no labels.
       use_display_name: map text through ``display_name`` instead of ``name``.
+      num_classes: the model's class count: a record with a larger class id
+        fails (naming it) instead of training as background. With a label
+        map, an ``image/object/class/label`` id it lacks fails too (the
+        pre-training check samples the first records; this covers the rest).
 
     Raises:
       ConfigError: unknown ``mask_type``.
@@ -80,9 +85,13 @@ class TfExampleDecoder:
     self._png_masks = mask_type == input_reader_pb2.PNG_MASKS
     self._mask_type = mask_type
     self._label_table = None
+    self._num_classes = int(num_classes or 0)
+    self._label_map_path = label_map_path
+    self._label_ids = None
     if label_map_path:
       name_to_id = label_map_util.get_label_map_dict(
           label_map_path, use_display_name=use_display_name)
+      self._label_ids = sorted(set(name_to_id.values()))
       self._label_table = tf.lookup.StaticHashTable(
           tf.lookup.KeyValueTensorInitializer(
               tf.constant(list(name_to_id.keys()), tf.string),
@@ -90,13 +99,15 @@ class TfExampleDecoder:
           default_value=-1)
 
   @classmethod
-  def from_input_reader_config(cls, input_reader_config):
-    """Builds a decoder from an ``InputReader`` proto."""
+  def from_input_reader_config(cls, input_reader_config, num_classes=None):
+    """Builds a decoder from an ``InputReader`` proto (and the model's
+    ``num_classes``, see ``__init__``)."""
     return cls(
         load_instance_masks=input_reader_config.load_instance_masks,
         mask_type=input_reader_config.mask_type,
         label_map_path=input_reader_config.label_map_path or None,
-        use_display_name=input_reader_config.use_display_name)
+        use_display_name=input_reader_config.use_display_name,
+        num_classes=num_classes)
 
   @property
   def load_instance_masks(self):
@@ -236,7 +247,29 @@ class TfExampleDecoder:
     checks.append(_assert(
         tf.equal(tf.size(classes), num_boxes), source, 'has ', num_boxes,
         ' boxes but ', tf.size(classes), ' ', missing))
+    checks.extend(self._known_class_checks(labels, classes, source))
     return tf.cast(classes, tf.int32), keep, checks
+
+  def _known_class_checks(self, labels, classes, source):
+    """Class ids the model or the label map does not know (see __init__)."""
+    checks = []
+    if self._num_classes:
+      checks.append(_assert(
+          tf.reduce_all(classes <= self._num_classes), source,
+          'holds class id ', tf.reduce_max(classes), ' but the model has '
+          f'num_classes {self._num_classes} (raise num_classes or fix the '
+          'records)'))
+    if self._label_ids is not None:
+      known = tf.reduce_any(tf.equal(
+          labels[:, None], tf.constant(self._label_ids, tf.int64)[None, :]),
+                            axis=1)
+      checks.append(_assert(
+          tf.reduce_all(known), source, 'holds class id ',
+          tf.reduce_max(tf.where(known, tf.zeros_like(labels), labels)),
+          f' (image/object/class/label), which the label map '
+          f'{self._label_map_path} lacks (add it to the label map or fix the '
+          'records)'))
+    return checks
 
   def _decode_masks(self, raw, num_boxes, height, width, source):
     """Returns (masks [n, height, width] float32 in {0, 1}, checks)."""
