@@ -45,7 +45,9 @@ setup(
     long_description_content_type='text/markdown',
     python_requires='>=3.10,<3.13',
     packages=find_packages(include=['deepmac_tf', 'deepmac_tf.*']),
-    package_data={'deepmac_tf': ['py.typed']},
+    # The demo's detector (scripts/train_demo_detector.py writes it).
+    package_data={'deepmac_tf': ['py.typed',
+                                 'reproduction/demo_detector/*']},
     include_package_data=True,
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,

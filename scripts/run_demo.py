@@ -8,7 +8,10 @@ One command, no downloads, a few minutes on 2 CPU cores:
   3. inspects the TFRecords against the config and draws a training batch
      (which instances supervise the mask head);
   4. trains a small Deep-MAC (scripts/model_main_tf2.py's training loop) with
-     a checkpoint at the end (rerunning resumes from it);
+     a checkpoint at the end (rerunning resumes from it), starting from the
+     detector the project trained once and ships
+     (deepmac_tf/reproduction/demo_detector/, scripts/train_demo_detector.py):
+     its backbone stays frozen, the mask head learns from the seen classes;
   5. evaluates: COCO box AP, and mask AP split into seen vs unseen classes;
   6. exports a SavedModel (detection + box-prompted signatures);
   7. segments validation images with the SavedModel, by detection and from
@@ -34,6 +37,7 @@ import numpy as np
 from deepmac_tf import cli
 from deepmac_tf import config as config_lib
 from deepmac_tf.config import validation
+from deepmac_tf.reproduction import demo
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _NUM_STEPS = 7
@@ -54,9 +58,16 @@ _NUM_OVERLAYS = flags.DEFINE_integer('num_overlays', 4,
                                      'Validation images drawn.')
 _TEMPLATE = flags.DEFINE_string(
     'pipeline_config_template',
-    os.path.join(_REPO, 'configs', 'center_net_deepmac_synthetic_demo.config'),
+    os.path.join(_REPO, 'configs',
+                 'center_net_deepmac_synthetic_demo_from_detector.config'),
     'Pipeline config whose PATH_TO_BE_CONFIGURED placeholders are filled '
-    'with the dataset folder.')
+    f'with the dataset folder and {demo.PLACEHOLDER} with '
+    '--detector_checkpoint.')
+_DETECTOR = flags.DEFINE_string(
+    'detector_checkpoint', demo.CHECKPOINT_PREFIX,
+    'The trained detector the template starts from (a checkpoint prefix); '
+    'default: the one shipped in the package, written by '
+    'scripts/train_demo_detector.py.')
 _CONFIG_OVERRIDE = flags.DEFINE_string(
     'config_override', '',
     'Text-format fragment merged into the pipeline config.')
@@ -66,30 +77,10 @@ def _step(number, title):
   print(f'\n[{number}/{_NUM_STEPS}] {title}', flush=True)
 
 
-def _create_dataset(data_dir):
-  from deepmac_tf.data import synthetic  # pylint: disable=g-import-not-at-top
-  if os.path.exists(os.path.join(data_dir, 'demo_dataset.json')):
-    with open(os.path.join(data_dir, 'demo_dataset.json')) as f:
-      if json.load(f) == _dataset_key():
-        print(f'  reusing {data_dir} (same size and seed)')
-        return
-  summary = synthetic.create_dataset(data_dir, _NUM_TRAIN.value,
-                                     _NUM_VAL.value, seed=_SEED.value)
-  for split in summary.splits.values():
-    print(f'  {split.split}: {split.num_images} images, {split.num_instances} '
-          f'instances -> {split.tfrecord_pattern}')
-  with open(os.path.join(data_dir, 'demo_dataset.json'), 'w') as f:
-    json.dump(_dataset_key(), f)
-
-
-def _dataset_key():
-  return {'num_train_images': _NUM_TRAIN.value,
-          'num_val_images': _NUM_VAL.value, 'seed': _SEED.value}
-
-
 def _write_pipeline_config(data_dir, output_dir):
   with open(_TEMPLATE.value, encoding='utf-8') as f:
-    text = f.read().replace(validation.PLACEHOLDER, data_dir)
+    text = demo.fill_template(f.read(), _DETECTOR.value)
+  text = text.replace(validation.PLACEHOLDER, data_dir)
   pipeline = config_lib.get_pipeline_config_from_text(
       text, source=_TEMPLATE.value,
       config_override=_CONFIG_OVERRIDE.value or None)
@@ -130,6 +121,28 @@ def _preview_batch(configs, data_dir, output_dir):
   print(f'  one training batch: {supervised} of {real} instances carry mask '
         f'supervision (seen classes), the rest train boxes only -> {path}')
   return path, real, supervised
+
+
+def _starting_point(train_config):
+  """Lines saying what training starts from (and what stays frozen)."""
+  path = train_config.fine_tune_checkpoint
+  if not path:
+    return ['  from scratch (the config has no fine_tune_checkpoint)']
+  lines = [f'  starts from the detector {path}']
+  provenance = demo.read_provenance(os.path.dirname(path))
+  if provenance.get('command'):
+    data = provenance.get('dataset', {})
+    box_ap = provenance.get('val_metrics', {}).get(
+        'DetectionBoxes_Precision/mAP')
+    lines.append(
+        f'  (trained once by the project: {provenance.get("command")}; '
+        f'{provenance.get("train_steps")} steps on '
+        f'{data.get("num_train_images")} train images of seed '
+        f'{data.get("seed")}; box AP {box_ap} on that seed\'s val split)')
+  if train_config.freeze_variables:
+    lines.append('  frozen (not trained): variables matching '
+                 f'{", ".join(train_config.freeze_variables)}')
+  return lines
 
 
 def _train(configs, model_dir):
@@ -245,7 +258,8 @@ def main(argv):
   os.makedirs(output_dir, exist_ok=True)
 
   _step(1, f'Creating the synthetic dataset in {data_dir}')
-  _create_dataset(data_dir)
+  demo.ensure_dataset(data_dir, _NUM_TRAIN.value, _NUM_VAL.value,
+                      _SEED.value)
 
   _step(2, 'Writing the pipeline config')
   config_path = _write_pipeline_config(data_dir, output_dir)
@@ -258,6 +272,7 @@ def main(argv):
       configs, data_dir, output_dir)
 
   _step(4, 'Training Deep-MAC (masks of the seen classes only)')
+  print('\n'.join(_starting_point(configs['train_config'])))
   logging.set_verbosity(logging.INFO)  # the training progress lines
   train_result, train_seconds = _train(configs, model_dir)
   logging.set_verbosity(logging.WARNING)
@@ -280,6 +295,8 @@ def main(argv):
       'instances_in_batch': num_instances,
       'mask_supervised_instances': num_supervised,
       'model_dir': model_dir,
+      'detector_checkpoint': (
+          configs['train_config'].fine_tune_checkpoint or None),
       'train_steps': train_result.step,
       'train_seconds': round(train_seconds, 1),
       'final_losses': train_result.losses,

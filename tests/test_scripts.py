@@ -28,15 +28,32 @@ def test_help_exits_zero(script):
 
 
 def test_demo_runs_end_to_end(tmp_path):
+  from deepmac_tf.reproduction import demo  # pylint: disable=g-import-not-at-top
   out = tmp_path / 'demo'
-  # The tiny test template keeps it fast; the README's run uses
-  # configs/center_net_deepmac_synthetic_cpu.config.
+  # The tiny test model (same backbone and box heads as the demo's, a
+  # smaller mask head) keeps it fast; like the demo's own template
+  # (configs/center_net_deepmac_synthetic_demo_from_detector.config) it
+  # starts from the shipped detector with the backbone frozen.
+  with open(os.path.join(REPO, 'tests', 'fixtures', 'tiny_deepmac.config'),
+            encoding='utf-8') as f:
+    text = f.read()
+  template = tmp_path / 'tiny_from_detector.config'
+  template.write_text(text.replace(
+      'train_config {\n',
+      'train_config {\n'
+      f'  fine_tune_checkpoint: "{demo.PLACEHOLDER}"\n'
+      '  fine_tune_checkpoint_type: "full"\n'
+      '  freeze_variables: "hourglass_10"\n', 1))
   result = _run(os.path.join(REPO, 'scripts', 'run_demo.py'),
                 f'--output_dir={out}', '--num_train_images=16',
                 '--num_val_images=4', '--num_train_steps=3',
-                '--num_overlays=2', '--pipeline_config_template=' +
-                os.path.join(REPO, 'tests', 'fixtures', 'tiny_deepmac.config'))
+                '--num_overlays=2', f'--pipeline_config_template={template}')
   assert result.returncode == 0, result.stderr[-3000:]
+  assert f'starts from the detector {demo.CHECKPOINT_PREFIX}' in result.stdout
+  assert 'trained once by the project' in result.stdout
+  assert 'frozen (not trained): variables matching hourglass_10' in (
+      result.stdout)
+  assert 'Fine-tune checkpoint' in result.stderr
   summary = json.loads((out / 'demo_summary.json').read_text())
   assert os.path.exists(summary['pipeline_config'])
   assert os.path.exists(summary['train_batch_preview'])
@@ -44,6 +61,7 @@ def test_demo_runs_end_to_end(tmp_path):
       'instances_in_batch']
   assert 'train_input_reader: OK' in result.stdout
   assert summary['train_steps'] == 3
+  assert summary['detector_checkpoint'] == demo.CHECKPOINT_PREFIX
   assert os.path.exists(os.path.join(summary['model_dir'], 'ckpt-3.index'))
   # Seen vs unseen mask AP, from the evaluation of the trained checkpoint.
   for key in ('DetectionBoxes_Precision/mAP', 'DetectionMasks_SeenClasses/mAP',

@@ -28,8 +28,6 @@ so the detector never saw them.
 import json
 import os
 
-import tensorflow as tf
-
 from deepmac_tf.errors import ConfigError
 
 ASSET_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -73,9 +71,15 @@ def ensure_dataset(data_dir, num_train_images, num_val_images, seed):
   return True
 
 
+def _exists(path):
+  # TensorFlow only when a path is checked (scripts' --help stays fast).
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  return tf.io.gfile.exists(path)
+
+
 def shipped_checkpoint():
   """The shipped checkpoint's prefix, or None when it is not there."""
-  if tf.io.gfile.exists(CHECKPOINT_PREFIX + '.index'):
+  if _exists(CHECKPOINT_PREFIX + '.index'):
     return CHECKPOINT_PREFIX
   return None
 
@@ -103,7 +107,7 @@ def fill_template(text, checkpoint_prefix):
         f'the pipeline config template starts from a trained detector '
         f'({PLACEHOLDER}) but none is given: pass --detector_checkpoint, or '
         f'train one with scripts/train_demo_detector.py.')
-  if not tf.io.gfile.exists(checkpoint_prefix + '.index'):
+  if not _exists(checkpoint_prefix + '.index'):
     raise ConfigError(
         f'--detector_checkpoint: {checkpoint_prefix!r} is not a checkpoint '
         f'(no {checkpoint_prefix}.index); train one with '
@@ -125,6 +129,7 @@ def write_model_checkpoint(model_config, training_checkpoint, directory,
   Returns:
     The written checkpoint's prefix.
   """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from deepmac_tf.export import exporter  # pylint: disable=g-import-not-at-top
   model, resizer = exporter.build_model_and_resizer(model_config)
   exporter.create_variables(model, resizer)
