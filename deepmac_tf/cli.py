@@ -22,7 +22,6 @@ parsing, so ``--help`` answers at once).
 import errno
 import logging as std_logging
 import os
-import re
 import sys
 
 from absl import app
@@ -31,6 +30,7 @@ from absl import logging as absl_logging
 
 from deepmac_tf import file_checks
 from deepmac_tf.errors import DeepMacError
+from deepmac_tf.errors import tf_message_line
 
 _HELP_FLAGS = ('help', '?', 'helpshort', 'helpfull', 'helpxml')
 _VERBOSE_FLAG = 'verbose'
@@ -108,16 +108,6 @@ def quiet_library_info_logs():
     handler.addFilter(_OwnInfoOnly(_own_code_dirs()))
 
 
-# TF wraps an op's error as '{{function_node __wrapped__SaveV2_...}} <what
-# happened> [Op:SaveV2]'; the user needs only the middle.
-_TF_MESSAGE_NOISE = re.compile(r'\{\{function_node [^}]*\}\}\s*|\s*\[Op:\w+\]')
-
-
-def _tf_message(error):
-  message = getattr(error, 'message', '') or str(error)
-  return _TF_MESSAGE_NOISE.sub('', message).strip().split('\n')[0]
-
-
 def _environment_message(error):
   """One line for an OS / TF environment failure, or None for a bug."""
   if isinstance(error, OSError):
@@ -132,7 +122,7 @@ def _environment_message(error):
   tf = sys.modules.get('tensorflow')
   if tf is None:
     return None
-  message = _tf_message(error)
+  message = tf_message_line(error)
   code = file_checks.environment_errno(error)
   if code == errno.EACCES:
     return f'permission denied: {message}'

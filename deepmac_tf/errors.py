@@ -2,6 +2,7 @@
 names the file / field / record at fault and what was expected."""
 
 import contextlib
+import re
 
 
 class DeepMacError(Exception):
@@ -72,3 +73,16 @@ def config_field_errors(prefix, fields=None):
     field = (fields or {}).get(error.argument, error.argument)
     name = f'{prefix}.{field}' if field else prefix
     raise ConfigError(f'{name}: {error.message}') from error
+
+
+# TF wraps an op's error as '{{function_node __wrapped__SaveV2_...}} <what
+# happened> [Op:SaveV2]'; the user needs only the middle.
+_TF_MESSAGE_NOISE = re.compile(r'\{\{function_node [^}]*\}\}\s*|\s*\[Op:\w+\]')
+
+
+def tf_message_line(error):
+  """The first line of a TensorFlow error's message, without TF's op
+  wrapper (``{{function_node ...}}``, ``[Op:...]``): what a one-line error
+  quotes. Works on any exception (no TensorFlow import)."""
+  message = getattr(error, 'message', '') or str(error)
+  return _TF_MESSAGE_NOISE.sub('', message).strip().split('\n')[0]

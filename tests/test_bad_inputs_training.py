@@ -271,6 +271,40 @@ def test_non_png_mask_names_file_and_record():
                         'image/object/mask is not a PNG image')
 
 
+def _without_last_mask(example, kind):
+  proto = tf.train.Example.FromString(example)
+  values = getattr(proto.features.feature['image/object/mask'], kind).value
+  del values[-(1 if kind == 'bytes_list' else 10):]
+  return proto.SerializeToString()
+
+
+@pytest.mark.parametrize('serialized,mask_type,line', [
+    (_without_last_mask(record_helpers.simple_example(), 'bytes_list'),
+     input_reader_pb2.PNG_MASKS,
+     'record 17 of file /data/x.record: has 1 PNG masks in image/object/mask '
+     'but 2 boxes; expected one mask per box'),
+    (_without_last_mask(record_helpers.simple_example(mask_type='numerical'),
+                        'float_list'),
+     input_reader_pb2.NUMERICAL_MASKS,
+     'record 17 of file /data/x.record: has 3062 values in image/object/mask '
+     'but NUMERICAL_MASKS needs num_boxes x height x width = 3072 (one '
+     'image-sized mask per box)'),
+    (record_helpers.simple_example(), input_reader_pb2.NUMERICAL_MASKS,
+     "reading the training input failed: Key: image/object/mask.  Data types "
+     "don't match. Expected type: float, Actual type: string (a record stores "
+     'a feature with another type than the input reader expects, e.g. '
+     'image/object/mask as the other mask_type; scripts/inspect_dataset.py '
+     'names it).'),
+], ids=['png_count', 'numerical_size', 'mask_type_past_the_sample'])
+def test_mask_count_size_and_type_errors(serialized, mask_type, line):
+  decoder = decoder_lib.TfExampleDecoder(load_instance_masks=True,
+                                         mask_type=mask_type)
+  with pytest.raises(tf.errors.OpError) as raised:
+    decoder.decode(tf.constant(serialized),
+                   tf.constant('record 17 of file /data/x.record'))
+  assert str(record_errors.input_error(raised.value, [])) == line
+
+
 def test_wrong_size_png_mask_names_file_and_record():
   error = _decode_error(record_helpers.simple_example(
       masks=np.ones([2, 16, 16], np.float32)))

@@ -16,6 +16,7 @@ import struct
 import tensorflow as tf
 
 from deepmac_tf.errors import DataError
+from deepmac_tf.errors import tf_message_line
 
 _SOURCE = re.compile(r'record \d+ of file .*')
 # TFRecord framing: uint64 length, uint32 crc, data, uint32 crc.
@@ -86,5 +87,11 @@ def input_error(error, filenames):
         return DataError(f'record {index} of file {path}: the file is '
                          'truncated (cut short while writing or copying); '
                          'rewrite it or remove it from input_path.')
-  first = message.strip().split('\n')[0]
+  first = tf_message_line(error)
+  if "Data types don't match" in first:
+    # tf.io.parse_single_example fails before any record name is known.
+    return DataError(f'reading the training input failed: {first} (a record '
+                     'stores a feature with another type than the input '
+                     'reader expects, e.g. image/object/mask as the other '
+                     'mask_type; scripts/inspect_dataset.py names it).')
   return DataError(f'reading the training input failed: {first}')

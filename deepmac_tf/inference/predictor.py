@@ -28,6 +28,7 @@ import tensorflow as tf
 
 from deepmac_tf.data import label_map_util
 from deepmac_tf.errors import DataError
+from deepmac_tf.errors import tf_message_line
 from deepmac_tf.inference import image_io
 from deepmac_tf.ops import mask_pasting
 
@@ -103,9 +104,8 @@ class DeepMacPredictor:
       # A damaged or truncated export: an unparsable saved_model.pb is an
       # OSError, a short variables file TF's reader's IndexError ("Read
       # less bytes than requested"), other damage an OpError.
-      reason = (getattr(e, 'message', '') or str(e)).strip().split('\n')[0]
       raise DataError(f'--saved_model_dir: cannot load {path} as a '
-                      f'SavedModel ({reason[:300]}).') from None
+                      f'SavedModel ({tf_message_line(e)[:300]}).') from None
     self.metadata = self._read_metadata()
     self._detect_fn, self._detect_type = None, None
     self._boxes_fn, self._boxes_type = None, None
