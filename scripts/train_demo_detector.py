@@ -191,7 +191,8 @@ def main(argv):
       'train_steps': result.step,
       'dataset': {'num_train_images': _NUM_TRAIN.value,
                   'num_val_images': _NUM_VAL.value, 'seed': _SEED.value,
-                  'trained_on': 'train split', 'evaluated_on': 'val split'},
+                  'trained_on': 'train split', 'evaluated_on': 'val split',
+                  'val_split_sha256': demo.val_split_fingerprint(data_dir)},
       'val_box_ap_by_step': {str(k): v for k, v in curve.items()},
       'val_metrics': {k: round(100 * float(v), 1) for k, v in metrics.items()
                       if k.startswith('DetectionBoxes_') and

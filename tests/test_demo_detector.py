@@ -117,3 +117,15 @@ def test_shipped_detector_fills_every_detector_variable_of_the_demo():
   provenance = demo.read_provenance()
   assert provenance['train_steps'] > 0
   assert provenance['dataset']['trained_on'] == 'train split'
+
+
+def test_the_demo_val_split_is_the_one_the_detector_was_measured_on(tmp_path):
+  # A change to the default synthetic data changes the demo's val split:
+  # retrain the shipped detector (scripts/train_demo_detector.py) with it.
+  from deepmac_tf.data import synthetic  # pylint: disable=g-import-not-at-top
+  dataset = demo.read_provenance()['dataset']
+  synthetic.create_dataset(str(tmp_path), 0, dataset['num_val_images'],
+                           seed=dataset['seed'], write_records=False,
+                           show_progress=False)
+  assert demo.val_split_fingerprint(str(tmp_path)) == dataset[
+      'val_split_sha256']

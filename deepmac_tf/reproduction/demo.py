@@ -25,6 +25,7 @@ are drawn from their own generators (``scene.scene_rng(seed, 'val', i)``),
 so the detector never saw them.
 """
 
+import hashlib
 import json
 import os
 
@@ -69,6 +70,18 @@ def ensure_dataset(data_dir, num_train_images, num_val_images, seed):
   with open(key_path, 'w', encoding='utf-8') as f:
     json.dump(key, f)
   return True
+
+
+def val_split_fingerprint(data_dir):
+  """sha256 (16 hex digits) of a synthetic dataset's val annotations.
+
+  The shipped detector's provenance records it: a change to the default
+  synthetic data (shapes, sizes, placement) changes it, and the demo's
+  detector must then be retrained (tests/test_demo_detector.py).
+  """
+  path = os.path.join(data_dir, 'annotations', 'instances_val.json')
+  with open(path, 'rb') as f:
+    return hashlib.sha256(f.read()).hexdigest()[:16]
 
 
 def _exists(path):
