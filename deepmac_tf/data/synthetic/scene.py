@@ -39,6 +39,11 @@ class SceneConfig:
       mean colour it covers (re-drawn a few times otherwise).
     noise_stddev: std-dev of the sensor noise added to the whole image.
     families: names of the shape families drawn (default: all classes).
+    shape_ranges: ``(family, parameter, low, high)`` tuples replacing the
+      default range of a shape parameter (``shapes.ParamRange``), e.g.
+      ``(('star', 'inner_ratio', 0.2, 0.3),)``; empty (the default) keeps
+      every dataset as it was. Only the named parameters change: the same
+      random draws are made.
   """
   image_size: int = 64
   min_objects: int = 1
@@ -50,6 +55,7 @@ class SceneConfig:
   min_contrast: float = 40.0
   noise_stddev: float = 3.0
   families: tuple = classes.CLASS_NAMES
+  shape_ranges: tuple = ()
 
   def validate(self):
     """Raises ``errors.ConfigError`` naming the first bad field."""
@@ -83,6 +89,11 @@ class SceneConfig:
     for name in self.families:
       if name not in classes.CLASS_ID_BY_NAME:
         fail('families', f'names from {", ".join(classes.CLASS_NAMES)}')
+    for override in self.shape_ranges:
+      try:
+        shapes.check_range_override(override)
+      except errors.DataError as e:
+        raise errors.ConfigError(f'SceneConfig.shape_ranges: {e}') from e
     return self
 
 
@@ -160,7 +171,7 @@ def _draw_object_mask(rng, config, family):
   margin = 0.8 * radius
   center = rng.uniform(margin, size - margin, size=2)
   rotation = rng.uniform(0.0, 2.0 * np.pi)
-  params = shapes.sample_shape_params(family, rng)
+  params = shapes.sample_shape_params(family, rng, config.shape_ranges)
   return shapes.shape_mask(family, params, size, size, tuple(center), radius,
                            rotation)
 

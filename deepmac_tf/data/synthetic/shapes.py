@@ -7,6 +7,8 @@ shapes lie inside the unit disk, so an object of radius ``r`` stays inside a
 at pixel centers and only inside that square.
 """
 
+import dataclasses
+
 import numpy as np
 
 from deepmac_tf import errors
@@ -87,21 +89,48 @@ def _l_shape(u, v, params):
   return inside & ((u <= -extent + width) | (v >= height - width))
 
 
-# name -> (mask function, parameter sampler).
+@dataclasses.dataclass(frozen=True)
+class ParamRange:
+  """The range a shape parameter is drawn from, and the values it may take.
+
+  Attributes:
+    low: smallest value drawn.
+    high: largest value drawn (inclusive for integers).
+    limits: (min, max) of the values that keep the shape well formed (inside
+      the unit disk, non-empty); overrides must stay within them.
+    integer: drawn with ``rng.integers`` instead of ``rng.uniform``.
+  """
+  low: float
+  high: float
+  limits: tuple
+  integer: bool = False
+
+  def draw(self, rng, low=None, high=None):
+    low = self.low if low is None else low
+    high = self.high if high is None else high
+    if self.integer:
+      return int(rng.integers(int(low), int(high) + 1))
+    return float(rng.uniform(low, high))
+
+
+# name -> (mask function, {parameter: ParamRange}); parameters are drawn in
+# this order (changing it changes every dataset).
 _FAMILIES = {
-    'circle': (_circle, lambda rng: {}),
-    'ellipse': (_ellipse, lambda rng: {'aspect': rng.uniform(0.45, 0.75)}),
-    'square': (_square, lambda rng: {'aspect': rng.uniform(0.85, 1.0)}),
-    'triangle': (_triangle, lambda rng: {'aspect': rng.uniform(0.8, 1.0)}),
-    'hexagon': (_hexagon, lambda rng: {'aspect': rng.uniform(0.85, 1.0)}),
-    'star': (_star, lambda rng: {'num_points': int(rng.integers(5, 7)),
-                                 'inner_ratio': rng.uniform(0.38, 0.52)}),
-    'cross': (_cross, lambda rng: {'half_width': rng.uniform(0.2, 0.32)}),
-    'ring': (_ring, lambda rng: {'inner_ratio': rng.uniform(0.45, 0.62)}),
-    'crescent': (_crescent, lambda rng: {'offset': rng.uniform(0.35, 0.55),
-                                         'cut_radius': rng.uniform(0.75, 0.9)}),
-    'l_shape': (_l_shape, lambda rng: {'arm_width': rng.uniform(0.4, 0.6),
-                                       'aspect': rng.uniform(0.75, 1.0)}),
+    'circle': (_circle, {}),
+    'ellipse': (_ellipse, {'aspect': ParamRange(0.45, 0.75, (0.1, 1.0))}),
+    'square': (_square, {'aspect': ParamRange(0.85, 1.0, (0.1, 1.0))}),
+    'triangle': (_triangle, {'aspect': ParamRange(0.8, 1.0, (0.1, 1.0))}),
+    'hexagon': (_hexagon, {'aspect': ParamRange(0.85, 1.0, (0.1, 1.0))}),
+    'star': (_star, {'num_points': ParamRange(5, 6, (3, 12), integer=True),
+                     'inner_ratio': ParamRange(0.38, 0.52, (0.05, 1.0))}),
+    # Arms reach 0.92: half widths above 0.39 would leave the unit disk.
+    'cross': (_cross, {'half_width': ParamRange(0.2, 0.32, (0.1, 0.39))}),
+    'ring': (_ring, {'inner_ratio': ParamRange(0.45, 0.62, (0.0, 0.95))}),
+    'crescent': (_crescent, {'offset': ParamRange(0.35, 0.55, (0.05, 1.0)),
+                             'cut_radius': ParamRange(0.75, 0.9,
+                                                      (0.1, 1.0))}),
+    'l_shape': (_l_shape, {'arm_width': ParamRange(0.4, 0.6, (0.05, 0.7)),
+                           'aspect': ParamRange(0.75, 1.0, (0.3, 1.0))}),
 }
 
 FAMILY_NAMES = tuple(_FAMILIES)
@@ -115,20 +144,67 @@ def _check_family(name):
         f'{", ".join(FAMILY_NAMES)}.')
 
 
-def sample_shape_params(name, rng):
+def param_range(name, param):
+  """The default ``ParamRange`` of one family's parameter.
+
+  Raises:
+    errors.DataError: unknown family or parameter (naming the known ones).
+  """
+  _check_family(name)
+  ranges = _FAMILIES[name][1]
+  if param not in ranges:
+    raise errors.DataError(
+        f'Shape family {name!r} has no parameter {param!r}; its parameters: '
+        f'{", ".join(ranges) or "none"}.')
+  return ranges[param]
+
+
+def check_range_override(override):
+  """Checks one ``(family, parameter, low, high)`` range override.
+
+  Raises:
+    errors.DataError: naming what is wrong with it.
+  """
+  if not isinstance(override, (tuple, list)) or len(override) != 4:
+    raise errors.DataError(
+        f'Shape range override {override!r}: expected (family, parameter, '
+        'low, high).')
+  name, param, low, high = override
+  spec = param_range(name, param)
+  kinds = (int, np.integer) if spec.integer else (int, float, np.number)
+  lo_limit, hi_limit = spec.limits
+  for value in (low, high):
+    if isinstance(value, bool) or not isinstance(value, kinds) or not (
+        lo_limit <= value <= hi_limit):
+      kind = 'integers' if spec.integer else 'numbers'
+      raise errors.DataError(
+          f'Shape range override {override!r}: expected {kind} in '
+          f'[{lo_limit}, {hi_limit}] with low <= high.')
+  if low > high:
+    raise errors.DataError(
+        f'Shape range override {override!r}: low {low} > high {high}.')
+
+
+def sample_shape_params(name, rng, range_overrides=()):
   """Draws the family-specific parameters of one shape.
 
   Args:
     name: a family name from ``FAMILY_NAMES``.
     rng: a ``numpy.random.Generator``.
+    range_overrides: ``(family, parameter, low, high)`` tuples replacing the
+      default ranges (``SceneConfig.shape_ranges``); others' are ignored.
+      The number of draws does not change, so an override changes only the
+      parameters it names.
 
   Returns:
     A dict of Python scalars (JSON-serializable).
   """
   _check_family(name)
-  params = _FAMILIES[name][1](rng)
-  return {k: (int(x) if isinstance(x, (int, np.integer)) else float(x))
-          for k, x in params.items()}
+  overrides = {param: (low, high)
+               for family, param, low, high in range_overrides
+               if family == name}
+  return {param: spec.draw(rng, *overrides.get(param, (None, None)))
+          for param, spec in _FAMILIES[name][1].items()}
 
 
 def shape_mask(name, params, height, width, center_yx, radius, rotation):
