@@ -126,15 +126,17 @@ def _parse_allowed_ids(values):
 
 def _run_inspection(progress):
   """Returns ``{reader name: InspectionReport}`` for the chosen mode."""
-  from deepmac_tf.data import inspection  # pylint: disable=g-import-not-at-top
   if _PIPELINE.value:
-    # Imported here: the config package is only needed in this mode.
+    # The config is read before TensorFlow loads (with the inspector), so
+    # a missing or malformed config answers in a second.
     from deepmac_tf import config  # pylint: disable=g-import-not-at-top
     configs = config.get_configs_from_pipeline_file(
         _PIPELINE.value, config_override=_CONFIG_OVERRIDE.value)
+    from deepmac_tf.data import inspection  # pylint: disable=g-import-not-at-top
     return inspection.inspect_pipeline(
         configs, _SPLIT.value, max_records=_MAX_RECORDS.value,
         decode_images=_DECODE_IMAGES.value, progress=progress)
+  from deepmac_tf.data import inspection  # pylint: disable=g-import-not-at-top
   callback = None
   if progress:
     callback = lambda done, i, n: progress('input_path', done, i, n)

@@ -60,6 +60,33 @@ def test_missing_config_file(tmp_path):
     config_lib.get_configs_from_pipeline_file(str(tmp_path / 'nope.config'))
 
 
+@pytest.mark.parametrize('script,flags', [
+    ('model_main_tf2.py', ['--model_dir={tmp}/run']),
+    ('exporter_main_v2.py', ['--output_directory={tmp}/export',
+                             '--trained_checkpoint_dir={tmp}']),
+    ('inspect_dataset.py', ['--split=train']),
+], ids=['model_main', 'exporter', 'inspect_dataset'])
+def test_scripts_report_a_missing_config_before_loading_tensorflow(
+    tmp_path, script, flags):
+  import os  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  probe = ('import runpy, sys; sys.argv = sys.argv[1:]\n'
+           'try:\n  runpy.run_path(sys.argv[0], run_name="__main__")\n'
+           'finally:\n  print("tensorflow" in sys.modules)')
+  missing = tmp_path / 'nope.config'
+  result = subprocess.run(
+      [sys.executable, '-c', probe, os.path.join(repo, 'scripts', script),
+       f'--pipeline_config_path={missing}'] + [
+           f.format(tmp=tmp_path) for f in flags],
+      capture_output=True, text=True, timeout=60, cwd=repo,
+      env=dict(os.environ, PYTHONPATH=repo))
+  assert result.returncode == 1
+  assert result.stderr.strip() == f'ERROR: Pipeline config not found: {missing}'
+  assert result.stdout.split()[-1] == 'False'
+
+
 def test_bad_override_names_config_override(tmp_path):
   path = pipeline_fixtures.tiny_pipeline(tmp_path)
   with pytest.raises(ConfigError, match=r'config_override:1:16: unknown '
