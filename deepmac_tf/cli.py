@@ -15,8 +15,9 @@ parsing, so ``--help`` answers at once).
 * A ``DeepMacError`` (bad config, label map, data) ends the program with one
   ``ERROR: <message>`` line on stderr and status 1, never a traceback; so do
   environment failures (permission denied, disk full, out of memory).
-* Ctrl-C / SIGTERM: one line, status 130 / 143 (the training loop saves its
-  step first).
+* Ctrl-C / SIGTERM in every script: the stack unwinds (``finally`` blocks
+  run: the training loop saves its step, an export removes its staging
+  folder), then one line and status 130 / 143.
 """
 
 import errno
@@ -142,13 +143,16 @@ def run(main):
     if not flags.FLAGS[_VERBOSE_FLAG].value:
       std_logging.getLogger('tensorflow').setLevel(std_logging.ERROR)
       quiet_library_info_logs()
+    from deepmac_tf.training import interrupts  # pylint: disable=g-import-not-at-top
     try:
-      return main(argv)
+      # SIGTERM (preemption, `timeout`) unwinds like Ctrl-C in every script:
+      # `finally` blocks run (an export's staging folder is removed).
+      with interrupts.sigterm_interrupts():
+        return main(argv)
     except DeepMacError as e:
       print(f'ERROR: {e}', file=sys.stderr)
       sys.exit(1)
     except KeyboardInterrupt as e:
-      from deepmac_tf.training import interrupts  # pylint: disable=g-import-not-at-top
       print(f'Interrupted ({interrupts.signal_name(e)}).', file=sys.stderr)
       sys.stdout.flush()
       sys.stderr.flush()

@@ -90,6 +90,23 @@ def test_mask_model_without_load_instance_masks(tmp_path, data_root):
     preflight.check_training_inputs(configs, str(tmp_path / 'model'))
 
 
+def test_box_only_model_reading_records_with_masks_says_so_once(
+    tmp_path, data_root, caplog):
+  """Masks a box-only model does not read are expected: one INFO line, not
+  a warning per sampled record."""
+  configs = _configs(tmp_path, data_root,
+                     'train_input_reader { load_instance_masks: false }')
+  configs['model'].center_net.ClearField('deepmac_mask_estimation')
+  with caplog.at_level('INFO'):
+    preflight.check_training_inputs(configs, str(tmp_path / 'model'))
+  warnings = [r.getMessage() for r in caplog.records
+              if r.levelname == 'WARNING']
+  assert not [m for m in warnings if 'load_instance_masks' in m], warnings
+  lines = [r.getMessage() for r in caplog.records
+           if 'this model predicts none' in r.getMessage()]
+  assert len(lines) == 1 and lines[0].startswith('train_input_reader: ')
+
+
 def test_placeholder_left_in_input_path(tmp_path, data_root):
   configs = _configs(tmp_path, data_root)
   _point_train_input_at(configs, 'PATH_TO_BE_CONFIGURED/train.record')
@@ -333,6 +350,13 @@ def main(argv):
     raise KeyboardInterrupt()
   if kind == 'sigterm':
     raise interrupts.Interrupted(15)
+  if kind == 'sigterm_signal':  # A real SIGTERM: cleanup still runs.
+    import os, signal, time
+    try:
+      os.kill(os.getpid(), signal.SIGTERM)
+      time.sleep(30)
+    finally:
+      print('CLEANED UP')
   if kind == 'permission':
     open('/proc/deepmac_no_such_dir/file', 'w')
   if kind == 'bug':
@@ -350,11 +374,14 @@ def _run_cli(kind):
 @pytest.mark.parametrize('kind,status,line', [
     ('sigint', 130, 'Interrupted (SIGINT).'),
     ('sigterm', 143, 'Interrupted (SIGTERM).'),
+    ('sigterm_signal', 143, 'Interrupted (SIGTERM).'),
 ])
 def test_interrupts_exit_with_128_plus_signal(kind, status, line):
   result = _run_cli(kind)
   assert result.returncode == status
   assert result.stderr.strip() == line
+  if kind == 'sigterm_signal':
+    assert result.stdout.strip() == 'CLEANED UP'
 
 
 def test_os_errors_are_one_error_line():

@@ -110,7 +110,7 @@ def _sample_error_message(field, issue, num_sampled):
 
 
 def _check_sample(reader, field, num_classes, allowed, predicts_masks,
-                  skip_bad_records=False):
+                  skip_bad_records=False, box_only_model=False):
   from deepmac_tf.data import inspection  # pylint: disable=g-import-not-at-top
   report = inspection.inspect_records(
       list(reader.tf_record_input_reader.input_path),
@@ -130,8 +130,14 @@ def _check_sample(reader, field, num_classes, allowed, predicts_masks,
     if error_class is not None and issue not in skipped:
       raise error_class(_sample_error_message(field, issue,
                                               report.num_records))
+  unread_masks = [issue for issue in report.issues
+                  if issue.kind == 'masks_ignored' and box_only_model]
+  if unread_masks:  # Expected for a box-only model: one line, not a warning.
+    logging.info('%s: %d of %d sampled record(s) hold masks; this model '
+                 'predicts none, so they are not read.', field,
+                 len(unread_masks), report.num_records)
   for issue in report.issues:
-    if issue not in skipped:
+    if issue not in skipped and issue not in unread_masks:
       logging.warning('%s', _named(field, issue))
   return report.files
 
@@ -150,7 +156,8 @@ def check_input_reader(reader, field, configs, require_masks,
   _check_label_map(reader, field, num_classes, spec.architecture)
   allowed = spec.mask_weight_class_ids(is_training=field.startswith('train'))
   return _check_sample(reader, field, num_classes, allowed, require_masks,
-                       skip_bad_records)
+                       skip_bad_records,
+                       box_only_model=not spec.predicts_masks)
 
 
 def _check_training_settings(configs):
