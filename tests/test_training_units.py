@@ -32,6 +32,15 @@ def test_progress_reporter_cadence(tmp_path):
       100, 200, 250]
 
 
+def test_tracing_line_estimates_from_the_last_run(tmp_path):
+  assert progress.tracing_message(str(tmp_path)) == (
+      'Tracing the training step (the first step takes longer)...')
+  progress.record_first_step_seconds(str(tmp_path), 41.6)
+  assert progress.tracing_message(str(tmp_path)) == (
+      'Tracing the training step (about 42 s, as the last run in this '
+      'model_dir)...')
+
+
 def test_single_device_strategy_and_flag_errors(monkeypatch):
   strategy = strategy_lib.select_strategy()
   assert isinstance(strategy, tf.distribute.OneDeviceStrategy)

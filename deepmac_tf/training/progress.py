@@ -27,6 +27,30 @@ IMAGES_EVERY_N_REPORTS = 10
 MAX_TRAIN_IMAGES = 3
 
 
+# How long the last run's first step (tracing) took, kept in its model_dir.
+FIRST_STEP_SECONDS_FILE = 'first_step_seconds.txt'
+
+
+def tracing_message(model_dir):
+  """The line logged before the first step: with an estimate once an
+  earlier run in ``model_dir`` recorded how long its first step took."""
+  path = os.path.join(model_dir, FIRST_STEP_SECONDS_FILE)
+  try:
+    with tf.io.gfile.GFile(path) as f:
+      seconds = float(f.read().strip())
+  except (tf.errors.OpError, OSError, ValueError):  # None recorded yet.
+    return 'Tracing the training step (the first step takes longer)...'
+  return (f'Tracing the training step (about {seconds:.0f} s, as the last '
+          'run in this model_dir)...')
+
+
+def record_first_step_seconds(model_dir, seconds):
+  """Keeps the first step's duration for the next run's estimate."""
+  with tf.io.gfile.GFile(os.path.join(model_dir, FIRST_STEP_SECONDS_FILE),
+                         'w') as f:
+    f.write(f'{seconds:.1f}\n')
+
+
 def format_progress_line(step, total_steps, losses, learning_rate,
                          steps_per_sec):
   """The console line for one report (see module doc)."""

@@ -331,8 +331,7 @@ def train_loop(configs, model_dir, *, num_train_steps=None, strategy=None,
         if skip_bad_records:
           skipped = _pop_skipped_count(strategy, batch)
         if first_call:
-          logging.info('Tracing the training step (the first step takes '
-                       'longer)...')
+          logging.info(progress.tracing_message(output_dir))
           traced = time.perf_counter()
         losses = {name: float(value)
                   for name, value in run_step(batch).items()}
@@ -342,8 +341,9 @@ def train_loop(configs, model_dir, *, num_train_steps=None, strategy=None,
           _raise_non_finite(current, losses, saver)
         if first_call:
           first_call = False
-          logging.info('First step done in %.0f s.',
-                       time.perf_counter() - traced)
+          traced = time.perf_counter() - traced
+          logging.info('First step done in %.0f s.', traced)
+          progress.record_first_step_seconds(output_dir, traced)
           reporter.start(current)
         if reporter.should_report(current):
           reporter.report(current, losses, float(schedule(current - 1)))
