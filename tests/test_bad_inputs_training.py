@@ -97,7 +97,8 @@ def test_box_only_model_reading_records_with_masks_says_so_once(
   configs = _configs(tmp_path, data_root,
                      'train_input_reader { load_instance_masks: false }')
   configs['model'].center_net.ClearField('deepmac_mask_estimation')
-  with caplog.at_level('INFO'):
+  # The absl logger's own level (an earlier test may have raised it).
+  with caplog.at_level('INFO', logger='absl'), caplog.at_level('INFO'):
     preflight.check_training_inputs(configs, str(tmp_path / 'model'))
   warnings = [r.getMessage() for r in caplog.records
               if r.levelname == 'WARNING']

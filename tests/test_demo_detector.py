@@ -129,3 +129,33 @@ def test_the_demo_val_split_is_the_one_the_detector_was_measured_on(tmp_path):
                            show_progress=False)
   assert demo.val_split_fingerprint(str(tmp_path)) == dataset[
       'val_split_sha256']
+
+
+def test_train_demo_detector_script_writes_a_checkpoint_like_the_shipped_one(
+    tmp_path):
+  """The script end to end at toy size: dataset, training with box AP
+  evaluations, then the model-only checkpoint and its provenance."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  export_dir = tmp_path / 'export'
+  result = subprocess.run(
+      [sys.executable, os.path.join(REPO, 'scripts', 'train_demo_detector.py'),
+       f'--work_dir={tmp_path / "work"}', f'--export_dir={export_dir}',
+       '--num_train_images=8', '--num_val_images=4', '--num_train_steps=2',
+       '--eval_every_n_steps=2', '--checkpoint_every_n=2',
+       '--log_every_n_steps=1', '--config_override=train_config { '
+       'batch_size: 2 }'],
+      capture_output=True, text=True, timeout=600, cwd=REPO,
+      env=dict(os.environ, PYTHONPATH=REPO))
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert '[4/4] Writing the detector' in result.stdout
+  with open(export_dir / demo.PROVENANCE_NAME, encoding='utf-8') as f:
+    provenance = json.load(f)
+  assert provenance['train_steps'] == 2
+  assert list(provenance['val_box_ap_by_step']) == ['2']
+  assert provenance['dataset']['num_train_images'] == 8
+  assert 'DetectionBoxes_Precision/mAP' in provenance['val_metrics']
+  # The same variables, shapes included, as the checkpoint the demo ships.
+  written = tf.train.list_variables(str(export_dir / demo.CHECKPOINT_NAME))
+  shipped = tf.train.list_variables(demo.shipped_checkpoint())
+  assert sorted(written) == sorted(shipped)

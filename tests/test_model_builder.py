@@ -174,6 +174,9 @@ def _check_deepmarc_config_runs(model_config, backbone_outputs):  # pylint: disa
   detections = model.postprocess(predictions, _TRUE_SHAPES)
   assert detections['detection_boxes'].shape == (1, 4, 4)
   assert np.isfinite(detections['detection_scores'].numpy()).all()
+  if not frcnn.HasField('deepmarc_mask_head'):  # A box-only detector.
+    assert 'detection_masks' not in detections
+    return
   mask_size = frcnn.deepmarc_mask_head.mask_size
   assert detections['detection_masks'].shape == (1, 4, mask_size, mask_size)
 
