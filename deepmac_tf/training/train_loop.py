@@ -33,7 +33,6 @@ What is saved is always sound:
 import collections
 import math
 import os
-import re
 import time
 
 from absl import logging
@@ -51,6 +50,7 @@ from deepmac_tf.data import record_errors
 from deepmac_tf.errors import ConfigError
 from deepmac_tf.errors import DataError
 from deepmac_tf.errors import DeepMacError
+from deepmac_tf.errors import tf_message_line
 from deepmac_tf.training import checkpoints
 from deepmac_tf.training import evaluation_driver
 from deepmac_tf.training import fine_tune
@@ -81,8 +81,7 @@ _PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.AbortedError,
 
 
 def _worker_lost(error, step, model_dir):
-  message = getattr(error, 'message', str(error))
-  first = re.sub(r'^\{\{[^}]*\}\}\s*', '', message.strip()).split('\n')[0]
+  first = tf_message_line(error)
   return WorkerLostError(
       f'multi-worker training stopped at step {step}: another worker is gone '
       f'or unreachable ({first[:200]}). Nothing was saved by this failure; '
