@@ -23,6 +23,15 @@ Writes into --output_dir:
 An interrupted experiment continues with --resume: finished runs are reused,
 an unfinished one continues from its latest checkpoint.
 
+--jobs N runs up to N runs at once, each in a child process (this script
+with --run_one) whose training log goes to runs/<name>/seed_<i>/log.txt and
+whose TensorFlow uses --threads_per_job intra-op threads (default: CPUs / N).
+A run that restores or reads another variant's run (maskx_stage_wise,
+two-stage) starts once that run of the same seed is done. A failed run
+stops new ones from starting; the others finish, the results of what
+finished are written, the exit status is 1. Ctrl-C / SIGTERM stops the
+children (each saves its step); --resume continues.
+
 Experiments (--list shows their heads / methods): mask_heads (Fig. 3,
 Table 4), hourglass_ablation (Tables 5-6), embeddings (Table 10),
 gt_vs_proposals (Tables 1-2), seen_classes (MaskX R-CNN Fig. 3),
@@ -42,6 +51,7 @@ from absl import logging
 from deepmac_tf import cli
 from deepmac_tf.errors import ConfigError
 from deepmac_tf.reproduction import experiments as experiments_lib
+from deepmac_tf.reproduction import jobs as jobs_lib
 
 _EXPERIMENT = flags.DEFINE_string(
     'experiment', None, 'One of: ' + ', '.join(experiments_lib.EXPERIMENTS))
@@ -77,6 +87,18 @@ _LOG_EVERY = flags.DEFINE_integer('log_every_n_steps', 100,
                                   'Training progress cadence (steps).')
 _LIST = flags.DEFINE_boolean('list', False,
                              'List experiments and their variants, then exit.')
+_JOBS = flags.DEFINE_integer(
+    'jobs', 1, 'Runs at the same time, each in its own process with its '
+    'training log in runs/<name>/seed_<i>/log.txt (1: one after another in '
+    'this process). 2 on a 2-core machine uses both cores fully; a run that '
+    'needs another run of its seed (stage-wise, two-stage) waits for it.')
+_THREADS = flags.DEFINE_integer(
+    'threads_per_job', None, 'TensorFlow intra-op threads of each --jobs '
+    'child (default: CPUs // --jobs, at least 1; 0: TensorFlow\'s own '
+    'default).')
+_RUN_ONE = flags.DEFINE_string(
+    'run_one', None, 'Internal (--jobs): train and evaluate the one run '
+    'VARIANT:SEED in this process.')
 
 
 def _print_list():
@@ -130,19 +152,25 @@ def _check_fresh(output_dir):
                         '--output_dir.')
 
 
-def _eta(seconds_by_name, remaining_names):
+def _eta(seconds_by_name, remaining_names, jobs=1, in_progress=()):
   """Time left: each remaining run costs what that variant's runs cost
-  (this session's or reused ones'; else the mean of all runs so far)."""
-  if not remaining_names:
+  (this session's or reused ones'; else the mean of all runs so far), less
+  what a run in progress (``in_progress``: (name, seconds so far)) has
+  spent; ``jobs`` runs at a time share that out
+  (``jobs_lib.makespan_seconds``)."""
+  if not remaining_names and not in_progress:
     return '0:00:00'
   every = [s for values in seconds_by_name.values() for s in values]
   if not every:
     return 'known after the first run'
-  total = 0.0
-  for name in remaining_names:
+
+  def cost(name):
     own = seconds_by_name.get(name) or every
-    total += sum(own) / len(own)
-  total = int(total)
+    return sum(own) / len(own)
+
+  costs = [cost(name) for name in remaining_names]
+  costs += [max(cost(name) - spent, 0.0) for name, spent in in_progress]
+  total = int(jobs_lib.makespan_seconds(costs, jobs))
   return f'{total // 3600}:{total // 60 % 60:02d}:{total % 60:02d}'
 
 
@@ -164,7 +192,17 @@ def main(argv):
   for flag in (_STEPS, _DETECTOR_STEPS):
     if flag.value is not None and flag.value < 1:
       raise ConfigError(f'--{flag.name}: must be >= 1, got {flag.value}.')
+  if _JOBS.value < 1:
+    raise ConfigError(f'--jobs: must be >= 1, got {_JOBS.value}.')
+  if _THREADS.value is not None and _THREADS.value < 0:
+    raise ConfigError(
+        f'--threads_per_job: must be >= 0, got {_THREADS.value}.')
   experiment = experiments_lib.get(_EXPERIMENT.value)
+  steps = _STEPS.value or experiment.steps
+  output_dir = os.path.abspath(_OUTPUT_DIR.value or os.path.join(
+      'reproduce_output', experiment.name))
+  if _RUN_ONE.value:
+    return _run_one(experiment, steps, output_dir, _RUN_ONE.value)
   selected = experiment.select(_HEADS.value)
   variants = [v for v in selected if v.template_path()]
   unavailable = [v for v in selected if not v.template_path()]
@@ -173,9 +211,6 @@ def main(argv):
   if not variants:
     raise ConfigError(f'--heads: none of {", ".join(_HEADS.value)} is '
                       'available yet (see --list).')
-  steps = _STEPS.value or experiment.steps
-  output_dir = os.path.abspath(_OUTPUT_DIR.value or os.path.join(
-      'reproduce_output', experiment.name))
   os.makedirs(output_dir, exist_ok=True)
   _check_fresh(output_dir)
   return _run_experiment(experiment, variants, unavailable, steps, output_dir)
@@ -194,7 +229,7 @@ def _run_experiment(experiment, variants, unavailable, steps, output_dir):
   box_priors = _box_priors(experiment, variants, data_dir)
   plan = [(variant, seed) for seed in range(_SEEDS.value)
           for variant in variants]
-  records, executed_seconds = [], {}
+  records, executed_seconds = {}, {}  # records by plan index
   context = {
       'command': ' '.join(['python', 'scripts/reproduce.py'] +
                           sys.argv[1:]),
@@ -204,46 +239,146 @@ def _run_experiment(experiment, variants, unavailable, steps, output_dir):
       'data_dir': data_dir,
       'priors': box_priors,
   }
-  for index, (variant, seed) in enumerate(plan, start=1):
-    settings = runner.run_settings(experiment, variant, seed,
-                                   experiment.run_steps(
-                                       variant, steps, _DETECTOR_STEPS.value),
-                                   data,
-                                   _input_size(experiment),
-                                   _CONFIG_OVERRIDE.value)
-    path = runner.run_dir(output_dir, variant.name, seed)
-    tag = f'[run {index}/{len(plan)}] {variant.name} seed {seed}'
-    record = runner.load_finished(path, settings)
-    if record is None:
-      remaining = [v.name for v, _ in plan[index - 1:]]
-      print(f'{tag}: training {settings["steps"]} steps (ETA for the rest '
-            f'{_eta(executed_seconds, remaining)})', flush=True)
-      logging.set_verbosity(logging.INFO)
-      record = runner.execute(experiment, variant, settings, data_dir, path,
-                              examples, _LOG_EVERY.value)
-      logging.set_verbosity(logging.WARNING)
-      executed_seconds.setdefault(variant.name, []).append(record['seconds'])
-      status = (f'done in {record["seconds"]:.0f} s (CPU '
-                f'{record["cpu_seconds"]:.0f} s)')
-    else:
-      status = 'finished earlier, reused'
-      executed_seconds.setdefault(variant.name, []).append(record['seconds'])
-    records.append(record)
-    print(f'{tag}: {status}: seen {_fmt(record["seen"])}, unseen '
-          f'{_fmt(record["unseen"])} | ETA '
-          f'{_eta(executed_seconds, [v.name for v, _ in plan[index:]])}',
-          flush=True)
+  jobs = _JOBS.value
+  if jobs > 1:
+    context['jobs'] = jobs  # each run's seconds are with `jobs` at once
+  variant_of = {v.name: v for v in variants}
+  schedule = jobs_lib.Schedule(jobs_lib.plan_runs(plan), jobs)
+  children = {}  # jobs_lib.Run -> jobs_lib.Child
+  results, paths = None, []
+
+  def tag(run):
+    return f'[run {run.index}/{len(plan)}] {run.name} seed {run.seed}'
+
+  def finish(run, record, status, seconds=None):
+    # seconds: a child's whole wall time (start-up too), for the ETA.
+    nonlocal results, paths
+    schedule.finish(run)
+    executed_seconds.setdefault(run.name, []).append(
+        record['seconds'] if seconds is None else seconds)
+    records[run.index] = record
+    now = time.time()
+    eta = _eta(executed_seconds, [r.name for r in schedule.pending], jobs,
+               [(r.name, now - c.start) for r, c in children.items()])
+    print(f'{tag(run)}: {status}: seen {_fmt(record["seen"])}, unseen '
+          f'{_fmt(record["unseen"])} | ETA {eta}', flush=True)
     context.update(machine=f'{machine_start} at start, {_machine()} now',
                    seconds=round(time.time() - start, 1))
-    results = summary.build_results(experiment, variants, records,
+    in_order = [records[i] for i in sorted(records)]
+    results = summary.build_results(experiment, variants, in_order,
                                     unavailable, context)
     # After every run, so an interrupted experiment has its figures too.
     results['plots'] = _plots(output_dir, results, variants, examples,
-                              records)
+                              in_order)
     paths = summary.write(output_dir, results)
-  print(summary.markdown(results).split('\n## Per class')[0])
-  print('Written: ' + ', '.join(paths + [os.path.join(output_dir, p)
-                                         for p in results['plots']]))
+
+  try:
+    while not schedule.over():
+      taken = schedule.take()
+      if taken is None:  # every slot busy, or the rest waits on a run
+        run, child, code = jobs_lib.wait_any(children)
+        record = runner.load_finished(child.folder, child.settings)
+        if code == 0 and record is not None:
+          finish(run, record, f'done in {record["seconds"]:.0f} s (CPU '
+                 f'{record["cpu_seconds"]:.0f} s; process {child.seconds:.0f}'
+                 ' s)', child.seconds)
+        else:
+          schedule.finish(run, ok=False)
+          print(f'ERROR: {tag(run)} failed (exit status {code}): '
+                f'{child.last_error_line()} (log: {child.log_path})',
+                file=sys.stderr, flush=True)
+        continue
+      run, slot = taken
+      variant = variant_of[run.name]
+      settings = _settings(experiment, variant, run.seed, steps, data)
+      path = runner.run_dir(output_dir, run.name, run.seed)
+      record = runner.load_finished(path, settings)
+      if record is not None:
+        finish(run, record, 'finished earlier, reused')
+      elif jobs == 1:
+        rest = [run.name] + [r.name for r in schedule.pending]
+        print(f'{tag(run)}: training {settings["steps"]} steps (ETA for the '
+              f'rest {_eta(executed_seconds, rest)})', flush=True)
+        logging.set_verbosity(logging.INFO)
+        record = runner.execute(experiment, variant, settings, data_dir, path,
+                                examples, _LOG_EVERY.value)
+        logging.set_verbosity(logging.WARNING)
+        finish(run, record, f'done in {record["seconds"]:.0f} s (CPU '
+               f'{record["cpu_seconds"]:.0f} s)')
+      else:
+        children[run] = jobs_lib.Child(_child_command(run, output_dir), path,
+                                       settings)
+        print(f'{tag(run)}: training {settings["steps"]} steps (job {slot} '
+              f'of {jobs}, log: {children[run].log_path})', flush=True)
+  except BaseException:
+    for run, child, code in jobs_lib.stop_all(children):
+      print(f'{tag(run)}: stopped (exit status {code}); --resume continues '
+            f'it (log: {child.log_path})', file=sys.stderr, flush=True)
+    raise
+  if results is not None:
+    print(summary.markdown(results).split('\n## Per class')[0])
+    print('Written: ' + ', '.join(paths + [os.path.join(output_dir, p)
+                                           for p in results['plots']]))
+  if schedule.failed:
+    print(f'{len(schedule.failed)} run(s) failed, {len(schedule.pending)} '
+          'not started: fix the cause (see the ERROR lines) and run the '
+          'same command with --resume.', file=sys.stderr)
+    return 1
+  return 0
+
+
+def _settings(experiment, variant, seed, steps, data):
+  """``runner.run_settings`` of one run of this command (parent and
+  ``--run_one`` child alike)."""
+  from deepmac_tf.reproduction import runner  # pylint: disable=g-import-not-at-top
+  return runner.run_settings(
+      experiment, variant, seed,
+      experiment.run_steps(variant, steps, _DETECTOR_STEPS.value), data,
+      _input_size(experiment), _CONFIG_OVERRIDE.value)
+
+
+def _threads_per_job():
+  if _THREADS.value is not None:
+    return _THREADS.value
+  return max(1, (os.cpu_count() or 1) // _JOBS.value)
+
+
+def _child_command(run, output_dir):
+  """This script for the one run ``run``, with this command's settings."""
+  command = [sys.executable, os.path.abspath(__file__),
+             f'--run_one={run.name}:{run.seed}',
+             f'--output_dir={output_dir}',
+             f'--threads_per_job={_threads_per_job()}']
+  for holder in (_EXPERIMENT, _STEPS, _DETECTOR_STEPS, _CONFIG_OVERRIDE,
+                 _NUM_TRAIN, _NUM_VAL, _IMAGE_SIZE, _LOG_EVERY):
+    if holder.value is not None:
+      command.append(f'--{holder.name}={holder.value}')
+  if flags.FLAGS['verbose'].value:
+    command.append('--verbose')
+  return command
+
+
+def _run_one(experiment, steps, output_dir, which):
+  """The ``--run_one VARIANT:SEED`` child: one run, as the parent would
+  have run it in process."""
+  name, _, seed = which.rpartition(':')
+  variant = next((v for v in experiment.variants if v.name == name), None)
+  if variant is None or not seed.isdigit():
+    raise ConfigError(f'--run_one: expected VARIANT:SEED of experiment '
+                      f'{experiment.name!r}, got {which!r}.')
+  threads = _threads_per_job()
+  if threads:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+  from deepmac_tf.reproduction import examples as examples_lib  # pylint: disable=g-import-not-at-top
+  from deepmac_tf.reproduction import runner  # pylint: disable=g-import-not-at-top
+  data = _data_setting(experiment)
+  data_dir = _prepare_data(output_dir, data)
+  settings = _settings(experiment, variant, int(seed), steps, data)
+  logging.set_verbosity(logging.INFO)
+  runner.execute(experiment, variant, settings, data_dir,
+                 runner.run_dir(output_dir, name, int(seed)),
+                 examples_lib.choose_examples(data_dir), _LOG_EVERY.value)
   return 0
 
 
