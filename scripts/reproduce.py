@@ -366,16 +366,18 @@ def _run_one(experiment, steps, output_dir, which):
   if variant is None or not seed.isdigit():
     raise ConfigError(f'--run_one: expected VARIANT:SEED of experiment '
                       f'{experiment.name!r}, got {which!r}.')
+  logging.set_verbosity(logging.INFO)
   threads = _threads_per_job()
   if threads:
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     tf.config.threading.set_intra_op_parallelism_threads(threads)
+  logging.info('Run %s: TensorFlow intra-op threads: %s.', which,
+               threads or 'TensorFlow\'s default')
   from deepmac_tf.reproduction import examples as examples_lib  # pylint: disable=g-import-not-at-top
   from deepmac_tf.reproduction import runner  # pylint: disable=g-import-not-at-top
   data = _data_setting(experiment)
   data_dir = _prepare_data(output_dir, data)
   settings = _settings(experiment, variant, int(seed), steps, data)
-  logging.set_verbosity(logging.INFO)
   runner.execute(experiment, variant, settings, data_dir,
                  runner.run_dir(output_dir, name, int(seed)),
                  examples_lib.choose_examples(data_dir), _LOG_EVERY.value)

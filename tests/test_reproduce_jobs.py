@@ -110,6 +110,7 @@ def test_tiny_experiment_with_two_jobs_writes_logs_and_resumes(
     with open(log) as f:
       text = f.read()
     assert '--run_one=' + name + ':0' in text and '--threads_per_job=' in text
+    assert f'Run {name}:0: TensorFlow intra-op threads: ' in text
     assert 'Training done at step 1' in text
   assert printed.count(': done in ') == 2
   with open(os.path.join(out, 'results.json')) as f:
