@@ -1,13 +1,13 @@
-"""scripts/model_main_tf2.py end to end in a subprocess: train a few steps,
-evaluate the latest checkpoint once (--eval_timeout=0), and user errors."""
+"""scripts/model_main_tf2.py end to end in subprocesses: a run killed with
+SIGKILL resumes (progress, checkpoints kept, summaries), the model_dir it
+leaves is evaluated once (--eval_timeout=0, also on the training data), and
+user errors."""
 
 import glob
 import json
 import os
 import subprocess
 import sys
-
-import pytest
 
 import pipeline_fixtures
 
@@ -21,31 +21,69 @@ def _run(*args, timeout=600):
                         text=True, timeout=timeout, env=env, cwd=REPO)
 
 
-def test_train_then_evaluate_once(tmp_path):
-  pipeline = pipeline_fixtures.tiny_pipeline(tmp_path)
-  model_dir = tmp_path / 'model'
-  trained = _run(f'--pipeline_config_path={pipeline}',
-                 f'--model_dir={model_dir}', '--num_train_steps=3',
-                 '--checkpoint_every_n=2', '--log_every_n_steps=1',
-                 '--checkpoint_max_to_keep=2',
-                 "--config_override=train_config { batch_size: 2 }")
+def _killed_and_resumed(root):
+  """One model_dir for the training and evaluation checks: a run killed with
+  SIGKILL (no chance to save) after ckpt-4, then resumed 2 more steps with
+  summaries, per-step progress and --checkpoint_max_to_keep=2.
+
+  Returns (pipeline, model_dir, last checkpoint step before the kill, the
+  resumed run's CompletedProcess).
+  """
+  import signal  # pylint: disable=g-import-not-at-top
+  import time  # pylint: disable=g-import-not-at-top
+  pipeline = pipeline_fixtures.tiny_pipeline(root)
+  model_dir = root / 'model'
+  env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL='2')
+  process = subprocess.Popen(
+      [sys.executable, SCRIPT, f'--pipeline_config_path={pipeline}',
+       f'--model_dir={model_dir}', '--num_train_steps=100000',
+       '--checkpoint_every_n=2', '--record_summaries=false'],
+      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=REPO)
+  try:
+    deadline = time.time() + 300
+    while not glob.glob(str(model_dir / 'ckpt-4.index')):
+      assert process.poll() is None, 'training ended before it was killed'
+      assert time.time() < deadline, 'no ckpt-4 within 300 s'
+      time.sleep(0.2)
+  finally:
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+  steps = sorted(int(p.rsplit('-', 1)[-1].split('.')[0])
+                 for p in glob.glob(str(model_dir / 'ckpt-*.index')))
+  last = steps[-1]
+  assert last >= 4 and last % 2 == 0, steps
+  resumed = _run(f'--pipeline_config_path={pipeline}',
+                 f'--model_dir={model_dir}',
+                 f'--num_train_steps={last + 2}', '--checkpoint_every_n=2',
+                 '--log_every_n_steps=1', '--checkpoint_max_to_keep=2')
+  return pipeline, model_dir, last, resumed
+
+
+def test_sigkill_resume_progress_checkpoints_then_evaluate_once(tmp_path):
+  """A run killed with SIGKILL restarts where it left; the model_dir it
+  leaves (one training run serves every check: they cost seconds each) has
+  the progress, checkpoints and summaries, and evaluates."""
+  pipeline, model_dir, last, trained = _killed_and_resumed(tmp_path)
   assert trained.returncode == 0, trained.stderr[-3000:]
-  assert 'Step 3/3 (100%)' in trained.stderr
+  assert f'ckpt-{last}' in trained.stderr and f'(step {last})' in trained.stderr
+  assert f'Step {last + 1}/{last + 2}' in trained.stderr
+  assert f'Step {last - 1}/' not in trained.stderr
+  final = last + 2
+  assert f'Step {final}/{final} (100%)' in trained.stderr
   assert 'ETA' in trained.stderr and 'steps/s' in trained.stderr
   assert 'Last checkpoint: ' in trained.stdout
-  # max_to_keep 2: ckpt-0 dropped, ckpt-2 and the final ckpt-3 kept.
-  kept = sorted(os.path.basename(p) for p in
-                glob.glob(str(model_dir / 'ckpt-*.index')))
-  assert kept == ['ckpt-2.index', 'ckpt-3.index']
+  # max_to_keep 2: the older checkpoints (the killed run's too) are dropped.
+  kept = sorted(int(os.path.basename(p)[len('ckpt-'):-len('.index')])
+                for p in glob.glob(str(model_dir / 'ckpt-*.index')))
+  assert len(kept) == 2 and kept[-1] == final, kept
   assert (model_dir / 'pipeline.config').exists()
   assert glob.glob(str(model_dir / 'train' / 'events.out.tfevents.*'))
 
-  pytest.importorskip('deepmac_tf.evaluation.eval_loop')
   evaluated = _run(f'--pipeline_config_path={pipeline}',
                    f'--model_dir={model_dir}', f'--checkpoint_dir={model_dir}',
                    '--eval_timeout=0')
   assert evaluated.returncode == 0, evaluated.stderr[-3000:]
-  with open(model_dir / 'eval' / 'metrics_step_3.json') as f:
+  with open(model_dir / 'eval' / f'metrics_step_{final}.json') as f:
     metrics = json.load(f)
   metrics = metrics.get('metrics', metrics)
   assert 'DetectionMasks_Precision/mAP' in metrics
@@ -58,7 +96,7 @@ def test_train_then_evaluate_once(tmp_path):
                   '--sample_1_of_n_eval_on_train_examples=2')
   assert on_train.returncode == 0, on_train.stderr[-3000:]
   train_metrics = model_dir / 'eval_on_train_data' / 'eval'
-  assert (train_metrics / 'metrics_step_3.json').exists()
+  assert (train_metrics / f'metrics_step_{final}.json').exists()
   assert str(train_metrics) in on_train.stdout
 
 
@@ -92,39 +130,3 @@ def test_user_errors_are_one_line(tmp_path):
     assert result.returncode == 1, flags
     assert f'ERROR: {message}' in result.stderr, result.stderr[-2000:]
     assert 'Traceback' not in result.stderr
-
-
-def test_sigkill_mid_run_resumes_from_the_last_checkpoint(tmp_path):
-  """A run killed with SIGKILL (no chance to save) restarts where it left."""
-  import signal  # pylint: disable=g-import-not-at-top
-  import time  # pylint: disable=g-import-not-at-top
-  pipeline = pipeline_fixtures.tiny_pipeline(tmp_path)
-  model_dir = tmp_path / 'model'
-  env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL='2')
-  process = subprocess.Popen(
-      [sys.executable, SCRIPT, f'--pipeline_config_path={pipeline}',
-       f'--model_dir={model_dir}', '--num_train_steps=100000',
-       '--checkpoint_every_n=2', '--record_summaries=false'],
-      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=REPO)
-  try:
-    deadline = time.time() + 300
-    while not glob.glob(str(model_dir / 'ckpt-4.index')):
-      assert process.poll() is None, 'training ended before it was killed'
-      assert time.time() < deadline, 'no ckpt-4 within 300 s'
-      time.sleep(0.2)
-  finally:
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-  steps = sorted(int(p.rsplit('-', 1)[-1].split('.')[0])
-                 for p in glob.glob(str(model_dir / 'ckpt-*.index')))
-  last = steps[-1]
-  assert last >= 4 and last % 2 == 0, steps
-  resumed = _run(f'--pipeline_config_path={pipeline}',
-                 f'--model_dir={model_dir}',
-                 f'--num_train_steps={last + 2}', '--checkpoint_every_n=2',
-                 '--log_every_n_steps=1', '--record_summaries=false')
-  assert resumed.returncode == 0, resumed.stderr[-3000:]
-  assert f'ckpt-{last}' in resumed.stderr and f'(step {last})' in resumed.stderr
-  assert f'Step {last + 1}/{last + 2}' in resumed.stderr
-  assert f'Step {last - 1}/' not in resumed.stderr
-  assert os.path.exists(model_dir / f'ckpt-{last + 2}.index')
