@@ -243,7 +243,12 @@ def _run_experiment(experiment, variants, unavailable, steps, output_dir):
   if jobs > 1:
     context['jobs'] = jobs  # each run's seconds are with `jobs` at once
   variant_of = {v.name: v for v in variants}
-  schedule = jobs_lib.Schedule(jobs_lib.plan_runs(plan), jobs)
+  def mean_seconds(name):  # None until a run of the variant has finished
+    seconds = executed_seconds.get(name)
+    return sum(seconds) / len(seconds) if seconds else None
+
+  schedule = jobs_lib.Schedule(jobs_lib.plan_runs(plan), jobs,
+                               cost_of=mean_seconds if jobs > 1 else None)
   children = {}  # jobs_lib.Run -> jobs_lib.Child
   results, paths = None, []
 

@@ -244,6 +244,36 @@ def test_schedule_waits_for_dependencies_and_reuses_slots():
     jobs.Schedule(runs, jobs=0)
 
 
+def test_longest_expected_run_starts_first():
+  # ResNet-4 / HG-20 x 3 seeds on 2 jobs, HG-20 runs 1.5x as long.
+  runs = jobs.plan_runs([(v, s) for s in range(3) for v in (
+      experiments.get('mask_heads').select(['resnet4', 'hourglass20']))])
+  cost = {'resnet4': 100.0, 'hourglass20': 150.0}
+  seconds = {}  # what the script knows: costs of finished variants
+  schedule = jobs.Schedule(runs, jobs=2, cost_of=seconds.get)
+  now, ends, started = 0.0, {}, []
+
+  def start_all():
+    while (taken := schedule.take()) is not None:
+      run = taken[0]
+      started.append((run.name, run.seed))
+      ends[run] = now + cost[run.name]
+
+  start_all()
+  while ends:
+    run = min(ends, key=ends.get)
+    now = ends.pop(run)
+    seconds[run.name] = cost[run.name]
+    schedule.finish(run)
+    start_all()
+  # Plan order first (nothing known); once ResNet-4's cost is known the
+  # unknown (so possibly longer) HG-20 goes first, then the longer HG-20.
+  assert started == [('resnet4', 0), ('hourglass20', 0), ('hourglass20', 1),
+                     ('hourglass20', 2), ('resnet4', 1), ('resnet4', 2)]
+  assert now == 400.0  # plan order would end at 450 (three HG-20 in a row)
+  assert schedule.over() and not schedule.failed
+
+
 def test_a_failure_stops_new_starts():
   runs = [jobs.Run(i, 'resnet4', i) for i in range(1, 4)]
   schedule = jobs.Schedule(runs, jobs=2)

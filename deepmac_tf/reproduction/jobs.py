@@ -53,15 +53,23 @@ def plan_runs(plan):
 class Schedule:
   """Which run starts next, in which job slot (1..jobs).
 
-  ``take()`` hands out the first pending run (plan order) whose dependencies
-  are done while fewer than ``jobs`` runs are in progress and nothing has
-  failed; ``finish(run, ok)`` frees its slot.
+  ``take()`` hands out a pending run whose dependencies are done while fewer
+  than ``jobs`` runs are in progress and nothing has failed;
+  ``finish(run, ok)`` frees its slot. Without ``cost_of`` the runs start in
+  plan order. With it (``cost_of(name)``: the expected seconds of a run of
+  that variant, or None while none has finished), the longest expected run
+  starts first, a variant with no finished run counting as the longest
+  (plan order among equals): the long runs then do not end up alone at the
+  end while the other slots idle (a 3-seed ResNet-4 / HG-20 plan on 2 jobs:
+  the makespan of plan order is 3 HG-20 runs, of this about 2 HG-20 + 1
+  ResNet-4).
   """
 
-  def __init__(self, runs, jobs):
+  def __init__(self, runs, jobs, cost_of=None):
     if jobs < 1:
       raise ValueError(f'jobs must be >= 1, got {jobs}')
     self.jobs = jobs
+    self.cost_of = cost_of
     self.pending = list(runs)
     self.running = {}  # Run -> slot
     self.done = []
@@ -76,13 +84,20 @@ class Schedule:
     or a run failed)."""
     if self.failed or len(self.running) >= self.jobs:
       return None
-    for run in self.pending:
-      if self._ready(run):
-        self.pending.remove(run)
-        slot = min(set(range(1, self.jobs + 1)) - set(self.running.values()))
-        self.running[run] = slot
-        return run, slot
-    return None
+    ready = [run for run in self.pending if self._ready(run)]
+    if not ready:
+      return None
+    run = ready[0]
+    if self.cost_of is not None:
+      run = min(ready, key=self._longest_first)
+    self.pending.remove(run)
+    slot = min(set(range(1, self.jobs + 1)) - set(self.running.values()))
+    self.running[run] = slot
+    return run, slot
+
+  def _longest_first(self, run):
+    cost = self.cost_of(run.name)
+    return (0, 0.0, run.index) if cost is None else (1, -cost, run.index)
 
   def finish(self, run, ok=True):
     del self.running[run]
