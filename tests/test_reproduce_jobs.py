@@ -99,36 +99,39 @@ _FAKE_DATA = ['--steps=1', '--num_train_images=2', '--num_val_images=2',
 
 def test_tiny_experiment_with_two_jobs_writes_logs_and_resumes(
     tmp_path, monkeypatch, capsys):
+  """One real --run_one child (TensorFlow start-up dominates: the scheduling
+  of several children is checked with stand-in children below)."""
   out = str(tmp_path / 'out')
-  assert _main(*TINY, '--heads=resnet4,hourglass10', '--seeds=1',
-               '--jobs=2', f'--output_dir={out}') == 0
+  assert _main(*TINY, '--heads=resnet4', '--seeds=1', '--jobs=2',
+               f'--output_dir={out}') == 0
   printed = capsys.readouterr().out
-  for index, name in ((1, 'resnet4'), (2, 'hourglass10')):
-    log = os.path.join(runner.run_dir(out, name, 0), jobs.LOG_FILE)
-    assert (f'[run {index}/2] {name} seed 0: training 1 steps (job {index} '
-            f'of 2, log: {log})') in printed
-    with open(log) as f:
-      text = f.read()
-    assert '--run_one=' + name + ':0' in text and '--threads_per_job=' in text
-    assert f'Run {name}:0: TensorFlow intra-op threads: ' in text
-    assert 'Training done at step 1' in text
-  assert printed.count(': done in ') == 2
+  log = os.path.join(runner.run_dir(out, 'resnet4', 0), jobs.LOG_FILE)
+  assert ('[run 1/1] resnet4 seed 0: training 1 steps (job 1 of 2, log: '
+          f'{log})') in printed
+  with open(log) as f:
+    text = f.read()
+  threads = max(os.cpu_count() // 2, 1)
+  assert '--run_one=resnet4:0' in text
+  assert f'--threads_per_job={threads}' in text
+  assert f'Run resnet4:0: TensorFlow intra-op threads: {threads}' in text
+  assert 'Training done at step 1' in text
+  assert printed.count(': done in ') == 1
   with open(os.path.join(out, 'results.json')) as f:
     results = json.load(f)
-  assert [r['name'] for r in results['runs']] == ['resnet4', 'hourglass10']
-  assert [r['name'] for r in results['summary']] == ['resnet4', 'hourglass10']
+  assert [r['name'] for r in results['runs']] == ['resnet4']
+  assert [r['name'] for r in results['summary']] == ['resnet4']
   assert results['jobs'] == 2
-  assert all(r['settings']['steps'] == 1 for r in results['runs'])
+  assert results['runs'][0]['settings']['steps'] == 1
 
-  # --resume reuses both runs: no child starts.
+  # --resume reuses the run: no child starts.
   def no_child(*args):
     raise AssertionError(f'a child started: {args}')
 
   monkeypatch.setattr(jobs, 'Child', no_child)
-  assert _main(*TINY, '--heads=resnet4,hourglass10', '--seeds=1', '--jobs=2',
+  assert _main(*TINY, '--heads=resnet4', '--seeds=1', '--jobs=2',
                '--resume', f'--output_dir={out}') == 0
   printed = capsys.readouterr().out
-  assert printed.count('finished earlier, reused') == 2
+  assert printed.count('finished earlier, reused') == 1
   with open(os.path.join(out, 'results.json')) as f:
     assert json.load(f)['runs'] == results['runs']
 
