@@ -27,13 +27,14 @@ from deepmac_tf.training import train_loop
 
 
 
-def _configs(tmp_path, override=''):
-  path = pipeline_fixtures.tiny_pipeline(tmp_path, config_override=override)
+def _configs(tmp_path, override='', **dataset):
+  path = pipeline_fixtures.tiny_pipeline(tmp_path, config_override=override,
+                                         **dataset)
   return config_lib.get_configs_from_pipeline_file(path)
 
 
-def _deterministic_configs(tmp_path):
-  configs = _configs(tmp_path)
+def _deterministic_configs(tmp_path, **dataset):
+  configs = _configs(tmp_path, **dataset)
   del configs['train_config'].data_augmentation_options[:]
   configs['train_input_config'].shuffle = False
   configs['train_input_config'].num_readers = 1
@@ -69,13 +70,20 @@ def _summary_images(directory, tag):
 
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
-  """3 steps, checkpoint every 2: (configs, model_dir, TrainResult)."""
+  """3 steps, checkpoint every 2: (configs, model_dir, TrainResult).
+
+  Deterministic input (records in file order, no augmentation): the first
+  batch (drawn in train_input_images) is the same in every run, whatever
+  RNG state earlier tests left, and the run is the uninterrupted reference
+  that test_resume_equals_uninterrupted_run resumes from ckpt-2. Four
+  training images (two batches of 2): ckpt-2 ends an epoch, where a resumed
+  run (whose input starts again from the first record, as the OD API's
+  does) meets the same batches as the uninterrupted one.
+  """
   tmp_path = tmp_path_factory.mktemp('trained')
-  configs = _configs(tmp_path)
-  # Records in file order: the first batch (drawn in train_input_images) is
-  # the same in every run, whatever RNG state earlier tests left.
-  configs['train_input_config'].shuffle = False
+  configs = _deterministic_configs(tmp_path, num_train=4)
   model_dir = str(tmp_path / 'model')
+  tf_keras.utils.set_random_seed(7)
   result = train_loop.train_loop(configs, model_dir, num_train_steps=3,
                                  checkpoint_every_n=2, log_every_n_steps=1)
   return configs, model_dir, result
@@ -123,29 +131,26 @@ def test_evaluator_restores_model_only_checkpoint(trained):
       result.checkpoint).expect_partial().assert_existing_objects_matched()
 
 
-def test_resume_equals_uninterrupted_run(tmp_path):
-  configs = _deterministic_configs(tmp_path)
-  straight = str(tmp_path / 'straight')
-  tf_keras.utils.set_random_seed(7)
-  train_loop.train_loop(configs, straight, num_train_steps=6,
-                        checkpoint_every_n=4, record_summaries=False)
-  # The "killed" run: a model_dir holding the uninterrupted run's ckpt-4
-  # (what a run stopped after step 4 leaves), recorded as its latest.
+def test_resume_equals_uninterrupted_run(trained, tmp_path):
+  configs, straight, _ = trained
+  # The "killed" run: a model_dir holding the uninterrupted run's ckpt-2
+  # (what a run stopped after step 2, at the end of an epoch, leaves),
+  # recorded as its latest.
   resumed = str(tmp_path / 'resumed')
   os.makedirs(resumed)
-  for path in glob.glob(os.path.join(straight, 'ckpt-4.*')):
+  for path in glob.glob(os.path.join(straight, 'ckpt-2.*')):
     tf.io.gfile.copy(path, os.path.join(resumed, os.path.basename(path)))
-  tf.compat.v1.train.update_checkpoint_state(resumed, 'ckpt-4')
-  assert checkpoints.read_step(os.path.join(resumed, 'ckpt-4')) == 4
-  second = train_loop.train_loop(configs, resumed, num_train_steps=6,
+  tf.compat.v1.train.update_checkpoint_state(resumed, 'ckpt-2')
+  assert checkpoints.read_step(os.path.join(resumed, 'ckpt-2')) == 2
+  second = train_loop.train_loop(configs, resumed, num_train_steps=3,
                                  checkpoint_every_n=100,
                                  record_summaries=False)
-  assert second.step == 6
-  path = os.path.join(resumed, 'ckpt-6')
-  assert checkpoints.read_step(path) == 6
+  assert second.step == 3
+  path = os.path.join(resumed, 'ckpt-3')
+  assert checkpoints.read_step(path) == 3
   assert int(tf.train.load_variable(
-      path, 'optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE')) == 6
-  expected = _checkpoint_values(os.path.join(straight, 'ckpt-6'))
+      path, 'optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE')) == 3
+  expected = _checkpoint_values(os.path.join(straight, 'ckpt-3'))
   actual = _checkpoint_values(path)
   assert expected.keys() == actual.keys()
   for key, value in expected.items():
