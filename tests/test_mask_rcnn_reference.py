@@ -58,15 +58,23 @@ def test_reference_names_the_mask_head_it_lacks():
     model_garden_reference.convnet_variant('resnet4')
 
 
-def test_shared_detection_weights_give_the_same_detections():
-  """The benchmark's fairness premise: with our backbone / FPN / RPN /
-  box-head weights, Model Garden's model keeps our detections."""
+@pytest.fixture(scope='module')
+def reference18():
+  """Model Garden's ResNet-18 model, built and run once (its inference
+  traced) for the weight-sharing tests: (params, images, reference, its
+  detections before any sharing)."""
   import tf_keras  # pylint: disable=g-import-not-at-top
   tf_keras.utils.set_random_seed(5)
   params = _params(18, 'mask_rcnn_fcn', 16, 14)
   images = tf.random.uniform([1, SIZE, SIZE, 3], 0, 255, seed=2)
   reference = model_garden_reference.ReferenceModel(params, (SIZE, SIZE))
-  before = reference.infer(images)
+  return params, images, reference, reference.infer(images)
+
+
+def test_shared_detection_weights_give_the_same_detections(reference18):  # pylint: disable=redefined-outer-name
+  """The benchmark's fairness premise: with our backbone / FPN / RPN /
+  box-head weights, Model Garden's model keeps our detections."""
+  params, images, reference, before = reference18
   ours = mask_rcnn.MaskRCNNMetaArch(False, params)
   mine = ours.postprocess(ours.predict(ours.normalize_images(images),
                                        training=False))
@@ -100,10 +108,8 @@ def test_shared_detection_weights_give_the_same_detections():
   assert not np.allclose(before['detection_scores'], after['detection_scores'])
 
 
-def test_sharing_weights_names_a_mismatch():
-  reference = model_garden_reference.ReferenceModel(
-      _params(18, 'mask_rcnn_fcn', 16, 14), (SIZE, SIZE))
-  reference.infer(tf.zeros([1, SIZE, SIZE, 3]))
+def test_sharing_weights_names_a_mismatch(reference18):  # pylint: disable=redefined-outer-name
+  reference = reference18[2]
   other = mask_rcnn.MaskRCNNMetaArch(False, _params(34, 'mask_rcnn_fcn', 16,
                                                     14))
   other(tf.zeros([1, SIZE, SIZE, 3]))
