@@ -1,9 +1,11 @@
 """SavedModel export: every input type, fresh-process reload with plain
 TensorFlow, equality with the checkpointed model, atomicity, bad inputs."""
 
+import fcntl
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -76,23 +78,50 @@ def tf_example(image):
       feature=feature)).SerializeToString()
 
 
+def shared_exports(tmp_path_factory):
+  """The tiny model's checkpoint (make_trained_dir) and its export for each
+  of INPUT_TYPES (image_tensor and image_and_boxes_tensor with reframed
+  masks), made once per pytest run: the test processes of pytest-xdist
+  share them through a lock file. Read-only to the tests.
+
+  Returns:
+    {'pipeline': config path, 'model_dir': ..., 'exports': {input_type:
+     export directory}}.
+  """
+  base = tmp_path_factory.getbasetemp()
+  if os.environ.get('PYTEST_XDIST_WORKER'):
+    base = base.parent  # The run's folder, above each worker's own.
+  root = base / 'shared_tiny_exports'
+  done = root / 'done.json'
+  with open(base / 'shared_tiny_exports.lock', 'w') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if not done.exists():
+      shutil.rmtree(root, ignore_errors=True)  # What a failed build left.
+      pipeline_path, model_dir = make_trained_dir(root)
+      exports = {}
+      for input_type in INPUT_TYPES:
+        out = root / f'exported_{input_type}'
+        reframed = input_type in ('image_tensor', 'image_and_boxes_tensor')
+        export(pipeline_path, model_dir, out, input_type,
+               add_reframed_masks=reframed)
+        exports[input_type] = str(out)
+      done.write_text(json.dumps({'pipeline': pipeline_path,
+                                  'model_dir': model_dir,
+                                  'exports': exports}))
+  return json.loads(done.read_text())
+
+
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
-  root = tmp_path_factory.mktemp('export')
-  pipeline_path, model_dir = make_trained_dir(root)
-  return {'root': root, 'pipeline': pipeline_path, 'model_dir': model_dir}
+  shared = shared_exports(tmp_path_factory)
+  return {'root': tmp_path_factory.mktemp('export'),
+          'pipeline': shared['pipeline'], 'model_dir': shared['model_dir'],
+          'exports': shared['exports']}
 
 
 @pytest.fixture(scope='module')
 def exports(trained):
-  result = {}
-  for input_type in INPUT_TYPES:
-    out = trained['root'] / f'exported_{input_type}'
-    reframed = input_type in ('image_tensor', 'image_and_boxes_tensor')
-    export(trained['pipeline'], trained['model_dir'], out, input_type,
-           add_reframed_masks=reframed)
-    result[input_type] = str(out)
-  return result
+  return trained['exports']
 
 
 _RELOAD_SCRIPT = r'''
@@ -266,8 +295,10 @@ def test_reframed_masks_equal_pasted_box_masks(reloaded):
                   expected[np.abs(pasted - 0.5) > 1e-4])
 
 
-def test_export_is_atomic(trained, exports, monkeypatch):
-  target = exports['float_image_tensor']
+def test_export_is_atomic(trained, exports, tmp_path, monkeypatch):
+  # A copy of an export (the shared ones are read-only to the tests).
+  target = str(tmp_path / 'exported_float_image_tensor')
+  shutil.copytree(exports['float_image_tensor'], target)
   pb = os.path.join(target, 'saved_model', 'saved_model.pb')
   before = open(pb, 'rb').read()
 

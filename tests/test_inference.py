@@ -24,14 +24,9 @@ NAMES = ['circle', 'ellipse', 'square', 'triangle', 'hexagon', 'star', 'cross',
 
 @pytest.fixture(scope='module')
 def exported(tmp_path_factory):
-  root = tmp_path_factory.mktemp('inference')
-  pipeline_path, model_dir = export_helpers.make_trained_dir(root)
-  result = {}
-  for input_type in ('image_tensor', 'tf_example'):
-    out = root / f'exported_{input_type}'
-    export_helpers.export(pipeline_path, model_dir, out, input_type)
-    result[input_type] = str(out / 'saved_model')
-  return result
+  exports = export_helpers.shared_exports(tmp_path_factory)['exports']
+  return {input_type: os.path.join(exports[input_type], 'saved_model')
+          for input_type in ('image_tensor', 'tf_example')}
 
 
 @pytest.fixture(scope='module')

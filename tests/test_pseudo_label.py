@@ -32,11 +32,10 @@ SEEN = (1, 2, 3, 4, 5)  # tiny_deepmac.config's allowed_masked_classes_ids.
 @pytest.fixture(scope='module')
 def setup(tmp_path_factory):
   root = tmp_path_factory.mktemp('pseudo_label')
-  pipeline_path, model_dir = export_helpers.make_trained_dir(root)
-  export_dir = root / 'exported'
-  export_helpers.export(pipeline_path, model_dir, export_dir, 'image_tensor')
+  exports = export_helpers.shared_exports(tmp_path_factory)['exports']
   data_dir = pipeline_fixtures.tiny_dataset(root)
-  return {'root': root, 'export': str(export_dir / 'saved_model'),
+  return {'root': root,
+          'export': os.path.join(exports['image_tensor'], 'saved_model'),
           'json': os.path.join(data_dir, 'annotations', 'instances_train.json'),
           'images': os.path.join(data_dir, 'images', 'train')}
 

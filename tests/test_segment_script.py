@@ -21,15 +21,13 @@ SCRIPT = os.path.join(REPO, 'scripts', 'segment.py')
 @pytest.fixture(scope='module')
 def setup(tmp_path_factory):
   root = tmp_path_factory.mktemp('segment')
-  pipeline_path, model_dir = export_helpers.make_trained_dir(root)
   # Exported for boxes: the export also carries a detection signature.
-  export_helpers.export(pipeline_path, model_dir, root / 'exported',
-                        'image_and_boxes_tensor')
+  exports = export_helpers.shared_exports(tmp_path_factory)['exports']
   image_path = str(root / 'image.png')
   Image.fromarray(export_helpers.sample_image(40, 60, seed=4)).save(
       image_path)
-  return {'root': root, 'saved_model': str(root / 'exported' / 'saved_model'),
-          'image': image_path}
+  return {'root': root, 'saved_model': os.path.join(
+      exports['image_and_boxes_tensor'], 'saved_model'), 'image': image_path}
 
 
 def _run(*args):
