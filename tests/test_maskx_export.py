@@ -40,13 +40,18 @@ def exported(tmp_path_factory):
       root, TINY, CONFIG, num_train=2, num_val=1)
 
 
+@pytest.fixture(scope='module')
+def loaded(exported):  # pylint: disable=redefined-outer-name
+  """The export, loaded once for the tests that call its signatures."""
+  return tf.saved_model.load(exported['saved_model'])
+
+
 def _image():
   return np.random.default_rng(0).integers(0, 255, [1, 64, 64, 3],
                                            dtype=np.uint8)
 
 
-def test_exported_masks_match_the_checkpoint(exported):
-  loaded = tf.saved_model.load(exported['saved_model'])
+def test_exported_masks_match_the_checkpoint(exported, loaded):  # pylint: disable=redefined-outer-name
   image = _image()
   served = loaded.signatures['serving_default'](input_tensor=tf.constant(
       image))
@@ -78,8 +83,7 @@ def test_exported_masks_match_the_checkpoint(exported):
                          prompted['detection_masks'][0, 1])
 
 
-def test_box_prompts_need_classes(exported):
-  loaded = tf.saved_model.load(exported['saved_model'])
+def test_box_prompts_need_classes(exported, loaded):  # pylint: disable=redefined-outer-name
   fn = loaded.signatures['image_and_boxes_tensor']
   assert set(fn.structured_input_signature[1]) == {'input_tensor', 'boxes',
                                                    'classes'}
