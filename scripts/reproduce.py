@@ -152,6 +152,13 @@ def _check_fresh(output_dir):
                         '--output_dir.')
 
 
+def _mean_seconds(seconds_by_name, name):
+  """Mean seconds of the finished runs of variant ``name``; None before
+  the first (``--jobs``' longest-first order and the ETA use it)."""
+  seconds = seconds_by_name.get(name)
+  return sum(seconds) / len(seconds) if seconds else None
+
+
 def _eta(seconds_by_name, remaining_names, jobs=1, in_progress=()):
   """Time left: each remaining run costs what that variant's runs cost
   (this session's or reused ones'; else the mean of all runs so far), less
@@ -165,8 +172,8 @@ def _eta(seconds_by_name, remaining_names, jobs=1, in_progress=()):
     return 'known after the first run'
 
   def cost(name):
-    own = seconds_by_name.get(name) or every
-    return sum(own) / len(own)
+    own = _mean_seconds(seconds_by_name, name)
+    return sum(every) / len(every) if own is None else own
 
   costs = [cost(name) for name in remaining_names]
   costs += [max(cost(name) - spent, 0.0) for name, spent in in_progress]
@@ -243,12 +250,10 @@ def _run_experiment(experiment, variants, unavailable, steps, output_dir):
   if jobs > 1:
     context['jobs'] = jobs  # each run's seconds are with `jobs` at once
   variant_of = {v.name: v for v in variants}
-  def mean_seconds(name):  # None until a run of the variant has finished
-    seconds = executed_seconds.get(name)
-    return sum(seconds) / len(seconds) if seconds else None
-
-  schedule = jobs_lib.Schedule(jobs_lib.plan_runs(plan), jobs,
-                               cost_of=mean_seconds if jobs > 1 else None)
+  schedule = jobs_lib.Schedule(
+      jobs_lib.plan_runs(plan), jobs,
+      cost_of=(lambda name: _mean_seconds(executed_seconds, name))
+      if jobs > 1 else None)
   children = {}  # jobs_lib.Run -> jobs_lib.Child
   results, paths = None, []
 
